@@ -1,0 +1,23 @@
+"""autoenc_helpers: the helper package behind the autoencoder course notebooks.
+
+One module per concern; open any of them and read it top to bottom:
+
+- ``config``: smoke mode (``pick``)
+- ``device``: the GPU toggle (``get_device``) and ``set_seed``
+- ``data``: Fashion-MNIST, MNIST and circles in memory, and batching
+- ``models``: the autoencoders (and PCA, the linear case)
+- ``losses``: reconstruction errors with explicit reductions and units
+- ``training``: the one ``fit`` loop, ``evaluate``, ``predict``, ``encode``
+- ``plots``: image grids, loss curves, latent scatters, sweeps
+- ``checks``: the exercise checks
+"""
+
+from . import checks, config, data, device, losses, models, plots, training
+from .config import SMOKE, is_smoke, pick
+from .data import DatasetNotFoundError, ImageSet, load_dataset, make_circles
+from .device import get_device, set_seed
+from .losses import mse_objective, squared_error
+from .models import PCA, ConvAutoencoder, MLPAutoencoder, count_parameters
+from .training import History, encode, evaluate, fit, predict
+
+__version__ = "0.1.0"

@@ -1,0 +1,336 @@
+"""Datasets, held in memory, and the batches the training loop takes from them.
+
+Three datasets, all 1x28x28 grey images with values in [0, 1]:
+
+- ``fashion_mnist`` (the course default): 60,000 train and 10,000 test images
+  of clothing in 10 classes.
+- ``mnist``: the handwritten digits, same sizes.
+- ``circles``: one centred circle per image whose radius is the only thing
+  that varies; generated from a seed, nothing to download. The label is the
+  radius as a fraction of the image side (0.03 to 0.47).
+
+Each split is read once into a uint8 tensor and cached, then turned into
+float32 on the device the caller asks for. Batches are index tensors into that
+one big tensor (``x[idx]``), not a per-image ``DataLoader``: for 28x28 images
+the per-item Python work of a ``DataLoader`` costs more than the model itself
+(``python -m autoenc_helpers.benchmark`` measures by how much).
+
+Where image files are looked for, in order:
+
+1. ``data/`` in the course checkout, or the folder in ``AUTOENC_DATA``
+   (torchvision's layout: ``<root>/FashionMNIST/raw/train-images-idx3-ubyte[.gz]``);
+2. the system copy of the Debian/Ubuntu package ``dataset-fashion-mnist``
+   (``/usr/share/datasets/fashion-mnist``), Fashion-MNIST only;
+3. torchvision's download into the folder of step 1, which checks each
+   file's checksum.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = [
+    "DATASETS",
+    "SPLITS",
+    "FASHION_CLASSES",
+    "MNIST_CLASSES",
+    "SYSTEM_FASHION_MNIST",
+    "DatasetNotFoundError",
+    "ImageSet",
+    "data_root",
+    "load_dataset",
+    "make_circles",
+    "batch_indices",
+    "export_torchvision_layout",
+]
+
+DATASETS = ("fashion_mnist", "mnist", "circles")
+SPLITS = ("train", "test")
+
+FASHION_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)
+MNIST_CLASSES = tuple(str(d) for d in range(10))
+
+SYSTEM_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+# torchvision's folder name for each downloadable dataset, and the class it uses.
+_TORCHVISION = {"fashion_mnist": "FashionMNIST", "mnist": "MNIST"}
+_FILES = {  # split -> (images file, labels file), without ".gz"
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+_CIRCLES_DEFAULT_SIZE = {"train": 10_000, "test": 2_000}
+_CIRCLES_SEED = {"train": 0, "test": 1}  # one fixed seed per split: the splits never share an image
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """No copy of a dataset was found and it could not be downloaded."""
+
+
+@dataclass
+class ImageSet:
+    """One split of a dataset, in memory.
+
+    images: (N, 1, 28, 28) float32, values in [0, 1]
+    labels: (N,) int64 class indices, or float32 radii for ``circles``
+    classes: the class names, or None where the label is a number (circles)
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: tuple[str, ...] | None
+    name: str
+    split: str
+    source: str
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __repr__(self) -> str:
+        lo, hi = self.images.min().item(), self.images.max().item()
+        return (f"ImageSet({self.name}/{self.split}: {len(self):,} images of shape "
+                f"{tuple(self.images.shape[1:])}, values in [{lo:.2f}, {hi:.2f}], "
+                f"on {self.images.device.type}, from {self.source})")
+
+
+# --------------------------------------------------------------------------------------
+# Where files live
+
+
+def data_root() -> Path:
+    """The folder datasets are read from and downloaded into.
+
+    ``AUTOENC_DATA`` when set; else ``data/`` of the course checkout when the
+    package runs from one; else ``./data`` under the current folder (an install
+    from a git URL, on Colab for example).
+    """
+    env = os.environ.get("AUTOENC_DATA")
+    if env:
+        return Path(env).expanduser()
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "autoenc_helpers").is_dir():
+        return checkout / "data"
+    return Path.cwd() / "data"
+
+
+def _check_name_split(name: str, split: str) -> tuple[str, str]:
+    key = str(name).strip().lower().replace("-", "_")
+    if key not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; expected one of {DATASETS}")
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r} for {key}; expected one of {SPLITS}")
+    return key, split
+
+
+def _check_positive(value, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"{what} must be a positive whole number, got {value!r}")
+    return int(value)
+
+
+def _find(folder: Path, stem: str) -> Path | None:
+    for candidate in (folder / stem, folder / f"{stem}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (the MNIST file format), plain or gzipped, into a uint8 array."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise ValueError(f"{path.name} is not an IDX file of unsigned bytes (header {raw[:4]!r})")
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    offset = 4 + 4 * ndim
+    expected = int(np.prod(dims))
+    if len(raw) - offset != expected:
+        raise ValueError(f"{path.name}: header promises {dims} = {expected:,} bytes, file holds {len(raw) - offset:,}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(dims)
+
+
+def _folders(name: str, root: Path) -> list[tuple[Path, str]]:
+    """The folders to look in, with a short description for messages."""
+    places = [(root / _TORCHVISION[name] / "raw", f"the data folder ({root / _TORCHVISION[name] / 'raw'})")]
+    if name == "fashion_mnist":
+        places.append((SYSTEM_FASHION_MNIST, f"the system copy ({SYSTEM_FASHION_MNIST})"))
+    return places
+
+
+def _download(name: str, split: str, root: Path) -> None:
+    """torchvision's download (it checks every file's MD5). Raises on any failure."""
+    import torchvision
+
+    cls = getattr(torchvision.datasets, _TORCHVISION[name])
+    cls(root=str(root), train=(split == "train"), download=True)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_split(name: str, split: str, root: str, download: bool) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """uint8 images (N, 28, 28), int64 labels (N,), and where they came from. Cached."""
+    root_path = Path(root)
+    images_stem, labels_stem = _FILES[split]
+    tried = []
+    for folder, description in _folders(name, root_path):
+        images_file, labels_file = _find(folder, images_stem), _find(folder, labels_stem)
+        if images_file and labels_file:
+            source = "system copy" if folder == SYSTEM_FASHION_MNIST else "data folder"
+            break
+        tried.append(description)
+    else:
+        if not download:
+            reason = "download=False"
+        else:
+            try:
+                _download(name, split, root_path)
+                reason = None
+            except Exception as err:  # offline, blocked, checksum mismatch...
+                reason = f"{type(err).__name__}: {err}"
+        folder = _folders(name, root_path)[0][0]
+        images_file, labels_file = _find(folder, images_stem), _find(folder, labels_stem)
+        if reason is not None or not (images_file and labels_file):
+            fixes = [f"put {images_stem}[.gz] and {labels_stem}[.gz] in {folder}",
+                     "or set AUTOENC_DATA to a folder that holds them in that layout"]
+            if name == "fashion_mnist":
+                fixes.insert(0, "on Debian/Ubuntu: sudo apt-get install dataset-fashion-mnist")
+            fixes.append("or run once with internet access so torchvision can download it")
+            raise DatasetNotFoundError(
+                f"dataset {name!r} ({split} split) was not found. Looked in: "
+                + "; ".join(tried)
+                + f"; then torchvision's download into {root_path} failed ({reason or 'files missing afterwards'}). "
+                + "To fix: " + "; ".join(fixes) + "."
+            )
+        source = "torchvision download"
+    images = torch.from_numpy(_read_idx(images_file).copy())
+    labels = torch.from_numpy(_read_idx(labels_file).astype(np.int64))
+    if images.shape[0] != labels.shape[0] or images.shape[1:] != (28, 28):
+        raise ValueError(f"{name}/{split}: {images.shape[0]} images of {tuple(images.shape[1:])} "
+                         f"against {labels.shape[0]} labels; expected N images of (28, 28) and N labels")
+    return images, labels, source
+
+
+# --------------------------------------------------------------------------------------
+# Circles
+
+
+def make_circles(n: int, *, seed: int = 0, size: int = 28, r_min: float = 0.03, r_max: float = 0.47,
+                 filled: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images of one centred circle each; the radius is the only factor of variation.
+
+    Radii are drawn uniformly from [r_min, r_max], as fractions of the image
+    side (seed 003 of the course sources uses about 0.03 to 0.47). Edges are
+    anti-aliased: a pixel's value is how much of it the disc (or the one-pixel
+    ring, ``filled=False``) covers, so a radius change of a fraction of a pixel
+    still changes the image.
+
+    Returns images (n, 1, size, size) float32 in [0, 1] and radii (n,) float32.
+    """
+    n = _check_positive(n, "n")
+    size = _check_positive(size, "size")
+    if not 0 < r_min < r_max <= 0.5:
+        raise ValueError(f"need 0 < r_min < r_max <= 0.5 (fractions of the image side), got r_min={r_min}, r_max={r_max}")
+    g = torch.Generator().manual_seed(seed)
+    radii = r_min + (r_max - r_min) * torch.rand(n, generator=g)                    # (n,)
+    centre = (size - 1) / 2
+    coords = torch.arange(size, dtype=torch.float32) - centre
+    dist = torch.sqrt(coords[None, :] ** 2 + coords[:, None] ** 2)                   # (size, size), pixels
+    r_px = (radii * size)[:, None, None]                                               # (n, 1, 1), pixels
+    if filled:
+        images = (r_px - dist + 0.5).clamp(0, 1)                                       # (n, size, size)
+    else:
+        images = (1 - (dist - r_px).abs()).clamp(0, 1)
+    return images.unsqueeze(1).float(), radii.float()                                  # (n, 1, size, size)
+
+
+# --------------------------------------------------------------------------------------
+# The public loader
+
+
+def load_dataset(name: str = "fashion_mnist", split: str = "train", *, n: int | None = None,
+                 device: torch.device | str = "cpu", root: str | os.PathLike | None = None,
+                 download: bool = True, verbose: bool = True) -> ImageSet:
+    """Load one split into memory as float32 images in [0, 1].
+
+    name: ``"fashion_mnist"`` (default), ``"mnist"`` or ``"circles"``.
+    split: ``"train"`` or ``"test"``.
+    n: keep the first n images (all when None; circles default to 10,000 train
+       and 2,000 test).
+    device: where the tensors go: move data once, not every batch.
+    root: the data folder (default :func:`data_root`).
+    """
+    key, split = _check_name_split(name, split)
+    if n is not None:
+        n = _check_positive(n, "n")
+    if key == "circles":
+        images, radii = make_circles(n or _CIRCLES_DEFAULT_SIZE[split], seed=_CIRCLES_SEED[split])
+        out = ImageSet(images.to(device), radii.to(device), None, key, split, f"generated, seed {_CIRCLES_SEED[split]}")
+    else:
+        root_path = Path(root) if root is not None else data_root()
+        raw_images, raw_labels, source = _read_split(key, split, str(root_path.resolve()), download)
+        total = raw_images.shape[0]
+        if n is not None and n > total:
+            raise ValueError(f"n={n:,} asks for more images than {key}/{split} has ({total:,})")
+        keep = slice(0, n or total)
+        images = raw_images[keep].to(device).unsqueeze(1).float().div_(255)           # (N, 1, 28, 28)
+        labels = raw_labels[keep].to(device)                                           # (N,)
+        classes = FASHION_CLASSES if key == "fashion_mnist" else MNIST_CLASSES
+        out = ImageSet(images, labels, classes, key, split, source)
+    if verbose:
+        print(f"{out.name}/{out.split}: {len(out):,} images, {tuple(out.images.shape[1:])}, "
+              f"values in [0, 1], on {out.images.device.type} ({out.source})")
+    return out
+
+
+def export_torchvision_layout(name: str = "fashion_mnist", root: str | os.PathLike | None = None) -> Path:
+    """Write the uncompressed files where ``torchvision.datasets`` expects them.
+
+    After this, ``torchvision.datasets.FashionMNIST(root, download=False)``
+    works offline too (the benchmark uses it for the DataLoader baseline).
+    Returns the ``raw/`` folder.
+    """
+    key, _ = _check_name_split(name, "train")
+    if key == "circles":
+        raise ValueError("circles are generated in code; torchvision has no such dataset")
+    root_path = Path(root) if root is not None else data_root()
+    raw = root_path / _TORCHVISION[key] / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for split in SPLITS:
+        _read_split(key, split, str(root_path.resolve()), True)  # finds or downloads the files
+        for stem in _FILES[split]:
+            if (raw / stem).is_file():
+                continue
+            src = next(p for p in (_find(f, stem) for f, _ in _folders(key, root_path)) if p)
+            with (gzip.open(src, "rb") if src.suffix == ".gz" else open(src, "rb")) as fin, open(raw / stem, "wb") as fout:
+                shutil.copyfileobj(fin, fout)
+    return raw
+
+
+# --------------------------------------------------------------------------------------
+# Batches
+
+
+def batch_indices(n: int, batch_size: int, *, shuffle: bool, generator: torch.Generator | None = None,
+                  device: torch.device | str = "cpu"):
+    """Yield index tensors that cover range(n) once, in a shuffled order when asked.
+
+    Index the in-memory data with them (``x[idx]``); on a GPU the whole epoch
+    then runs without a host-to-device copy per batch.
+    """
+    n = _check_positive(n, "n")
+    batch_size = _check_positive(batch_size, "batch_size")
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    order = order.to(device)
+    for start in range(0, n, batch_size):
+        yield order[start:start + batch_size]

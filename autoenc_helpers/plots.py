@@ -1,0 +1,162 @@
+"""Figures the lessons draw again and again.
+
+Each function draws on a matplotlib Axes (made for you when not given) and
+returns the Figure, so a notebook cell can end with it or adjust it first.
+Images are (N, 1, H, W) tensors or arrays with values in [0, 1]; values in
+[-1, 1] are shown with ``value_range=(-1, 1)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+__all__ = ["to_numpy_images", "image_grid", "show_images", "compare_rows", "plot_history", "plot_latent",
+           "plot_error_vs_bottleneck"]
+
+
+def to_numpy_images(images) -> np.ndarray:
+    """(N, 1, H, W) or (N, H, W) tensor/array -> (N, H, W) float numpy array on the CPU."""
+    if torch.is_tensor(images):
+        images = images.detach().float().cpu().numpy()
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim == 4:
+        if images.shape[1] != 1:
+            raise ValueError(f"expected grey images of shape (N, 1, H, W), got {images.shape}")
+        images = images[:, 0]
+    if images.ndim != 3:
+        raise ValueError(f"expected images of shape (N, 1, H, W) or (N, H, W), got {images.shape}")
+    return images
+
+
+def image_grid(images, nrow: int, pad: int = 1, pad_value: float = 1.0) -> np.ndarray:
+    """Tile N images into one 2-D array with ``nrow`` images per row (a pure function, easy to test)."""
+    imgs = to_numpy_images(images)
+    n, h, w = imgs.shape
+    if nrow <= 0:
+        raise ValueError(f"nrow must be positive, got {nrow}")
+    ncol_rows = -(-n // nrow)
+    grid = np.full((ncol_rows * (h + pad) - pad, nrow * (w + pad) - pad), pad_value, dtype=np.float32)
+    for i, img in enumerate(imgs):
+        r, c = divmod(i, nrow)
+        grid[r * (h + pad): r * (h + pad) + h, c * (w + pad): c * (w + pad) + w] = img
+    return grid
+
+
+def show_images(images, nrow: int = 10, *, title: str | None = None, ax=None, value_range=(0.0, 1.0),
+                size: float = 0.9):
+    """Show images as one tiled grid, grey scale, fixed value range (so brightness is comparable)."""
+    grid = image_grid(images, nrow, pad_value=value_range[1])
+    if ax is None:
+        rows = grid.shape[0] / grid.shape[1] * nrow
+        _, ax = plt.subplots(figsize=(size * nrow, max(size * rows, 0.9)))
+    ax.imshow(grid, cmap="gray", vmin=value_range[0], vmax=value_range[1], interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax.figure
+
+
+def compare_rows(rows: Mapping[str, object], n: int = 10, *, title: str | None = None, value_range=(0.0, 1.0),
+                 size: float = 0.9):
+    """One row of n images per entry, labelled on the left: e.g. originals above reconstructions.
+
+    rows: ``{"original": x, "reconstruction": x_hat}``; each value holds at least n images.
+    """
+    fig, axes = plt.subplots(len(rows), n, figsize=(size * n + 1.2, size * len(rows) + (0.3 if title else 0)),
+                             squeeze=False)
+    for r, (label, images) in enumerate(rows.items()):
+        imgs = to_numpy_images(images)
+        if imgs.shape[0] < n:
+            raise ValueError(f"row {label!r} has {imgs.shape[0]} images; {n} are needed")
+        for c in range(n):
+            ax = axes[r, c]
+            ax.imshow(imgs[c], cmap="gray", vmin=value_range[0], vmax=value_range[1], interpolation="nearest")
+            ax.set_xticks([]), ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+        axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout(pad=0.2)
+    return fig
+
+
+def plot_history(history, *, names: Sequence[str] | None = None, title: str | None = None, ax=None, log_y=False):
+    """Train (solid) and held-out (dashed) curves of each logged term against the epoch.
+
+    The y label is the term's name, which carries its unit (``mse_per_pixel``).
+    """
+    names = list(names or history.train)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 3.5))
+    epochs = np.arange(1, history.epochs + 1)
+    for i, name in enumerate(names):
+        color = f"C{i}"
+        ax.plot(epochs, history.train[name], "-o", color=color, ms=3, label=f"train {name}")
+        if name in history.test:
+            ax.plot(epochs, history.test[name], "--s", color=color, ms=3, label=f"held-out {name}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(names[0] if len(names) == 1 else "loss")
+    if log_y:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax.figure
+
+
+def plot_latent(codes, labels, *, classes: Sequence[str] | None = None, ax=None, title: str | None = None,
+                s: float = 3.0, alpha: float = 0.6):
+    """Scatter 2-D or 3-D codes, coloured by class (or by a continuous label, e.g. a radius).
+
+    codes: (N, 2) or (N, 3); labels: (N,) class indices or numbers.
+    """
+    z = codes.detach().cpu().numpy() if torch.is_tensor(codes) else np.asarray(codes)
+    y = labels.detach().cpu().numpy() if torch.is_tensor(labels) else np.asarray(labels)
+    if z.ndim != 2 or z.shape[1] not in (2, 3):
+        raise ValueError(f"plot_latent draws codes of shape (N, 2) or (N, 3), got {z.shape}")
+    if y.shape[0] != z.shape[0]:
+        raise ValueError(f"{z.shape[0]} codes but {y.shape[0]} labels")
+    dim = z.shape[1]
+    if ax is None:
+        fig = plt.figure(figsize=(6.5, 5))
+        ax = fig.add_subplot(projection="3d" if dim == 3 else None)
+    coords = [z[:, i] for i in range(dim)]
+    if classes is not None:
+        for k, name in enumerate(classes):
+            mask = y == k
+            ax.scatter(*[c[mask] for c in coords], s=s, alpha=alpha, color=plt.cm.tab10(k % 10), label=name)
+        ax.legend(markerscale=4 / max(s, 0.5) * 2, fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    else:
+        points = ax.scatter(*coords, s=s, alpha=alpha, c=y, cmap="viridis")
+        ax.figure.colorbar(points, ax=ax, shrink=0.8)
+    for i, setter in enumerate(("set_xlabel", "set_ylabel", "set_zlabel")[:dim]):
+        getattr(ax, setter)(f"z[{i}]")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax.figure
+
+
+def plot_error_vs_bottleneck(sizes: Sequence[int], errors: Mapping[str, Sequence[float]], *,
+                             unit: str = "held-out MSE per pixel", ax=None, title: str | None = None):
+    """Reconstruction error against code size, one line per method (e.g. autoencoder and PCA)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 3.5))
+    for name, values in errors.items():
+        if len(values) != len(sizes):
+            raise ValueError(f"{name!r} has {len(values)} errors for {len(sizes)} sizes")
+        ax.plot(sizes, values, "-o", ms=4, label=name)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(list(sizes), [str(k) for k in sizes])
+    ax.set_xlabel("code size (numbers per image)")
+    ax.set_ylabel(unit)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax.figure

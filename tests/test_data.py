@@ -1,0 +1,168 @@
+import gzip
+import urllib.error
+
+import numpy as np
+import pytest
+import torch
+
+import autoenc_helpers as ah
+from autoenc_helpers import data
+
+
+def _write_idx(path, array, compress):
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    payload = header + array.astype(np.uint8).tobytes()
+    if compress:
+        path = path.with_name(path.name + ".gz")
+        path.write_bytes(gzip.compress(payload))
+    else:
+        path.write_bytes(payload)
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """No system copy and no network: every lookup step fails unless the test provides files."""
+    monkeypatch.setattr(data, "SYSTEM_FASHION_MNIST", tmp_path / "no-system-copy")
+
+    def no_network(name, split, root):
+        raise urllib.error.URLError("network is unreachable")
+
+    monkeypatch.setattr(data, "_download", no_network)
+    data._read_split.cache_clear()
+    yield tmp_path
+    data._read_split.cache_clear()
+
+
+def test_fashion_mnist_splits_in_memory():
+    train = ah.load_dataset("fashion_mnist", "train", verbose=False)
+    test = ah.load_dataset("fashion-mnist", "test", n=500, verbose=False)
+    assert train.images.shape == (60_000, 1, 28, 28) and train.images.dtype == torch.float32
+    assert train.labels.shape == (60_000,) and train.labels.dtype == torch.int64
+    assert train.images.min() == 0.0 and train.images.max() == 1.0
+    assert set(train.labels.unique().tolist()) == set(range(10))
+    assert len(test) == 500 and test.classes[9] == "Ankle boot"
+
+
+def test_unknown_dataset_and_split_names():
+    with pytest.raises(ValueError, match="unknown dataset 'cifar'.*fashion_mnist"):
+        ah.load_dataset("cifar")
+    with pytest.raises(ValueError, match="unknown split 'validation'.*'train', 'test'"):
+        ah.load_dataset("fashion_mnist", "validation")
+
+
+@pytest.mark.parametrize("bad", [0, -5, 2.5, True])
+def test_sizes_must_be_positive_whole_numbers(bad):
+    with pytest.raises(ValueError, match="n must be a positive whole number"):
+        ah.load_dataset("fashion_mnist", "test", n=bad)
+    with pytest.raises(ValueError, match="n must be a positive whole number"):
+        ah.make_circles(bad)
+
+
+def test_asking_for_more_images_than_exist():
+    with pytest.raises(ValueError, match="n=10,001.*10,000"):
+        ah.load_dataset("fashion_mnist", "test", n=10_001)
+
+
+def test_missing_dataset_error_names_places_and_fixes(offline):
+    with pytest.raises(ah.DatasetNotFoundError) as info:
+        ah.load_dataset("fashion_mnist", "train", root=offline / "data")
+    message = str(info.value)
+    assert "'fashion_mnist'" in message and "train" in message
+    assert "FashionMNIST" in message and "no-system-copy" in message          # both places it looked
+    assert "URLError" in message and "network is unreachable" in message       # why the download failed
+    assert "apt-get install dataset-fashion-mnist" in message and "AUTOENC_DATA" in message
+
+
+def test_missing_mnist_offline(offline):
+    with pytest.raises(ah.DatasetNotFoundError, match="'mnist'.*MNIST"):
+        ah.load_dataset("mnist", "test", root=offline)
+
+
+def test_no_download_when_told_not_to(offline):
+    with pytest.raises(ah.DatasetNotFoundError, match="download=False"):
+        ah.load_dataset("mnist", "test", root=offline, download=False)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_data_folder_in_torchvision_layout(offline, monkeypatch, compress):
+    raw = offline / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(7, 28, 28))
+    labels = rng.integers(0, 10, size=7)
+    _write_idx(raw / "t10k-images-idx3-ubyte", images, compress)
+    _write_idx(raw / "t10k-labels-idx1-ubyte", labels, compress)
+    monkeypatch.setenv("AUTOENC_DATA", str(offline))
+    loaded = ah.load_dataset("mnist", "test", verbose=False)
+    assert loaded.source == "data folder"
+    assert torch.allclose(loaded.images[:, 0] * 255, torch.tensor(images, dtype=torch.float32))
+    assert loaded.labels.tolist() == labels.tolist()
+
+
+def test_corrupt_file_is_reported(offline):
+    raw = offline / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "t10k-images-idx3-ubyte").write_bytes(b"\x00\x00\x08\x03" + (5).to_bytes(4, "big") * 3 + b"short")
+    _write_idx(raw / "t10k-labels-idx1-ubyte", np.zeros(5), False)
+    with pytest.raises(ValueError, match="header promises"):
+        ah.load_dataset("mnist", "test", root=offline)
+
+
+def test_torchvision_layout_export_matches(tmp_path):
+    import torchvision
+
+    data.export_torchvision_layout("fashion_mnist", tmp_path)
+    tv = torchvision.datasets.FashionMNIST(str(tmp_path), train=False, download=False)
+    ours = ah.load_dataset("fashion_mnist", "test", verbose=False)
+    assert torch.equal(tv.data.float() / 255, ours.images[:, 0])
+    assert torch.equal(tv.targets, ours.labels)
+
+
+def test_circles_radius_matches_the_measured_radius():
+    images, radii = ah.make_circles(200, seed=3)
+    assert images.shape == (200, 1, 28, 28) and radii.shape == (200,)
+    assert 0 <= images.min() and images.max() <= 1
+    assert 0.03 <= radii.min() and radii.max() <= 0.47
+    # The filled disc's area is the sum of its pixel values: pi * (r * 28)^2.
+    measured = torch.sqrt(images.sum(dim=(1, 2, 3)) / torch.pi) / 28
+    big = radii > 0.1
+    assert torch.allclose(measured[big], radii[big], rtol=0.02)
+    assert (measured.argsort() == radii.argsort()).float().mean() > 0.95   # same order, small ones included
+
+
+def test_circles_are_seeded_and_splits_differ():
+    a, ra = ah.make_circles(50, seed=0)
+    b, rb = ah.make_circles(50, seed=0)
+    assert torch.equal(a, b) and torch.equal(ra, rb)
+    train = ah.load_dataset("circles", "train", n=50, verbose=False)
+    test = ah.load_dataset("circles", "test", n=50, verbose=False)
+    assert not torch.equal(train.labels, test.labels)
+    assert train.classes is None and len(ah.load_dataset("circles", "test", verbose=False)) == 2_000
+
+
+def test_outlined_circles_are_rings():
+    filled, radii = ah.make_circles(50, seed=1, filled=True)
+    ring, _ = ah.make_circles(50, seed=1, filled=False)
+    big = radii * 28 > 3                                   # rings of more than 3 pixels' radius
+    centre = (slice(None), 0, slice(13, 15), slice(13, 15))
+    assert (filled[centre][big] == 1).all() and (ring[centre][big] == 0).all()   # hollow inside
+    perimeter = 2 * torch.pi * radii[big] * 28             # a one-pixel ring's area is its perimeter
+    assert torch.allclose(ring.sum(dim=(1, 2, 3))[big], perimeter, rtol=0.1)
+
+
+def test_bad_circle_radii():
+    with pytest.raises(ValueError, match="r_min=0.3, r_max=0.2"):
+        ah.make_circles(5, r_min=0.3, r_max=0.2)
+
+
+def test_batch_indices_cover_every_image_once():
+    g = torch.Generator().manual_seed(0)
+    batches = list(data.batch_indices(1000, 128, shuffle=True, generator=g))
+    assert [len(b) for b in batches] == [128] * 7 + [104]
+    everything = torch.cat(batches)
+    assert torch.equal(everything.sort().values, torch.arange(1000))
+    assert not torch.equal(everything, torch.arange(1000))          # shuffled
+    again = torch.cat(list(data.batch_indices(1000, 128, shuffle=True, generator=torch.Generator().manual_seed(0))))
+    assert torch.equal(everything, again)                            # and reproducible
+    with pytest.raises(ValueError, match="batch_size"):
+        next(data.batch_indices(10, 0, shuffle=False))

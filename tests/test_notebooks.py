@@ -1,0 +1,74 @@
+"""The committed notebooks: outputs made by a full run of the current code, and no stored errors.
+
+The notebooks themselves are executed by nbval in smoke mode (README's test command).
+"""
+
+import shutil
+
+import nbformat
+import pytest
+
+from autoenc_helpers import notebooks
+
+NOTEBOOKS = sorted(notebooks.NOTEBOOK_DIR.glob("*.ipynb"))
+
+
+def test_there_are_notebooks():
+    assert [p.name for p in NOTEBOOKS][:1] == ["01_vanilla_autoencoder.ipynb"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_outputs_are_current_and_clean(path):
+    assert notebooks.problems(path) == []
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_solutions_are_hidden_and_exercises_checked(path):
+    nb = nbformat.read(path, as_version=4)
+    solutions = [c for c in nb.cells if "solution" in c.metadata.get("tags", [])]
+    assert solutions, "every lesson has worked solutions"
+    for cell in solutions:
+        assert cell.metadata["jupyter"]["source_hidden"] is True
+        assert "ah.checks.check_" in cell.source
+
+
+@pytest.fixture
+def executed_copy(tmp_path):
+    path = tmp_path / "copy.ipynb"
+    shutil.copy(NOTEBOOKS[0], path)
+    return path
+
+
+def test_changed_code_is_detected(executed_copy):
+    nb = nbformat.read(executed_copy, as_version=4)
+    cell = next(c for c in nb.cells if c.cell_type == "code")
+    cell.source += "\nEPOCHS = 1"
+    nbformat.write(nb, executed_copy)
+    assert any("code cells changed" in p for p in notebooks.problems(executed_copy))
+
+
+def test_markdown_and_outputs_do_not_change_the_digest(executed_copy):
+    nb = nbformat.read(executed_copy, as_version=4)
+    before = notebooks.code_digest(nb)
+    next(c for c in nb.cells if c.cell_type == "markdown").source += " (edited)"
+    next(c for c in nb.cells if c.cell_type == "code").outputs = []
+    assert notebooks.code_digest(nb) == before
+
+
+def test_stored_error_is_detected(executed_copy):
+    nb = nbformat.read(executed_copy, as_version=4)
+    cell = next(c for c in nb.cells if c.cell_type == "code")
+    cell.outputs.append(nbformat.v4.new_output("error", ename="ValueError", evalue="boom", traceback=[]))
+    nbformat.write(nb, executed_copy)
+    assert any("stores an error: ValueError: boom" in p for p in notebooks.problems(executed_copy))
+
+
+def test_smoke_outputs_and_reordered_runs_are_detected(executed_copy):
+    nb = nbformat.read(executed_copy, as_version=4)
+    nb.metadata["autoenc"]["mode"] = "smoke"
+    code_cells = [c for c in nb.cells if c.cell_type == "code"]
+    code_cells[0].execution_count, code_cells[1].execution_count = 2, 1
+    nbformat.write(nb, executed_copy)
+    found = notebooks.problems(executed_copy)
+    assert any("'smoke' run" in p for p in found)
+    assert any("not 1..n" in p for p in found)

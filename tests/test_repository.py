@@ -1,0 +1,32 @@
+"""The repository's promises: README's test command is what CI runs, versions are ranges, data stays out."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _test_command_in_readme() -> str:
+    readme = (ROOT / "README.md").read_text()
+    commands = re.findall(r"^pip install -r requirements.txt -e \. && (AUTOENC_SMOKE=1 .*pytest.*)$", readme, re.M)
+    assert len(commands) == 1, "README states exactly one test command"
+    return commands[0]
+
+
+def test_ci_runs_readmes_test_command():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert _test_command_in_readme() in ci.splitlines()
+    assert "pip install -q -r requirements.txt -e ." in ci
+    assert "apt-get install -y -qq dataset-fashion-mnist" in ci
+
+
+def test_requirements_are_ranges_not_pins():
+    lines = [ln.split("#")[0].strip() for ln in (ROOT / "requirements.txt").read_text().splitlines()]
+    lines = [ln for ln in lines if ln]
+    assert {"torch>=2.4", "torchvision>=0.19"} <= set(lines)
+    assert not [ln for ln in lines if "==" in ln], "exact pins would replace Colab's own torch"
+
+
+def test_downloads_are_not_committed():
+    ignore = (ROOT / ".gitignore").read_text().splitlines()
+    assert "data/*" in ignore and "!data/README.md" in ignore
