@@ -9,10 +9,12 @@ One module per concern; open any of them and read it top to bottom:
 - ``losses``: reconstruction errors with explicit reductions and units
 - ``training``: the one ``fit`` loop, ``evaluate``, ``predict``, ``encode``
 - ``plots``: image grids, loss curves, latent scatters, sweeps
+- ``widgets``: sliders that decode live (``LatentExplorer``)
 - ``checks``: the exercise checks
+- ``notebooks``, ``benchmark``: commands to re-execute the notebooks and to time the data path
 """
 
-from . import checks, config, data, device, losses, models, plots, training
+from . import checks, config, data, device, losses, models, plots, training, widgets
 from .config import SMOKE, is_smoke, pick
 from .data import DatasetNotFoundError, ImageSet, load_dataset, make_circles
 from .device import get_device, set_seed

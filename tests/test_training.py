@@ -13,27 +13,20 @@ def fashion():
     return train, test
 
 
-def test_mlp_really_learns_on_fashion_mnist(fashion):
+@pytest.mark.parametrize("make_model, epochs", [(ah.MLPAutoencoder, 3), (ah.ConvAutoencoder, 5)],
+                         ids=["mlp", "conv"])
+def test_models_really_learn_on_fashion_mnist(fashion, make_model, epochs):
     train, test = fashion
     ah.set_seed(0)
-    model = ah.MLPAutoencoder()
+    model = make_model()
     untrained = ah.evaluate(model, test)["mse_per_pixel"]
-    history = ah.fit(model, train, test, epochs=3, device="cpu", progress=False, log=False)
+    history = ah.fit(model, train, test, epochs=epochs, device="cpu", progress=False, log=False)
     trained = history.last("test")
     assert trained < 0.5 * untrained, (trained, untrained)
     assert history.test["mse_per_pixel"][-1] < history.test["mse_per_pixel"][0]
     # better than the laziest decoder: the mean training image for everything
     mean_image = train.images.mean(0, keepdim=True).expand_as(test.images)
     assert trained < ah.squared_error(mean_image, test.images).item()
-
-
-def test_conv_autoencoder_really_learns(fashion):
-    train, test = fashion
-    ah.set_seed(0)
-    model = ah.ConvAutoencoder()
-    untrained = ah.evaluate(model, test)["mse_per_pixel"]
-    history = ah.fit(model, train, test, epochs=5, device="cpu", progress=False, log=False)
-    assert history.last("test") < 0.5 * untrained
 
 
 def test_same_seed_same_losses(fashion):
