@@ -109,9 +109,10 @@ class LatentExplorer:
                                  layout=W.Layout(width="330px"))
         self.reset_button = W.Button(description="reset to this image's encoding", layout=W.Layout(width="330px"))
         self.reset_button.on_click(lambda _: self.reset(self.picker.value))
-        self.readout = W.HTML()
+        self.readout = W.HTML(layout=W.Layout(width="330px"))
         self.output = W.Output(layout=W.Layout(width="360px"))
-        controls = W.VBox([*self.sliders, self.picker, self.reset_button, self.readout])
+        controls = W.VBox([*self.sliders, self.picker, self.reset_button, self.readout],
+                          layout=W.Layout(width="350px"))        # fixed: the figure does not jump
         self.widget = W.HBox([controls, self.output])
         self._quiet = False
         self.render()

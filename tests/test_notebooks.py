@@ -72,3 +72,19 @@ def test_smoke_outputs_and_reordered_runs_are_detected(executed_copy):
     found = notebooks.problems(executed_copy)
     assert any("'smoke' run" in p for p in found)
     assert any("not 1..n" in p for p in found)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_lesson_template(path):
+    """Title and Colab badge; one setup cell with the Colab branch; a settings cell whose knobs use ah.pick."""
+    nb = nbformat.read(path, as_version=4)
+    first = nb.cells[0]
+    assert first.cell_type == "markdown" and first.source.startswith("# ")
+    assert "colab.research.google.com/github/" in first.source and f"notebooks/{path.name}" in first.source
+    code = [c.source for c in nb.cells if c.cell_type == "code"]
+    assert '"google.colab" in sys.modules' in code[0] and "import autoenc_helpers as ah" in code[0]
+    assert "ah.set_seed(" in code[0]
+    assert "ah.pick(full=" in code[1] and "ah.get_device(" in code[1]
+    for source in code:   # only the package reads the environment
+        assert "os.environ" not in source and "AUTOENC_" not in source
+        assert ".cuda()" not in source, "models and data go to DEVICE, never to a hard-coded GPU"
