@@ -28,16 +28,18 @@ IMAGE_SHAPE = (1, 28, 28)
 OUTPUT_ACTIVATIONS = ("sigmoid", "tanh", "none")
 
 
-def check_images(x, who: str, expected: tuple[int, ...] = IMAGE_SHAPE) -> None:
-    """Raise a clear error unless ``x`` is a float tensor of shape (B, *expected)."""
+def check_images(x, who: str, expected: tuple[int, ...] = IMAGE_SHAPE, what: str = "images") -> None:
+    """Raise a clear error unless ``x`` is a float tensor of shape (B, *expected).
+
+    ``what`` names the thing in the message: "images" for model inputs, "codes" for decoder inputs.
+    """
+    shape = f"(batch, {', '.join(map(str, expected))})"
     if not torch.is_tensor(x):
-        raise TypeError(f"{who} expects a torch.Tensor of shape (batch, {', '.join(map(str, expected))}), "
-                        f"got {type(x).__name__}")
+        raise TypeError(f"{who} expects a torch.Tensor of {what} of shape {shape}, got {type(x).__name__}")
     if x.dim() != len(expected) + 1 or tuple(x.shape[1:]) != tuple(expected):
-        raise ValueError(f"{who} expects images of shape (batch, {', '.join(map(str, expected))}), "
-                         f"got {tuple(x.shape)}")
+        raise ValueError(f"{who} expects {what} of shape {shape}, got {tuple(x.shape)}")
     if not x.is_floating_point():
-        raise TypeError(f"{who} expects floating-point images (values in [0, 1]), got dtype {x.dtype}")
+        raise TypeError(f"{who} expects floating-point {what}, got dtype {x.dtype}")
 
 
 def _output_layer(name: str) -> nn.Module:
@@ -97,9 +99,7 @@ class MLPAutoencoder(nn.Module):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """(B, latent_dim) codes -> (B, 1, 28, 28) images."""
-        if not torch.is_tensor(z) or z.dim() != 2 or z.shape[1] != self.latent_dim:
-            got = tuple(z.shape) if torch.is_tensor(z) else type(z).__name__
-            raise ValueError(f"{type(self).__name__}.decode expects codes of shape (batch, {self.latent_dim}), got {got}")
+        check_images(z, f"{type(self).__name__}.decode", expected=(self.latent_dim,), what="codes")
         return self.decoder(z)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -154,7 +154,7 @@ class ConvAutoencoder(nn.Module):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """(B, c2, 2, 2) codes -> (B, 1, 28, 28) images."""
-        check_images(z, f"{type(self).__name__}.decode", expected=self.code_shape)
+        check_images(z, f"{type(self).__name__}.decode", expected=self.code_shape, what="codes")
         return self.decoder(z)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -212,6 +212,7 @@ class PCA(nn.Module):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """(B, k) -> (B, 1, 28, 28)."""
+        check_images(z, "PCA.decode", expected=(self.latent_dim,), what="codes")
         return (z @ self.components.T + self.mean).unflatten(1, IMAGE_SHAPE)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

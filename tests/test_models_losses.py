@@ -61,10 +61,12 @@ def test_wrong_image_shape_names_both_shapes(model, shape):
 
 
 def test_wrong_code_shape_and_type():
-    with pytest.raises(ValueError, match=r"\(batch, 3\), got \(4, 2\)"):
+    with pytest.raises(ValueError, match=r"codes of shape \(batch, 3\), got \(4, 2\)"):
         ah.MLPAutoencoder().decode(torch.rand(4, 2))
     with pytest.raises(ValueError, match=r"\(batch, 8, 2, 2\), got \(4, 32\)"):
         ah.ConvAutoencoder().decode(torch.rand(4, 32))
+    with pytest.raises(ValueError, match=r"codes of shape \(batch, 4\), got \(4, 3\)"):
+        ah.PCA(4).decode(torch.rand(4, 3))
     with pytest.raises(TypeError, match="floating-point"):
         ah.MLPAutoencoder()(torch.zeros(2, 1, 28, 28, dtype=torch.uint8))
     with pytest.raises(TypeError, match="ndarray"):
