@@ -91,6 +91,7 @@ class LatentExplorer:
         # the readout's unit: the typical distance between a real code and its nearest real neighbour
         self.gap = typical_gap(self.codes)
         self.code = self.codes[0].cpu().numpy().copy()
+        self.shown = 0            # the real image the sliders were last reset to (the left panel)
         self.renders = 0
         self.image: np.ndarray | None = None
 
@@ -142,6 +143,7 @@ class LatentExplorer:
     def reset(self, index: int) -> None:
         """Set the sliders to the code of real image ``index``."""
         self.picker.value = index
+        self.shown = index
         self.set_code(self.codes[index].cpu().numpy())
 
     # -- drawing ---------------------------------------------------------------------------
@@ -163,7 +165,7 @@ class LatentExplorer:
             axes[0, -1].imshow(self.image, cmap="gray", vmin=0, vmax=1)
             axes[0, -1].set_title("decoded code", fontsize=8)
             if self.images is not None:
-                axes[0, 0].imshow(self.images[self.picker.value, 0].detach().cpu().numpy(), cmap="gray", vmin=0, vmax=1)
+                axes[0, 0].imshow(self.images[self.shown, 0].detach().cpu().numpy(), cmap="gray", vmin=0, vmax=1)
                 axes[0, 0].set_title("chosen image", fontsize=8)
             for ax in axes.flat:
                 ax.set_axis_off()

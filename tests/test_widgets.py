@@ -48,7 +48,7 @@ def test_reset_returns_to_an_images_encoding(trained):
     explorer.sliders[0].value = explorer.sliders[0].min
     explorer.picker.value = 5
     explorer.reset_button.click()
-    assert explorer.picker.value == 5
+    assert explorer.picker.value == 5 and explorer.shown == 5
     assert np.allclose(explorer.code, codes[5].numpy())
     assert [s.value for s in explorer.sliders] == pytest.approx(codes[5].tolist(), abs=1e-6)
     assert explorer.distance_in_gaps() == pytest.approx(0.0, abs=1e-6)
@@ -90,3 +90,11 @@ def test_gaps_against_a_hand_made_grid():
     assert widgets.gaps_to_nearest(points, codes).tolist() == pytest.approx([0.0, 0.5, 3.0])
     with pytest.raises(ValueError, match="at least 2 codes"):
         widgets.typical_gap(codes[:1])
+
+
+def test_picking_without_reset_keeps_the_shown_image(trained):
+    model, test, codes = trained
+    explorer = widgets.LatentExplorer(model.decode, codes, images=test.images)
+    explorer.picker.value = 7                       # chosen, not yet reset
+    explorer.sliders[0].value = explorer.sliders[0].max
+    assert explorer.shown == 0                      # the left panel still shows the image the code came from
