@@ -7,19 +7,21 @@ One module per concern; open any of them and read it top to bottom:
 - ``data``: Fashion-MNIST, MNIST and circles in memory, and batching
 - ``models``: the autoencoders (and PCA, the linear case)
 - ``losses``: reconstruction errors with explicit reductions and units
+- ``noise``: corruptions for denoising (Gaussian, masking, salt-and-pepper)
 - ``training``: the one ``fit`` loop, ``evaluate``, ``predict``, ``encode``
 - ``plots``: image grids, loss curves, latent scatters, sweeps
-- ``widgets``: sliders that decode live (``LatentExplorer``)
+- ``widgets``: sliders that decode live (``LatentExplorer``, ``NoiseExplorer``)
 - ``checks``: the exercise checks
 - ``notebooks``, ``benchmark``: commands to re-execute the notebooks and to time the data path
 """
 
-from . import checks, config, data, device, losses, models, plots, training, widgets
+from . import checks, config, data, device, losses, models, noise, plots, training, widgets
 from .config import SMOKE, is_smoke, pick
 from .data import DatasetNotFoundError, ImageSet, load_dataset, make_circles
 from .device import get_device, set_seed
-from .losses import mse_objective, squared_error
+from .losses import mse_objective, psnr_db, squared_error
 from .models import PCA, ConvAutoencoder, MLPAutoencoder, count_parameters
+from .noise import Corruption, RandomCorruption, corrupt
 from .training import History, encode, evaluate, fit, predict
 
 __version__ = "0.1.0"

@@ -8,12 +8,14 @@ never a crash, so a notebook runs top to bottom before the exercises are done.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
 
-__all__ = ["check_conv_output_size", "check_conv_transpose_output_size", "check_per_image_squared_error"]
+__all__ = ["check_conv_output_size", "check_conv_transpose_output_size", "check_per_image_squared_error",
+           "check_gaussian_noise", "check_psnr"]
 
 PASS, FAIL = "✅", "❌"
 
@@ -127,4 +129,85 @@ def check_per_image_squared_error(fn: Callable[[torch.Tensor, torch.Tensor], tor
         elif not torch.allclose(got, expected, rtol=1e-4, atol=1e-5):
             failures.append(f"for a batch of shape {shape} the values differ: expected {expected[:3].tolist()}, "
                             f"got {got[:3].tolist()}")
+    return _report(title, failures, len(cases))
+
+
+# ---------------------------------------------------------------------------------------------
+# Lesson 02: corruption and PSNR
+
+
+def check_gaussian_noise(fn: Callable[[torch.Tensor, float, torch.Generator], torch.Tensor]) -> bool:
+    """Check ``fn(images, sigma, generator) -> noisy images``: N(0, sigma^2) noise added, clipped to [0, 1]."""
+    title = "gaussian_noise"
+    failures: list[str] = []
+    n_cases = 6
+    grey = torch.full((64, 1, 28, 28), 0.5)                 # mid-grey: clipping is negligible for sigma = 0.1
+    try:
+        ok, noisy = _call(fn, (grey.clone(), 0.1, torch.Generator().manual_seed(0)), title)
+        if not ok:
+            return False
+        if not torch.is_tensor(noisy) or noisy.shape != grey.shape:
+            got = tuple(noisy.shape) if torch.is_tensor(noisy) else type(noisy).__name__
+            return _report(title, [f"return a tensor of the input's shape {tuple(grey.shape)}, got {got}"], n_cases)
+        diff = noisy - grey
+        std, mean = float(diff.std()), float(diff.mean())
+        if abs(mean) > 0.01:
+            failures.append(f"the noise should average 0, yours averages {mean:.3f}: torch.randn draws N(0, 1), "
+                            "torch.rand draws uniform numbers in [0, 1)")
+        if abs(std - 0.1) > 0.005:
+            hint = ("that is sigma squared: sigma is the standard deviation, multiply randn by sigma itself"
+                    if abs(std - 0.01) < 0.002 else "multiply standard normal noise by sigma")
+            failures.append(f"with sigma = 0.1 the noise should have standard deviation 0.1, yours has {std:.4f}: "
+                            f"{hint}")
+        again = fn(grey.clone(), 0.1, torch.Generator().manual_seed(0))
+        if not torch.equal(again, noisy):
+            failures.append("two calls with generators seeded alike gave different noise: "
+                            "pass generator=generator to torch.randn")
+        bright = torch.rand(64, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+        before = bright.clone()
+        out = fn(bright, 0.5, torch.Generator().manual_seed(2))
+        if not torch.equal(bright, before):
+            failures.append("your function changed the clean images in place: build a new tensor "
+                            "(images + noise), do not add into the input")
+        if float(out.min()) < 0 or float(out.max()) > 1:
+            failures.append(f"values run from {float(out.min()):.2f} to {float(out.max()):.2f}; "
+                            "clip them to [0, 1] with .clamp(0, 1), like the clean pixels")
+        same = fn(bright, 0.0, torch.Generator().manual_seed(3))
+        if not torch.allclose(same, bright):
+            failures.append("with sigma = 0 the images should come back unchanged")
+    except Exception as err:  # the learner's code crashed: report it, do not raise
+        failures.append(f"your function raised {type(err).__name__}: {err}")
+    return _report(title, failures, n_cases)
+
+
+def check_psnr(fn: Callable[[float], float]) -> bool:
+    """Check ``fn(mse) -> PSNR in dB`` for images in [0, 1] (peak value 1)."""
+    title = "psnr"
+    cases = [0.01, 0.001, 0.0025, 0.1, 0.04]
+    failures: list[str] = []
+    for mse in cases:
+        expected = 10 * math.log10(1 / mse)
+        try:
+            ok, got = _call(fn, (mse,), title)
+        except Exception as err:
+            failures.append(f"psnr({mse}) raised {type(err).__name__}: {err}")
+            continue
+        if not ok:
+            return False
+        try:
+            got = float(got)
+        except (TypeError, ValueError):
+            failures.append(f"psnr({mse}) returned {got!r}; return a number of decibels")
+            continue
+        if math.isclose(got, expected, rel_tol=1e-4):
+            continue
+        if math.isclose(got, 2 * expected, rel_tol=1e-4):
+            hint = "20·log10 is for an amplitude such as the RMSE; the MSE is a power, so 10·log10"
+        elif math.isclose(got, -expected, rel_tol=1e-4):
+            hint = "the sign is flipped: a smaller error must give a larger PSNR"
+        elif math.isclose(got, 10 * math.log(1 / mse), rel_tol=1e-4):
+            hint = "that is the natural logarithm; decibels use log base 10 (math.log10)"
+        else:
+            hint = "PSNR = 10 · log10(peak² / MSE), with peak = 1 for pixels in [0, 1]"
+        failures.append(f"psnr({mse}) should be {expected:.2f} dB, you returned {got:.2f}: {hint}")
     return _report(title, failures, len(cases))

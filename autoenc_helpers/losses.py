@@ -12,10 +12,12 @@ For pixel values in [0, 1], the squared error has the unit "squared intensity".
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
-__all__ = ["REDUCTIONS", "squared_error", "mse_objective"]
+__all__ = ["REDUCTIONS", "squared_error", "psnr_db", "mse_objective"]
 
 REDUCTIONS = {"pixels": ("mean", "sum"), "batch": ("mean", "sum", "none")}
 
@@ -43,6 +45,24 @@ def squared_error(x_hat: torch.Tensor, x: torch.Tensor, *, pixels: str = "mean",
         raise ValueError(f"reconstruction has shape {tuple(x_hat.shape)} but the target has {tuple(x.shape)}; "
                          "they must match")
     return _reduce(F.mse_loss(x_hat, x, reduction="none"), pixels, batch)
+
+
+def psnr_db(mse_per_pixel, peak: float = 1.0):
+    """Peak signal-to-noise ratio in decibels: 10 * log10(peak**2 / MSE per pixel).
+
+    peak: the brightest possible pixel value (1.0 for images in [0, 1]).
+    Higher is better; every 10 dB is a tenfold drop of the MSE (20 dB = an MSE of
+    0.01, 30 dB = 0.001). An MSE of 0 gives infinity. Works on a float or a tensor.
+    Written by hand as an exercise in notebook 02.
+    """
+    if torch.is_tensor(mse_per_pixel):
+        if (mse_per_pixel < 0).any():
+            raise ValueError(f"an MSE cannot be negative, got min {float(mse_per_pixel.min()):.3g}")
+        return 10 * torch.log10(peak ** 2 / mse_per_pixel)
+    mse = float(mse_per_pixel)
+    if mse < 0:
+        raise ValueError(f"an MSE cannot be negative, got {mse_per_pixel!r}")
+    return math.inf if mse == 0 else 10 * math.log10(peak ** 2 / mse)
 
 
 def mse_objective(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -12,7 +12,7 @@ use ``continuous_update=False``: the network runs when you let go.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import ipywidgets as W
 import matplotlib.pyplot as plt
@@ -20,7 +20,10 @@ import numpy as np
 import torch
 from IPython.display import clear_output, display
 
-__all__ = ["decode_image", "typical_gap", "gaps_to_nearest", "LatentExplorer"]
+from .losses import psnr_db
+from .noise import LEVEL_NAMES, corrupt
+
+__all__ = ["decode_image", "typical_gap", "gaps_to_nearest", "LatentExplorer", "denoise_panels", "NoiseExplorer"]
 
 
 @torch.no_grad()
@@ -169,6 +172,117 @@ class LatentExplorer:
                 axes[0, 0].set_title("chosen image", fontsize=8)
             for ax in axes.flat:
                 ax.set_axis_off()
+            fig.tight_layout(pad=0.3)
+            display(fig)
+            plt.close(fig)
+
+    def _ipython_display_(self) -> None:
+        display(self.widget)
+
+
+# ---------------------------------------------------------------------------------------------
+# Lesson 02: the noise-level widget
+
+
+@torch.no_grad()
+def denoise_panels(models: Mapping[str, torch.nn.Module], image: torch.Tensor, kind: str, level: float, *,
+                   seed: int = 0) -> dict[str, np.ndarray]:
+    """Corrupt one clean image and denoise it with each model (a pure function).
+
+    models: ``{"denoising AE": dae, ...}``, each mapping (1, 1, 28, 28) images to the same shape.
+    image: one clean (1, 28, 28) image in [0, 1]. The noise is drawn from a
+    generator seeded with ``seed``, so the same arguments give the same panels.
+    Returns (28, 28) arrays in order: ``"corrupted"``, one per model, ``"clean"``.
+    """
+    if not torch.is_tensor(image) or tuple(image.shape) != (1, 28, 28):
+        got = tuple(image.shape) if torch.is_tensor(image) else type(image).__name__
+        raise ValueError(f"denoise_panels needs one (1, 28, 28) image, got {got}")
+    clean = image.unsqueeze(0)                                                   # (1, 1, 28, 28)
+    generator = torch.Generator(device=clean.device).manual_seed(seed)
+    noisy = corrupt(clean, kind, level, generator=generator)                    # (1, 1, 28, 28)
+    panels = {"corrupted": noisy}
+    for name, model in models.items():
+        was_training = model.training
+        model.eval()
+        panels[name] = model(noisy)
+        model.train(was_training)
+    panels["clean"] = clean
+    return {name: x[0, 0].clamp(0, 1).float().cpu().numpy() for name, x in panels.items()}
+
+
+class NoiseExplorer:
+    """A noise-level slider and a noise-type selector: corrupted | denoised by each model | clean, redrawn live.
+
+    models: ``{"denoising AE": dae, "plain AE": ae}`` (or one model).
+    images: (N, 1, 28, 28) clean held-out images; a picker chooses among the first ``n_choices``.
+    max_levels: the slider's top for each noise kind (sigma for Gaussian, p otherwise).
+    Each panel's title gives its MSE per pixel against the clean image and the PSNR in dB.
+    """
+
+    def __init__(self, models, images: torch.Tensor, *, kind: str = "gaussian", level: float = 0.3,
+                 max_levels: Mapping[str, float] | None = None, seed: int = 0, n_choices: int = 20,
+                 labels: torch.Tensor | None = None, classes: Sequence[str] | None = None):
+        self.models = dict(models) if isinstance(models, Mapping) else {"denoised": models}
+        if not torch.is_tensor(images) or images.dim() != 4 or images.shape[0] == 0:
+            raise ValueError(f"images must be a non-empty (N, 1, 28, 28) tensor, got "
+                             f"{tuple(images.shape) if torch.is_tensor(images) else type(images).__name__}")
+        self.images, self.seed = images, seed
+        self.max_levels = dict(max_levels or {"gaussian": 1.0, "masking": 1.0, "salt_and_pepper": 1.0})
+        if kind not in self.max_levels:
+            raise ValueError(f"kind {kind!r} is not one of {tuple(self.max_levels)}")
+        self.renders = 0
+        self.panels: dict[str, np.ndarray] = {}
+
+        self.kind = W.Dropdown(options=[(k.replace("_", "-"), k) for k in self.max_levels], value=kind,
+                               description="noise type", layout=W.Layout(width="300px"))
+        self.level = W.FloatSlider(value=level, min=0.0, max=self.max_levels[kind], step=0.01,
+                                   description=LEVEL_NAMES[kind], continuous_update=False, readout_format=".2f",
+                                   layout=W.Layout(width="300px"))
+        n = min(n_choices, images.shape[0])
+        names = [f"test image {i}" + (f" ({classes[int(labels[i])]})" if labels is not None and classes else "")
+                 for i in range(n)]
+        self.picker = W.Dropdown(options=list(zip(names, range(n))), value=0, description="image",
+                                 layout=W.Layout(width="300px"))
+        self._quiet = False
+        self.kind.observe(self._on_kind, names="value")
+        self.level.observe(self._on_level, names="value")
+        self.picker.observe(lambda _: self.render(), names="value")
+        self.output = W.Output()
+        self.widget = W.VBox([W.HBox([self.kind, self.level, self.picker]), self.output])
+        self.render()
+
+    def _on_level(self, change) -> None:
+        if not self._quiet:
+            self.render()
+
+    def _on_kind(self, change) -> None:
+        # the slider's name and top follow the kind; the level stays where it is when it still fits
+        self._quiet = True
+        try:
+            self.level.max = self.max_levels[change["new"]]
+            self.level.value = min(self.level.value, self.level.max)
+            self.level.description = LEVEL_NAMES[change["new"]]
+        finally:
+            self._quiet = False
+        self.render()
+
+    def render(self) -> None:
+        image = self.images[self.picker.value]
+        self.panels = denoise_panels(self.models, image, self.kind.value, self.level.value, seed=self.seed)
+        self.renders += 1
+        clean = self.panels["clean"]
+        with self.output:
+            clear_output(wait=True)
+            n = len(self.panels)
+            fig, axes = plt.subplots(1, n, figsize=(1.9 * n, 2.2))
+            for ax, (name, panel) in zip(axes, self.panels.items()):
+                ax.imshow(panel, cmap="gray", vmin=0, vmax=1)
+                ax.set_axis_off()
+                title = name
+                if name != "clean":
+                    mse = float(((panel - clean) ** 2).mean())
+                    title += f"\nMSE {mse:.4f} · {psnr_db(mse):.1f} dB"
+                ax.set_title(title, fontsize=8)
             fig.tight_layout(pad=0.3)
             display(fig)
             plt.close(fig)

@@ -1,0 +1,237 @@
+"""Corruptions (lesson 02), PSNR, the noise widget and the lesson's exercise checks."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import autoenc_helpers as ah
+from autoenc_helpers import checks, noise, widgets
+
+KINDS = tuple(noise.NOISE_KINDS)
+
+
+def images(n=32, seed=0):
+    return torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_corruption_keeps_shape_and_range_and_leaves_the_input_alone(kind):
+    x = images()
+    before = x.clone()
+    for level in (0.0, 0.3, 1.0):
+        y = ah.corrupt(x, kind, level)
+        assert y.shape == x.shape and y.dtype == x.dtype
+        assert 0 <= float(y.min()) and float(y.max()) <= 1
+    assert torch.equal(x, before)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_level_zero_is_the_identity_and_a_seed_repeats_the_noise(kind):
+    x = images()
+    assert torch.equal(ah.corrupt(x, kind, 0.0), x)
+    a = ah.corrupt(x, kind, 0.4, generator=torch.Generator().manual_seed(5))
+    b = ah.corrupt(x, kind, 0.4, generator=torch.Generator().manual_seed(5))
+    c = ah.corrupt(x, kind, 0.4, generator=torch.Generator().manual_seed(6))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_gaussian_noise_has_the_asked_standard_deviation():
+    grey = torch.full((200, 1, 28, 28), 0.5)
+    diff = noise.gaussian_noise(grey, 0.08, generator=torch.Generator().manual_seed(0)) - grey
+    assert abs(float(diff.std()) - 0.08) < 0.002 and abs(float(diff.mean())) < 0.002
+
+
+def test_masking_drops_a_fraction_p_to_black_and_keeps_the_rest():
+    x = images(200) * 0.5 + 0.5                                  # no pixel is 0 before masking
+    y = noise.masking_noise(x, 0.3, generator=torch.Generator().manual_seed(0))
+    dropped = y == 0
+    assert abs(float(dropped.float().mean()) - 0.3) < 0.01
+    assert torch.equal(y[~dropped], x[~dropped])
+
+
+def test_salt_and_pepper_replaces_a_fraction_p_half_white_half_black():
+    x = torch.full((200, 1, 28, 28), 0.5)
+    y = noise.salt_and_pepper(x, 0.2, generator=torch.Generator().manual_seed(0))
+    assert abs(float((y == 1).float().mean()) - 0.1) < 0.005
+    assert abs(float((y == 0).float().mean()) - 0.1) < 0.005
+    assert set(torch.unique(y).tolist()) == {0.0, 0.5, 1.0}
+
+
+def test_one_level_per_image():
+    x = torch.full((3, 1, 28, 28), 0.5)
+    y = noise.masking_noise(x, torch.tensor([0.0, 1.0, 0.5]), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(y[0], x[0]) and float(y[1].max()) == 0
+    with pytest.raises(ValueError, match=r"one per image, got shape \(2,\)"):
+        noise.masking_noise(x, torch.tensor([0.1, 0.2]))
+
+
+@pytest.mark.parametrize("kind, level, message", [
+    ("gaussian", -0.1, r"sigma must lie in \[0, inf\), finite, got -0.1"),
+    ("gaussian", math.nan, r"sigma must lie in .* got nan"),
+    ("masking", 1.5, r"p must lie in \[0, 1\], got 1.5"),
+    ("salt_and_pepper", -0.2, r"p must lie in \[0, 1\], got -0.2"),
+])
+def test_levels_out_of_range_are_rejected_with_the_value(kind, level, message):
+    with pytest.raises(ValueError, match=message):
+        ah.corrupt(images(2), kind, level)
+    with pytest.raises(ValueError, match=message.split(" got")[0]):
+        ah.Corruption(kind, level)
+
+
+def test_bad_kind_images_and_level_type_are_named():
+    with pytest.raises(ValueError, match=r"'speckle' is not one of \('gaussian', 'masking', 'salt_and_pepper'\)"):
+        ah.corrupt(images(2), "speckle", 0.1)
+    with pytest.raises(ValueError, match=r"values in \[0, 1\], got values from -1 to 1"):
+        ah.corrupt(images(2) * 2 - 1, "gaussian", 0.1)
+    with pytest.raises(TypeError, match="floating-point"):
+        ah.corrupt(torch.zeros(2, 1, 28, 28, dtype=torch.uint8), "masking", 0.1)
+    with pytest.raises(TypeError, match="must be a number"):
+        ah.corrupt(images(2), "masking", "0.1")
+    with pytest.raises(ValueError, match="at least one noise kind"):
+        ah.RandomCorruption({})
+
+
+def test_two_corruption_objects_alike_give_the_same_noise_and_continue_their_stream():
+    x = images()
+    a, b = ah.Corruption("salt_and_pepper", 0.3, seed=1), ah.Corruption("salt_and_pepper", 0.3, seed=1)
+    first = a(x)
+    assert torch.equal(first, b(x))
+    assert not torch.equal(first, a(x))                             # the next batch gets new noise
+    assert "p=0.3" in repr(a)
+
+
+def test_random_corruption_mixes_kinds_within_a_batch_and_stays_in_range():
+    x = torch.full((300, 1, 28, 28), 0.5)
+    y = ah.RandomCorruption({"gaussian": 0.5, "masking": 0.7, "salt_and_pepper": 0.3}, seed=0)(x)
+    assert 0 <= float(y.min()) and float(y.max()) <= 1
+    has_white = (y == 1).flatten(1).any(1)                           # salt (gaussian rarely reaches 1 from 0.5)
+    gaussian_like = ((y != 0) & (y != 0.5) & (y != 1)).flatten(1).any(1)
+    masked_only = ~has_white & ~gaussian_like & (y == 0).flatten(1).any(1)
+    assert has_white.sum() > 50 and gaussian_like.sum() > 50 and masked_only.sum() > 50
+
+
+@pytest.mark.parametrize("kind, level", [("masking", 0.4), ("salt_and_pepper", 0.3), ("gaussian", 0.05)])
+def test_expected_mse_matches_the_measured_one(kind, level):
+    x = images(500) * 0.8 + 0.1                 # away from 0 and 1, so Gaussian noise at 0.05 is rarely clipped
+    noisy = ah.corrupt(x, kind, level, generator=torch.Generator().manual_seed(1))   # not the images' seed
+    measured = float(((noisy - x) ** 2).mean())
+    assert measured == pytest.approx(noise.expected_mse(x, kind, level), rel=0.03)
+
+
+def test_psnr_db():
+    assert ah.psnr_db(0.01) == pytest.approx(20.0)
+    assert ah.psnr_db(0.001) == pytest.approx(30.0)
+    assert ah.psnr_db(0.04, peak=2.0) == pytest.approx(20.0)
+    assert ah.psnr_db(0.0) == math.inf
+    assert torch.allclose(ah.psnr_db(torch.tensor([0.1, 0.01])), torch.tensor([10.0, 20.0]))
+    with pytest.raises(ValueError, match="cannot be negative, got -0.1"):
+        ah.psnr_db(-0.1)
+
+
+def test_a_denoising_autoencoder_really_denoises():
+    """Trained on masked inputs, it beats both the noisy input and a plain AE on held-out masked images."""
+    train = ah.load_dataset("fashion_mnist", "train", n=6_000, verbose=False, device="cpu")
+    test = ah.load_dataset("fashion_mnist", "test", n=500, verbose=False, device="cpu")
+    models = {}
+    for name, corrupt in (("plain", None), ("denoising", ah.Corruption("masking", 0.5, seed=0))):
+        ah.set_seed(0)
+        models[name] = ah.MLPAutoencoder(latent_dim=32, hidden=(128,))
+        ah.fit(models[name], train, epochs=5, corrupt=corrupt, progress=False, log=False, device="cpu")
+    scores = {name: ah.evaluate(m, test, corrupt=ah.Corruption("masking", 0.5, seed=9))["mse_per_pixel"]
+              for name, m in {"noisy": nn.Identity(), **models}.items()}
+    assert scores["denoising"] < 0.6 * scores["noisy"]
+    assert scores["denoising"] < 0.8 * scores["plain"]
+
+
+# -- the widget ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def explorer():
+    ah.set_seed(0)
+    model = ah.MLPAutoencoder(latent_dim=16, hidden=(64,))
+    return widgets.NoiseExplorer({"denoising AE": model, "plain AE": nn.Identity()}, images(5),
+                                 max_levels={"gaussian": 1.0, "masking": 0.9, "salt_and_pepper": 0.5})
+
+
+def test_denoise_panels_is_pure_and_ordered():
+    model = nn.Identity()
+    a = widgets.denoise_panels({"m": model}, images(1)[0], "gaussian", 0.3, seed=1)
+    b = widgets.denoise_panels({"m": model}, images(1)[0], "gaussian", 0.3, seed=1)
+    assert list(a) == ["corrupted", "m", "clean"]
+    assert all(np.array_equal(a[k], b[k]) and a[k].shape == (28, 28) for k in a)
+    with pytest.raises(ValueError, match=r"one \(1, 28, 28\) image, got \(2, 1, 28, 28\)"):
+        widgets.denoise_panels({"m": model}, images(2), "gaussian", 0.3)
+
+
+def test_moving_the_noise_slider_redraws_a_noisier_image(explorer):
+    explorer.level.value = 0.1
+    renders, before = explorer.renders, explorer.panels["corrupted"].copy()
+    explorer.level.value = 0.8
+    assert explorer.renders == renders + 1
+    clean = explorer.panels["clean"]
+    assert ((explorer.panels["corrupted"] - clean) ** 2).mean() > 4 * ((before - clean) ** 2).mean()
+    assert explorer.level.continuous_update is False
+
+
+def test_changing_the_noise_type_relabels_and_caps_the_slider(explorer):
+    explorer.level.value = 0.8
+    renders = explorer.renders
+    explorer.kind.value = "salt_and_pepper"
+    assert explorer.renders == renders + 1                   # one redraw, not one per changed trait
+    assert explorer.level.max == 0.5 and explorer.level.value == 0.5 and explorer.level.description == "p"
+    assert set(np.unique(explorer.panels["corrupted"] - explorer.panels["clean"] != 0)) <= {False, True}
+    changed = explorer.panels["corrupted"] != explorer.panels["clean"]
+    assert set(np.unique(explorer.panels["corrupted"][changed])) <= {0.0, 1.0}
+    explorer.kind.value = "gaussian"
+    assert explorer.level.description == "sigma"
+
+
+def test_picking_another_image_redraws_it(explorer):
+    explorer.picker.value = 0
+    first = explorer.panels["clean"].copy()
+    explorer.picker.value = 3
+    assert not np.array_equal(first, explorer.panels["clean"])
+
+
+# -- exercise checks -------------------------------------------------------------------------------
+
+
+def right_noise(x, sigma, generator):
+    return (x + sigma * torch.randn(x.shape, generator=generator)).clamp(0, 1)
+
+
+@pytest.mark.parametrize("fn, ok", [
+    (right_noise, True),
+    (lambda x, s, g: (x + s * s * torch.randn(x.shape, generator=g)).clamp(0, 1), False),     # variance
+    (lambda x, s, g: (x + s * torch.rand(x.shape, generator=g)).clamp(0, 1), False),          # uniform
+    (lambda x, s, g: x + s * torch.randn(x.shape, generator=g), False),                       # not clipped
+    (lambda x, s, g: x.add_(s * torch.randn(x.shape, generator=g)).clamp_(0, 1), False),      # in place
+    (lambda x, s, g: (x + s * torch.randn(x.shape)).clamp(0, 1), False),                      # ignores the seed
+])
+def test_check_gaussian_noise(fn, ok, capsys):
+    assert checks.check_gaussian_noise(fn) is ok
+    assert ("✅" in capsys.readouterr().out) is ok
+
+
+@pytest.mark.parametrize("fn, ok, words", [
+    (lambda m: 10 * math.log10(1 / m), True, "all 5"),
+    (lambda m: 20 * math.log10(1 / m), False, "20·log10 is for an amplitude"),
+    (lambda m: 10 * math.log(1 / m), False, "natural logarithm"),
+    (lambda m: 10 * math.log10(m), False, "sign is flipped"),
+    (lambda m: "20 dB", False, "return a number"),
+])
+def test_check_psnr(fn, ok, words, capsys):
+    assert checks.check_psnr(fn) is ok
+    assert words in capsys.readouterr().out
+
+
+def test_checks_say_not_written_yet(capsys):
+    def stub(*args):
+        raise NotImplementedError
+
+    assert checks.check_gaussian_noise(stub) is False and checks.check_psnr(stub) is False
+    assert capsys.readouterr().out.count("not written yet") == 2
