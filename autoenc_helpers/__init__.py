@@ -5,12 +5,13 @@ One module per concern; open any of them and read it top to bottom:
 - ``config``: smoke mode (``pick``)
 - ``device``: the GPU toggle (``get_device``) and ``set_seed``
 - ``data``: Fashion-MNIST, MNIST and circles in memory, and batching
-- ``models``: the autoencoders (and PCA, the linear case)
-- ``losses``: reconstruction errors with explicit reductions and units
+- ``models``: the autoencoders (and PCA, the linear case), the VAE and ``reparameterize``, the sparse AE
+- ``losses``: reconstruction errors with explicit reductions and units; the VAE's BCE, KL and ELBO;
+  sparsity penalties (L1, KL towards a rate)
 - ``noise``: corruptions for denoising (Gaussian, masking, salt-and-pepper)
 - ``training``: the one ``fit`` loop, ``evaluate``, ``predict``, ``encode``
 - ``plots``: image grids, loss curves, latent scatters, sweeps
-- ``widgets``: sliders that decode live (``LatentExplorer``, ``NoiseExplorer``)
+- ``widgets``: sliders that decode live (``LatentExplorer``, ``NoiseExplorer``, ``LossFactorExplorer``)
 - ``checks``: the exercise checks
 - ``notebooks``, ``benchmark``: commands to re-execute the notebooks and to time the data path
 """
@@ -20,7 +21,12 @@ from .config import SMOKE, is_smoke, pick
 from .data import DatasetNotFoundError, ImageSet, load_dataset, make_circles
 from .device import get_device, set_seed
 from .losses import mse_objective, psnr_db, squared_error
+from .losses import kl_sparsity_penalty, l1_activation_penalty, sparse_objective, sparsity_stats
+from .losses import (active_units, bce_with_logits, gaussian_kl, kl_per_dimension, negative_elbo,
+                     vae_objective)
 from .models import PCA, ConvAutoencoder, MLPAutoencoder, count_parameters
+from .models import SparseAutoencoder
+from .models import MLPVAE, VAEOutput, reparameterize
 from .noise import Corruption, RandomCorruption, corrupt
 from .training import History, encode, evaluate, fit, predict
 

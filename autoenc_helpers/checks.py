@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 __all__ = ["check_conv_output_size", "check_conv_transpose_output_size", "check_per_image_squared_error",
-           "check_gaussian_noise", "check_psnr"]
+           "check_gaussian_noise", "check_psnr", "check_vae_loss", "check_reparameterize",
+           "check_l1_activation_penalty", "check_kl_sparsity_penalty", "check_gaussian_kl"]
 
 PASS, FAIL = "✅", "❌"
 
@@ -210,4 +211,484 @@ def check_psnr(fn: Callable[[float], float]) -> bool:
         else:
             hint = "PSNR = 10 · log10(peak² / MSE), with peak = 1 for pixels in [0, 1]"
         failures.append(f"psnr({mse}) should be {expected:.2f} dB, you returned {got:.2f}: {hint}")
+    return _report(title, failures, len(cases))
+
+
+# ---------------------------------------------------------------------------------------------
+# Lesson 05: the reparameterization trick
+
+
+class _NotWritten(Exception):
+    """Raised inside a check when the learner's stub still raises NotImplementedError."""
+
+
+def _learner(fn: Callable, args: tuple, title: str):
+    ok, out = _call(fn, args, title)
+    if not ok:
+        raise _NotWritten
+    return out
+
+
+def _fmt(values) -> str:
+    return "[" + ", ".join(f"{float(v):.2f}" for v in values) + "]"
+
+
+_NAN_LOGVAR = ("z contains NaN where logvar < 0: the square root of a negative log-variance. logvar can be any "
+               "real number; sigma = exp(0.5 * logvar) is always positive")
+
+
+def check_reparameterize(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> bool:
+    """Check ``fn(mu, logvar) -> z``: a draw from N(mu, sigma^2), sigma = exp(0.5 * logvar), that gradients pass.
+
+    Hidden tests: z has the shape of mu (three shapes); after ``z.sum().backward()`` the gradient
+    reaches mu (1 everywhere) and logvar (0.5 * sigma * eps = 0.5 * (z - mu)); over 20,000 draws
+    the mean is mu and the standard deviation is sigma. The messages name the usual slips: the
+    variance exp(logvar) used as sigma, the square root of logvar, no eps (no randomness), one eps
+    for the whole batch, uniform eps, sigma ignored (mu + eps), and ``Normal(...).sample()`` (no gradient).
+    The exercise of notebook 05; ``ah.models.reparameterize`` is the reference answer.
+    """
+    title = "reparameterize"
+
+    def shape_case(shape):
+        def case():
+            mu, logvar = torch.randn(shape), torch.randn(shape)
+            z = _learner(fn, (mu, logvar), title)
+            if not torch.is_tensor(z):
+                return f"return a tensor z, not {type(z).__name__}"
+            if tuple(z.shape) != shape:
+                return (f"for mu and logvar of shape {shape} you returned shape {tuple(z.shape)}: z has one number "
+                        "per entry of mu (eps = torch.randn_like(mu) has that shape too)")
+            return None
+        return case
+
+    def gradient_case():
+        mu = torch.randn(512, 4).requires_grad_()
+        logvar = (0.5 * torch.randn(512, 4)).requires_grad_()
+        z = _learner(fn, (mu, logvar), title)
+        if not torch.is_tensor(z) or z.shape != mu.shape:
+            return "the gradient test needs z of mu's shape (see above)"
+        if torch.isnan(z).any():
+            return _NAN_LOGVAR
+        if not z.requires_grad:
+            return ("z carries no gradient, so the encoder could never learn: Normal(...).sample(), .detach() or "
+                    "torch.no_grad() cut the graph. Build z = mu + sigma * eps from mu and logvar "
+                    "(Normal(...).rsample() does the same)")
+        z.sum().backward()
+        problems = []
+        if mu.grad is None:
+            problems.append("the gradient does not reach mu: z must be computed from mu")
+        elif not torch.allclose(mu.grad, torch.ones_like(mu)):
+            problems.append(f"dz/dmu should be 1 everywhere (z = mu + ...), got values from {float(mu.grad.min()):.2f} "
+                            f"to {float(mu.grad.max()):.2f}")
+        if logvar.grad is None or not logvar.grad.abs().max() > 0:
+            problems.append("the gradient does not reach logvar: sigma must be computed from it, "
+                            "sigma = torch.exp(0.5 * logvar), and multiply eps")
+        elif not torch.allclose(logvar.grad, 0.5 * (z - mu).detach(), rtol=1e-3, atol=1e-5):
+            problems.append("dz/dlogvar should be 0.5 * sigma * eps = 0.5 * (z - mu); yours differs: "
+                            "check how sigma is made from logvar")
+        return "; ".join(problems) or None
+
+    # the statistics test: 20,000 draws of four dimensions with known mu and sigma
+    mu_row = torch.tensor([-2.0, 0.0, 1.5, 3.0])
+    logvar_row = torch.tensor([math.log(0.25), 0.0, math.log(4.0), 2.0])      # sigma = 0.5, 1, 2, e
+    sigma_row = torch.exp(0.5 * logvar_row)
+    n = 20_000
+
+    def close(a, b, rel=0.05):
+        return bool(((a - b).abs() <= rel * b.abs() + 1e-3).all())
+
+    def draws():
+        return _learner(fn, (mu_row.expand(n, 4).clone(), logvar_row.expand(n, 4).clone()), title)
+
+    def statistics_cases():
+        z = draws()
+        if not torch.is_tensor(z) or tuple(z.shape) != (n, 4):
+            return ["the statistics test needs z of mu's shape (see above)"]
+        z = z.detach().float()
+        if torch.isnan(z).any():
+            bad = [i for i in range(4) if torch.isnan(z[:, i]).any()]
+            return [_NAN_LOGVAR if all(logvar_row[i] < 0 for i in bad) else "your samples contain NaN"]
+        mean, std = z.mean(0), z.std(0)
+        if bool((std < 1e-6).all()):
+            again = draws()
+            if torch.is_tensor(again) and not torch.equal(again.detach().float(), z):
+                msg = ("every row of z is the same draw: you drew one eps for the whole batch; draw one per entry, "
+                       "eps = torch.randn_like(sigma)")
+            else:
+                msg = ("z has no randomness: every draw is the same (z = mu?). Add sigma * eps with "
+                       "eps = torch.randn_like(sigma)")
+            return [msg]
+        problems = []
+        if bool(((mean - mu_row).abs() <= 0.05 * sigma_row + 0.01).all()):
+            pass
+        elif bool(((mean - mu_row - 0.5 * sigma_row).abs() <= 0.05 * sigma_row + 0.01).all()):
+            problems.append("the draws average mu + sigma / 2: eps is uniform in [0, 1) (torch.rand); "
+                            "draw it from N(0, 1) with torch.randn_like")
+        else:
+            problems.append(f"the mean of many draws should be mu = {_fmt(mu_row)}, yours is {_fmt(mean)}")
+        slips = [
+            (torch.exp(logvar_row), "the spread is exp(logvar), which is the variance sigma^2; "
+                                    "sigma is its square root, exp(0.5 * logvar)"),
+            (torch.ones(4), "every dimension spreads by 1 whatever logvar says: you returned mu + eps; "
+                            "multiply eps by sigma = exp(0.5 * logvar)"),
+            (logvar_row.abs(), "you used logvar itself as sigma; sigma = exp(0.5 * logvar)"),
+            (torch.exp(-0.5 * logvar_row), "the spread is 1 / sigma: the sign in exp(0.5 * logvar) is flipped"),
+            (sigma_row / math.sqrt(12), "the spread is sigma / sqrt(12), that of uniform noise: eps must come from "
+                                        "N(0, 1), torch.randn_like, not torch.rand_like"),
+        ]
+        if not close(std, sigma_row):
+            hint = next((text for expected, text in slips if close(std, expected)), None)
+            problems.append(hint or f"the standard deviation of many draws should be sigma = exp(0.5 * logvar) = "
+                                    f"{_fmt(sigma_row)}, yours is {_fmt(std)}")
+        return problems
+
+    failures: list[str] = []
+    n_cases = 3 + 1 + 2
+    try:
+        with torch.random.fork_rng(devices=[]):      # the hidden draws leave the learner's random state alone
+            torch.manual_seed(0)
+            for case in (*(shape_case(s) for s in [(5, 3), (1, 2), (64, 20)]), gradient_case):
+                try:
+                    problem = case()
+                except _NotWritten:
+                    raise
+                except Exception as err:  # the learner's code crashed: report it, do not raise
+                    problem = f"your function raised {type(err).__name__}: {err}"
+                if problem:
+                    failures.append(problem)
+            try:
+                problems = statistics_cases()
+            except _NotWritten:
+                raise
+            except Exception as err:
+                problems = [f"on 20,000 draws your function raised {type(err).__name__}: {err}"]
+            failures = list(dict.fromkeys(failures + problems))   # the same sentence once
+    except _NotWritten:
+        return False
+    return _report(title, failures, n_cases)
+
+
+# ---------------------------------------------------------------------------------------------
+# Lesson 03: sparsity penalties. Both take hidden activations h of shape (B, n_hidden).
+
+
+def _penalty_value(got, case: str, batch: int, units: int) -> tuple[float | None, str | None]:
+    """The learner's penalty as a float, or None and what is wrong with its type or shape."""
+    if isinstance(got, (int, float)) and not isinstance(got, bool):
+        return None, (f"{case}: you returned a Python number; return the tensor itself. .item() or float() cut "
+                      "it off from the network, so training could not follow its gradient")
+    if not torch.is_tensor(got):
+        return None, f"{case}: return a tensor holding one number, not {type(got).__name__}"
+    if got.numel() != 1:
+        shape = tuple(got.shape)
+        if shape == (batch,):
+            hint = "one value per image: average them over the batch"
+        elif shape == (units,):
+            hint = "one value per hidden unit: combine them into one number (see the formula)"
+        else:
+            hint = "reduce it to a single number"
+        return None, f"{case}: the penalty must be one number, you returned shape {shape}: {hint}"
+    if not got.requires_grad:
+        return None, (f"{case}: your result carries no gradient: compute it with torch operations on h, without "
+                      ".detach(), .item(), .numpy() or torch.no_grad()")
+    return float(got.detach()), None
+
+
+def _diagnose(value: float, expected: float, wrong: list[tuple[float, str]], case: str) -> str | None:
+    """None when value matches expected; otherwise the hint of the first known mistake it matches."""
+    if math.isclose(value, expected, rel_tol=1e-4, abs_tol=1e-6):
+        return None
+    if math.isnan(value):
+        return f"{case}: you returned nan"
+    for wrong_value, hint in wrong:
+        if math.isfinite(wrong_value) and math.isclose(value, wrong_value, rel_tol=1e-3, abs_tol=1e-6):
+            return f"{case}: {hint}"
+    return f"{case}: expected {expected:.6g}, you returned {value:.6g}"
+
+
+def _run_penalty_check(fn: Callable, cases: list, expected_fn: Callable, wrong_fn: Callable, title: str,
+                       nan_hint: str, finite_hint: str) -> list[str] | None:
+    """The loop both penalty checks share. Cases are (description, h, extra args); an expected
+    value of None asks only for a finite, positive penalty (finite_hint says how). Returns the
+    failures, or None when the function is not written yet."""
+    failures: list[str] = []
+    for case, h, extra in cases:
+        h_in = h.clone().requires_grad_(True)
+        try:
+            ok, got = _call(fn, (h_in, *extra), title)
+        except Exception as err:  # the learner's code crashed: report it, do not raise
+            failures.append(f"{case}: your function raised {type(err).__name__}: {err}")
+            continue
+        if not ok:
+            return None
+        value, problem = _penalty_value(got, case, *h.shape)
+        expected = expected_fn(h, *extra)
+        if problem is None and expected is None:
+            if not (math.isfinite(value) and value > 0):
+                problem = f"{case}: you returned {value}; {finite_hint}"
+        elif problem is None:
+            problem = _diagnose(value, expected, wrong_fn(h, *extra), case)
+            if problem is not None and math.isnan(value):
+                problem += f": {nan_hint}"
+        if problem:
+            failures.append(problem)
+    return failures
+
+
+def check_l1_activation_penalty(fn: Callable[[torch.Tensor], torch.Tensor]) -> bool:
+    """Check ``fn(h) -> penalty``: the sum over units of |h|, averaged over the images of the batch."""
+    g = torch.Generator().manual_seed(3)
+    cases = [
+        # by hand: the images sum to 0 + 0.5 + 0.25 = 0.75 and 1 + 0 + 0.25 = 1.25; their mean is 1.0
+        ("h = [[0, 0.5, 0.25], [1, 0, 0.25]]", torch.tensor([[0.0, 0.5, 0.25], [1.0, 0.0, 0.25]]), ()),
+        ("8 images, 20 ReLU units", torch.relu(torch.randn(8, 20, generator=g)), ()),
+        ("5 images, 7 tanh units (negative values too)", torch.tanh(torch.randn(5, 7, generator=g)), ()),
+    ]
+
+    def expected(h):
+        return float(h.abs().sum(1).mean())
+
+    def wrong(h):
+        return [
+            (float(h.abs().sum()), "you summed over the images too; average over the batch instead, so the "
+                                   "penalty does not grow with the batch size"),
+            (float(h.abs().mean()), "you averaged over the units too; sum over the units of each image "
+                                    "(dim=1), then average over the images (dim=0)"),
+            (float(h.sum(1).mean()), "you forgot the absolute value |h|: it makes no difference for ReLU or "
+                                     "sigmoid units (never negative) but tanh units go below 0"),
+            (float((h ** 2).sum(1).mean()), "you squared the activations: that is an L2 penalty; L1 uses |h|"),
+        ]
+
+    title = "l1_activation_penalty"
+    failures = _run_penalty_check(fn, cases, expected, wrong, title, "the L1 penalty needs no logarithm or division",
+                                  "the L1 penalty needs no logarithm or division")
+    return False if failures is None else _report(title, failures, len(cases))
+
+
+def _bernoulli_kl_sum(rho: float, rho_hat: torch.Tensor, eps: float = 1e-6, log=torch.log) -> torch.Tensor:
+    r = rho_hat.clamp(eps, 1 - eps)
+    return rho * log(rho / r) + (1 - rho) * log((1 - rho) / (1 - r))        # elementwise, in nats for torch.log
+
+
+def check_kl_sparsity_penalty(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> bool:
+    """Check ``fn(h, rho) -> penalty``: the sum over units j of KL(Bernoulli(rho) || Bernoulli(rho_hat_j)),
+    with rho_hat_j the mean of unit j over the batch, in nats."""
+    title = "kl_sparsity_penalty"
+    g = torch.Generator().manual_seed(4)
+    dead_and_saturated = torch.sigmoid(torch.randn(10, 6, generator=g))
+    dead_and_saturated[:, 0], dead_and_saturated[:, 1] = 0.0, 1.0       # a unit never on, a unit always on
+    cases = [
+        # by hand: rho_hat = [0.2, 0.6];
+        # unit 1: 0.1*ln(0.1/0.2) + 0.9*ln(0.9/0.8) = -0.0693147 + 0.1060047 = 0.0366900
+        # unit 2: 0.1*ln(0.1/0.6) + 0.9*ln(0.9/0.4) = -0.1791759 + 0.7298369 = 0.5506610; sum 0.5873510
+        ("h = [[0.1, 0.5], [0.3, 0.7]], rho = 0.1", torch.tensor([[0.1, 0.5], [0.3, 0.7]]), (0.1,)),
+        ("16 images, 10 sigmoid units, rho = 0.05", torch.sigmoid(torch.randn(16, 10, generator=g)), (0.05,)),
+        ("every unit already at the target rate (h = 0.2 everywhere, rho = 0.2)", torch.full((4, 3), 0.2), (0.2,)),
+        ("32 images, 50 sigmoid units, rho = 0.3", torch.sigmoid(2 * torch.randn(32, 50, generator=g) - 1), (0.3,)),
+        ("a unit that never fires and one always on, rho = 0.05", dead_and_saturated, (0.05,)),
+    ]
+
+    def expected(h, rho):
+        if h is dead_and_saturated:        # the exact value depends on the eps chosen: ask only for a finite one
+            return None
+        return float(_bernoulli_kl_sum(rho, h.mean(0)).sum())
+
+    def wrong(h, rho):
+        rho_hat = h.mean(0)
+        kl = _bernoulli_kl_sum(rho, rho_hat)
+        r = rho_hat.clamp(1e-6, 1 - 1e-6)
+        swapped = r * torch.log(r / rho) + (1 - r) * torch.log((1 - r) / (1 - rho))
+        return [
+            (float(swapped.sum()), "rho and rho_hat are swapped: the penalty is KL(rho || rho_hat) = "
+                                   "rho·log(rho/rho_hat) + (1-rho)·log((1-rho)/(1-rho_hat))"),
+            (float(_bernoulli_kl_sum(rho, h).sum(1).mean()),
+             "you took the KL of each image's activation and then averaged over the batch; average each unit "
+             "over the batch first (rho_hat = h.mean(0)), then take the KL of those rates"),
+            (float(_bernoulli_kl_sum(rho, h.mean(1)).sum()),
+             "rho_hat_j averages unit j over the images of the batch: h.mean(0), not h.mean(1)"),
+            (float(_bernoulli_kl_sum(rho, h.sum(0)).sum()),
+             "you summed over the batch instead of averaging each unit over the batch first: rho_hat is a rate, "
+             "h.mean(0), between 0 and 1"),
+            (float(kl.mean()), "you averaged the KL over the units; the penalty is its sum over the units"),
+            (float((rho * torch.log(rho / r)).sum()),
+             "only the rho·log(rho/rho_hat) term is there; a Bernoulli KL has a second one, for the unit being "
+             "off: (1-rho)·log((1-rho)/(1-rho_hat))"),
+            (float(-kl.sum()), "the sign is flipped: a KL divergence is never negative; the ratios are "
+                               "rho/rho_hat and (1-rho)/(1-rho_hat)"),
+            (float(_bernoulli_kl_sum(rho, rho_hat, log=torch.log10).sum()),
+             "that is log base 10; the penalty is in nats: use the natural log, torch.log"),
+            (float(_bernoulli_kl_sum(rho, rho_hat, log=torch.log2).sum()),
+             "that is log base 2 (bits); the penalty is in nats: use the natural log, torch.log"),
+        ]
+
+    failures = _run_penalty_check(
+        fn, cases, expected, wrong, title,
+        "that is the log of a negative number. rho_hat must be a rate in [0, 1]: did you sum over the batch instead "
+        "of averaging each unit over the batch first (h.mean(0))?",
+        "clamp rho_hat into [eps, 1 - eps] (e.g. eps = 1e-6) before the logarithms, so that a unit that never fires "
+        "(rho_hat = 0) or always fires (rho_hat = 1) costs a large finite penalty, not inf or nan")
+    return False if failures is None else _report(title, failures, len(cases))
+
+
+# ---------------------------------------------------------------------------------------------
+# Lesson 04: the VAE's loss
+
+
+def check_vae_loss(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> bool:
+    """Check ``fn(logits, x, mu, logvar) -> loss``: the negative ELBO of a batch in nats per image.
+
+    Expected: BCE from the logits summed over each image's pixels, plus the closed-form KL
+    of N(mu, sigma^2) from N(0, 1) summed over the latent dimensions, averaged over the batch.
+    The messages name the usual slips: a mean over pixels (784 times too small a reconstruction),
+    a sum over the batch, a KL with the wrong sign or without its 1/2, sigma in place of the variance.
+    """
+    from .losses import bce_with_logits, gaussian_kl
+
+    title = "vae_loss"
+    g = torch.Generator().manual_seed(11)
+    failures: list[str] = []
+    cases = [(8, 2), (3, 20), (1, 5)]
+    for b, k in cases:
+        logits = torch.randn(b, 1, 28, 28, generator=g) * 3
+        x = torch.rand(b, 1, 28, 28, generator=g)
+        mu, logvar = torch.randn(b, k, generator=g), torch.randn(b, k, generator=g)
+        recon = bce_with_logits(logits, x, pixels="sum", batch="none")               # (b,) nats per image
+        kl = gaussian_kl(mu, logvar, dims="sum", batch="none")                       # (b,) nats per image
+        expected = float((recon + kl).mean())
+        try:
+            ok, got = _call(fn, (logits, x, mu, logvar), title)
+        except Exception as err:
+            failures.append(f"for a batch of {b} images with {k} latent dimensions your function raised "
+                            f"{type(err).__name__}: {err}")
+            continue
+        if not ok:
+            return False
+        if not torch.is_tensor(got) or got.numel() != 1:
+            got_desc = tuple(got.shape) if torch.is_tensor(got) else type(got).__name__
+            failures.append(f"return one number (a 0-dim tensor) for the batch, got {got_desc}: "
+                            "average the per-image losses over the batch")
+            continue
+        got = float(got)
+        sigma = torch.exp(0.5 * logvar)
+        slips = {
+            "the reconstruction is averaged over the pixels; the ELBO sums it over the 784 pixels of each image":
+                float((recon / 784 + kl).mean()),
+            "the loss is summed over the batch; average it over the images, so it is per image":
+                float((recon + kl).sum()),
+            "the KL has the wrong sign: it is a penalty, 0.5 * (mu^2 + sigma^2 - log sigma^2 - 1) >= 0":
+                float((recon - kl).mean()),
+            "the KL misses its factor 1/2":
+                float((recon + 2 * kl).mean()),
+            "the KL uses sigma = exp(0.5 * logvar) where it needs the variance sigma^2 = exp(logvar)":
+                float((recon + 0.5 * (mu ** 2 + sigma - logvar - 1).sum(1)).mean()),
+            "the reconstruction term is missing": float(kl.mean()),
+            "the KL term is missing": float(recon.mean()),
+        }
+        if math.isclose(got, expected, rel_tol=1e-4, abs_tol=1e-4):
+            continue
+        slip = next((text for text, value in slips.items() if math.isclose(got, value, rel_tol=1e-4)), None)
+        failures.append(f"for a batch of {b} images with {k} latent dimensions the loss should be "
+                        f"{expected:.2f} nats per image, you returned {got:.2f}"
+                        + (f": {slip}" if slip else ""))
+    return _report(title, failures, len(cases))
+
+
+# ---------------------------------------------------------------------------------------------
+# Lesson 06: the closed-form KL of the encoder's Gaussian from N(0, 1)
+
+
+def check_gaussian_kl(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> bool:
+    """Check ``fn(mu, logvar) -> (B,)``: KL(N(mu, sigma^2) || N(0, 1)) in nats, summed over the latent
+    dimensions, one value per image.
+
+    Hidden tests: two cases worked by hand (the prior itself gives 0) and three random batches, each
+    compared with ``torch.distributions.kl_divergence`` summed over the dimensions; the result must
+    carry a gradient. The messages name the usual slips: the sign flipped, the 1/2 forgotten, sigma
+    used where the variance is needed, logvar read as log sigma, the -1 or the square of mu missing, a
+    mean over the dimensions instead of the sum, one value per dimension, and a reduction over the batch.
+    The exercise of notebook 06; ``ah.gaussian_kl(mu, logvar, batch="none")`` is the reference answer.
+    """
+    from torch.distributions import Normal, kl_divergence
+
+    title = "gaussian_kl"
+    g = torch.Generator().manual_seed(6)
+    cases = [
+        # by hand: mu = 0, sigma = 1 is the prior itself: KL = 0 in every dimension
+        ("mu = 0, logvar = 0 (the prior itself)", torch.zeros(3, 4), torch.zeros(3, 4)),
+        # by hand: 0.5 * (1 + 1 - 1 - 0) = 0.5 and 0.5 * (0 + 4 - 1 - ln 4) = 0.8069; one image: 1.3069
+        ("mu = [1, 0], sigma^2 = [1, 4]", torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, math.log(4.0)]])),
+        ("8 images, 2 latent dimensions", torch.randn(8, 2, generator=g), torch.randn(8, 2, generator=g)),
+        ("32 images, 16 latent dimensions", 2 * torch.randn(32, 16, generator=g),
+         torch.randn(32, 16, generator=g) - 1),
+        ("5 images, 3 latent dimensions, large sigma", torch.randn(5, 3, generator=g),
+         torch.rand(5, 3, generator=g) * 3 + 0.5),
+    ]
+    failures: list[str] = []
+    for case, mu, logvar in cases:
+        b, k = mu.shape
+        per_dim = kl_divergence(Normal(mu, torch.exp(0.5 * logvar)), Normal(0.0, 1.0))       # (b, k) nats
+        expected = per_dim.sum(1)                                                            # (b,)
+        mu_in, logvar_in = mu.clone().requires_grad_(True), logvar.clone().requires_grad_(True)
+        try:
+            ok, got = _call(fn, (mu_in, logvar_in), title)
+        except Exception as err:  # the learner's code crashed: report it, do not raise
+            failures.append(f"{case}: your function raised {type(err).__name__}: {err}")
+            continue
+        if not ok:
+            return False
+        if not torch.is_tensor(got):
+            failures.append(f"{case}: return a tensor, one KL per image, not {type(got).__name__}")
+            continue
+        if tuple(got.shape) != (b,):
+            if got.numel() == 1 and b > 1:
+                value = float(got.detach())
+                if math.isclose(value, float(expected.mean()), rel_tol=1e-4, abs_tol=1e-5):
+                    hint = "you averaged over the batch too"
+                elif math.isclose(value, float(expected.sum()), rel_tol=1e-4, abs_tol=1e-5):
+                    hint = "you summed over the batch too"
+                else:
+                    hint = "you reduced over the batch"
+                hint += ": keep one number per image (sum over dim=1 only); the loss averages them later"
+            elif got.dim() == 0:
+                hint = "keep the batch axis: for one image the result has shape (1,), sum over dim=1"
+            elif tuple(got.shape) == (b, k):
+                hint = "that is one value per latent dimension: sum them over dim=1 to get the KL of each image"
+            elif tuple(got.shape) == (k,):
+                hint = "you reduced over the images (dim=0); sum over the latent dimensions (dim=1) instead"
+            else:
+                hint = "sum over the latent dimensions (dim=1), nothing else"
+            failures.append(f"{case}: the result should have shape ({b},), one KL per image, got "
+                            f"{tuple(got.shape)}: {hint}")
+            continue
+        value = got.detach().float()
+        if torch.allclose(value, expected, rtol=1e-4, atol=1e-5):
+            if not got.requires_grad:
+                failures.append(f"{case}: the values are right but carry no gradient, so training could not "
+                                "follow them: compute them with torch operations on mu and logvar, without "
+                                ".detach(), .item(), .numpy() or torch.no_grad()")
+            continue
+        if torch.isnan(value).any():
+            failures.append(f"{case}: your result contains NaN. logvar can be negative: the variance is "
+                            "exp(logvar), never a square root or a logarithm of logvar")
+            continue
+        var, sigma = logvar.exp(), torch.exp(0.5 * logvar)
+        slips = [
+            (-expected, "the sign is flipped: a KL divergence is never negative. It is "
+                        "0.5 * (mu^2 + sigma^2 - 1 - log sigma^2), or -0.5 * (1 + logvar - mu^2 - sigma^2)"),
+            (2 * expected, "the factor 1/2 is missing: each dimension costs 0.5 * (mu^2 + sigma^2 - 1 - log sigma^2)"),
+            (0.5 * (mu ** 2 + sigma - 1 - logvar).sum(1),
+             "you used sigma = exp(0.5 * logvar) where the formula needs the variance sigma^2 = exp(logvar)"),
+            (0.5 * (mu ** 2 + torch.exp(2 * logvar) - 1 - 2 * logvar).sum(1),
+             "you read logvar as log sigma; it is log sigma^2, so sigma^2 = exp(logvar) and log sigma^2 = logvar"),
+            (0.5 * (mu ** 2 + var - 1 - 0.5 * logvar).sum(1),
+             "the log term should be log sigma^2 = logvar itself, not log sigma = 0.5 * logvar"),
+            (expected + 0.5 * k, "the -1 inside the bracket is missing: without it the prior itself (mu = 0, "
+                                 "sigma = 1) would cost 1/2 nat per dimension instead of 0"),
+            (0.5 * (mu + var - 1 - logvar).sum(1), "mu must be squared: a mean of -2 is as far from 0 as +2"),
+            (per_dim.mean(1), "you averaged over the latent dimensions; the KL of an image is their sum"),
+        ]
+        slip = next((text for wrong, text in slips if torch.allclose(value, wrong.float(), rtol=1e-4, atol=1e-5)),
+                    None)
+        failures.append(f"{case}: expected {_fmt(expected[:3])} nats (first images), you returned "
+                        f"{_fmt(value[:3])}" + (f": {slip}" if slip else ""))
     return _report(title, failures, len(cases))

@@ -8,6 +8,13 @@ course always says which it made:
 - over the images of the batch: ``batch="mean"``, ``"sum"`` or ``"none"`` (one value per image).
 
 For pixel values in [0, 1], the squared error has the unit "squared intensity".
+
+The VAE's loss (lessons 04-06) is in nats: the binary cross-entropy of the
+pixels (``bce_with_logits``, same two reductions) and the KL of the encoder's
+Gaussian from N(0, 1) (``gaussian_kl``, reduced over latent dimensions with
+``dims=`` and over the batch). ``vae_objective`` combines them for ``fit``;
+``negative_elbo`` evaluates a trained VAE with sampling; ``kl_per_dimension``
+and ``active_units`` look for posterior collapse.
 """
 
 from __future__ import annotations
@@ -17,7 +24,13 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["REDUCTIONS", "squared_error", "psnr_db", "mse_objective"]
+from .models import check_images, reparameterize
+
+__all__ = ["REDUCTIONS", "squared_error", "psnr_db", "mse_objective",
+           "SPARSITY_PENALTIES", "l1_activation_penalty", "bernoulli_kl", "kl_sparsity_penalty", "sparse_objective",
+           "sparsity_stats",
+           "KL_DIMS", "bce_with_logits", "gaussian_kl", "vae_objective", "negative_elbo", "kl_per_dimension",
+           "active_units"]
 
 REDUCTIONS = {"pixels": ("mean", "sum"), "batch": ("mean", "sum", "none")}
 
@@ -72,3 +85,367 @@ def mse_objective(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.T
     entry of the dict it gets back and logs every entry under its name.
     """
     return {"mse_per_pixel": squared_error(model(inputs), targets)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Lesson 03: sparsity penalties on the hidden activations h, of shape (B, n_hidden).
+# A sparse autoencoder adds one of them, weighted, to the reconstruction error, so that
+# only a few hidden units are active for any one image. Built in notebook 03.
+
+SPARSITY_PENALTIES = ("l1", "kl")
+_PENALTY_NAMES = {"l1": "l1_activation_per_image", "kl": "kl_sparsity_nats"}   # logged names, with units
+
+
+def _check_activations(h, who: str) -> None:
+    if not torch.is_tensor(h) or h.dim() != 2:
+        got = tuple(h.shape) if torch.is_tensor(h) else type(h).__name__
+        raise ValueError(f"{who} expects hidden activations of shape (batch, n_hidden), got {got}")
+
+
+def _check_rate(rho, who: str) -> None:
+    if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not 0 < rho < 1:
+        raise ValueError(f"{who}: the target rate rho must be a number strictly between 0 and 1, got {rho!r}")
+
+
+def l1_activation_penalty(h: torch.Tensor) -> torch.Tensor:
+    """The L1 sparsity penalty: the sum over hidden units of |h|, averaged over the batch.
+
+    h: (B, n_hidden) hidden activations. Returns a 0-dim tensor in activation units
+    per image; for units in [0, 1] read it as "how many fully active units' worth of
+    activation one image uses". Its gradient, sign(h), is as strong for a small
+    activation as for a large one, so it keeps pulling every active unit towards 0;
+    ReLU units it pushes to exactly 0.
+    Written by hand in exercise 1 of notebook 03.
+    """
+    _check_activations(h, "l1_activation_penalty")
+    return h.abs().sum(1).mean()                 # (B, n_hidden) -> (B,) -> ()
+
+
+def bernoulli_kl(rho: float, rho_hat, *, eps: float = 1e-6) -> torch.Tensor:
+    """KL(Bernoulli(rho) || Bernoulli(rho_hat)) in nats, element by element.
+
+        rho * log(rho / rho_hat) + (1 - rho) * log((1 - rho) / (1 - rho_hat))
+
+    rho: the target rate, a number in (0, 1). rho_hat: a tensor (or number) of
+    rates in [0, 1], clamped to [eps, 1 - eps] before the logarithms so that a unit
+    that is never (or always) active costs a large finite amount, not infinity.
+    Zero where rho_hat equals rho, positive everywhere else.
+    """
+    _check_rate(rho, "bernoulli_kl")
+    if not torch.is_tensor(rho_hat):
+        rho_hat = torch.tensor(rho_hat, dtype=torch.get_default_dtype())
+    low, high = (float(rho_hat.detach().min()), float(rho_hat.detach().max())) if rho_hat.numel() else (0, 0)
+    if low < 0 or high > 1:
+        raise ValueError(f"bernoulli_kl: rho_hat must lie in [0, 1], got values from {low:.3g} to {high:.3g}")
+    rho_hat = rho_hat.clamp(eps, 1 - eps)
+    return rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))
+
+
+def kl_sparsity_penalty(h: torch.Tensor, rho: float = 0.05, *, eps: float = 1e-6) -> torch.Tensor:
+    """The KL sparsity penalty towards a target rate rho, in nats.
+
+    1. rho_hat_j = the mean of unit j's activation over the batch: its firing rate   (n_hidden,)
+    2. KL(Bernoulli(rho) || Bernoulli(rho_hat_j)) for each unit (:func:`bernoulli_kl`)  (n_hidden,)
+    3. the sum over the units                                                           ()
+
+    h: (B, n_hidden) activations in [0, 1], such as sigmoid units, each read as the
+    probability that the unit fires. rho: the target rate in (0, 1); 0.05 asks each
+    unit to be active for about 5% of the images. The penalty is 0 when every unit's
+    rate equals rho and grows when a unit fires more often, or less often, than that.
+    It constrains each unit's average over the batch, not each activation.
+    Written by hand in exercise 2 of notebook 03.
+    """
+    _check_activations(h, "kl_sparsity_penalty")
+    _check_rate(rho, "kl_sparsity_penalty")
+    low, high = float(h.detach().min()), float(h.detach().max())
+    if low < 0 or high > 1:
+        raise ValueError(f"kl_sparsity_penalty needs activations in [0, 1] (read as firing probabilities), got "
+                         f"values from {low:.3g} to {high:.3g}. Use sigmoid hidden units (ReLU units can exceed 1) "
+                         "or the L1 penalty.")
+    rho_hat = h.mean(0)                                      # (B, n_hidden) -> (n_hidden,)
+    return bernoulli_kl(rho, rho_hat, eps=eps).sum()         # (n_hidden,) -> ()
+
+
+def sparse_objective(penalty: str = "kl", *, weight: float, rho: float | None = None):
+    """The sparse autoencoder's objective for ``fit``: reconstruction error plus a weighted sparsity penalty.
+
+    penalty: ``"kl"`` (:func:`kl_sparsity_penalty` towards the rate ``rho``, 0.05
+        unless given; needs activations in [0, 1]) or ``"l1"`` (:func:`l1_activation_penalty`).
+    weight: what one unit of penalty costs, in MSE per pixel; >= 0. With 0 the model
+        trains as a plain autoencoder and the penalty is still logged.
+    The model needs ``encode`` (images -> (B, n_hidden) activations) and ``decode``.
+
+    Returns ``objective(model, inputs, targets) -> dict`` with, in this order:
+
+    - ``"total_loss"``: mse_per_pixel + weight * penalty, the number minimised
+      (in squared intensity per pixel: the weight converts the penalty into that unit);
+    - ``"mse_per_pixel"``: the reconstruction error;
+    - ``"kl_sparsity_nats"`` or ``"l1_activation_per_image"``: the penalty, unweighted.
+    """
+    if penalty not in SPARSITY_PENALTIES:
+        raise ValueError(f"penalty={penalty!r}; expected one of {SPARSITY_PENALTIES}")
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight < 0:
+        raise ValueError(f"weight must be a finite number >= 0, got {weight!r}")
+    if penalty == "l1" and rho is not None:
+        raise ValueError(f"rho={rho!r} is the target rate of the KL penalty; the L1 penalty has none")
+    if penalty == "kl":
+        rho = 0.05 if rho is None else rho
+        _check_rate(rho, "sparse_objective")
+    name = _PENALTY_NAMES[penalty]
+
+    def objective(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        h = model.encode(inputs)                                          # (B, n_hidden)
+        mse = squared_error(model.decode(h), targets)                     # ()
+        value = kl_sparsity_penalty(h, rho) if penalty == "kl" else l1_activation_penalty(h)
+        return {"total_loss": mse + weight * value, "mse_per_pixel": mse, name: value}
+
+    objective.__name__ = f"sparse_objective_{penalty}"
+    return objective
+
+
+@torch.no_grad()
+def sparsity_stats(h: torch.Tensor, *, threshold: float = 0.05) -> dict[str, float]:
+    """How sparse a set of hidden activations is, as plain numbers.
+
+    h: (N, n_hidden) activations, e.g. ``encode(model, test)``. An activation counts
+    as near zero when |h| < threshold. Returns:
+
+    - ``"mean_activation"``: the average over all images and units;
+    - ``"near_zero_fraction"``: the share of (image, unit) pairs that are near zero;
+    - ``"active_units_per_image"``: how many units are not near zero, averaged over the images;
+    - ``"dead_unit_fraction"``: the share of units near zero on every image (never active).
+    """
+    _check_activations(h, "sparsity_stats")
+    if not threshold > 0:
+        raise ValueError(f"threshold must be > 0, got {threshold!r}")
+    near_zero = h.abs() < threshold                                       # (N, n_hidden) booleans
+    return {
+        "mean_activation": float(h.mean()),
+        "near_zero_fraction": float(near_zero.float().mean()),
+        "active_units_per_image": float((~near_zero).float().sum(1).mean()),
+        "dead_unit_fraction": float(near_zero.all(0).float().mean()),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Lessons 04-06: the VAE's loss. Its two terms are in nats (natural-log units of information):
+# the reconstruction, -log p(x | z) for Bernoulli pixels, and the KL of q(z | x) from the prior.
+
+KL_DIMS = ("sum", "mean", "none")
+VAE_RECONS = ("bce", "mse")
+VAE_REDUCTIONS = ("sum", "mean")
+N_PIXELS = 784
+
+
+def _check_unit_range(x: torch.Tensor, who: str) -> None:
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0 or hi > 1:
+        raise ValueError(f"{who} needs targets in [0, 1] (pixel probabilities), got values from {lo:.3g} to "
+                         f"{hi:.3g}; images scaled to [-1, 1] do not fit a Bernoulli decoder")
+
+
+def bce_with_logits(logits: torch.Tensor, x: torch.Tensor, *, pixels: str = "mean",
+                    batch: str = "mean") -> torch.Tensor:
+    """Binary cross-entropy of targets ``x`` in [0, 1] under Bernoulli pixels with these logits, in nats.
+
+    Per pixel: -[x log p + (1 - x) log(1 - p)] with p = sigmoid(logits). It is computed from the
+    logits in a log-sum-exp form, so a confidently wrong pixel costs a large finite number instead
+    of log(0) = -inf: the same values as ``F.binary_cross_entropy(torch.sigmoid(logits), x)``, but
+    stable. Unit: nats per pixel with ``pixels="mean"``, nats per image with ``pixels="sum"`` (the
+    VAE's reconstruction term); ``batch="mean"`` averages over the images, ``"sum"`` adds them (nats
+    per batch), ``"none"`` keeps one value per image. The defaults (mean, mean) are PyTorch's.
+    Written out in notebook 04; its four reductions are compared in notebook 06.
+    """
+    if logits.shape != x.shape:
+        raise ValueError(f"logits have shape {tuple(logits.shape)} but the target has {tuple(x.shape)}; "
+                         "they must match")
+    _check_unit_range(x, "bce_with_logits")
+    return _reduce(F.binary_cross_entropy_with_logits(logits, x, reduction="none"), pixels, batch)
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor, *, dims: str = "sum", batch: str = "mean") -> torch.Tensor:
+    """KL(N(mu, sigma^2) || N(0, 1)) in closed form, in nats, for (B, k) means and log-variances.
+
+    Per image and latent dimension: 0.5 * (mu^2 + sigma^2 - 1 - log sigma^2), with sigma^2 = exp(logvar);
+    zero exactly when mu = 0 and sigma = 1. Two reductions:
+
+    - over the k latent dimensions: ``dims="sum"`` gives nats per image (the VAE's KL term),
+      ``"mean"`` nats per latent dimension, ``"none"`` keeps one value per dimension (for
+      active units, see :func:`kl_per_dimension`);
+    - over the images: ``batch="mean"``, ``"sum"`` or ``"none"``, as for the reconstruction.
+
+    Shapes: (B,) or (k,) or (B, k) or a scalar, by the choices. Built step by step in notebook 06,
+    where it is checked against ``torch.distributions.kl_divergence``.
+    """
+    if not (torch.is_tensor(mu) and torch.is_tensor(logvar)):
+        raise TypeError(f"gaussian_kl expects tensors mu and logvar, got {type(mu).__name__} and "
+                        f"{type(logvar).__name__}")
+    if mu.dim() != 2 or mu.shape != logvar.shape:
+        raise ValueError(f"gaussian_kl expects mu and logvar of the same shape (batch, k), got {tuple(mu.shape)} "
+                         f"and {tuple(logvar.shape)}")
+    if dims not in KL_DIMS:
+        raise ValueError(f"dims={dims!r}; expected one of {KL_DIMS}")
+    if batch not in REDUCTIONS["batch"]:
+        raise ValueError(f"batch={batch!r}; expected one of {REDUCTIONS['batch']}")
+    kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)                      # (B, k) nats
+    if dims != "none":
+        kl = kl.sum(1) if dims == "sum" else kl.mean(1)                      # (B,)
+    if batch == "none":
+        return kl
+    return kl.mean(0) if batch == "mean" else kl.sum(0)                      # () or (k,)
+
+
+def _check_number(name: str, value, *, minimum: float = 0.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < minimum:
+        raise ValueError(f"{name}={value!r}; expected a finite number >= {minimum:g}")
+    return float(value)
+
+
+def vae_objective(*, recon: str = "bce", reduction: str = "sum", recon_factor: float = 1.0,
+                  kl_weight: float = 1.0, free_bits: float = 0.0):
+    """The VAE's objective for ``ah.fit``: a weighted reconstruction term plus a KL term.
+
+    Returns ``objective(model, inputs, targets) -> dict`` for a VAE whose ``forward(inputs)`` gives
+    ``(logits, mu, logvar)`` with z sampled (:class:`~autoenc_helpers.models.MLPVAE`). The dict holds,
+    in this order (``fit`` minimises the first entry and logs all three, train and held-out):
+
+    - ``"total_loss"``: what is minimised, ``scale * (recon_factor * recon + kl_weight * kl)``;
+    - ``"recon_nats_per_image"`` (``recon="bce"``: BCE from logits summed over the 784 pixels) or
+      ``"recon_sq_error_per_image"`` (``recon="mse"``: squared error of sigmoid(logits), summed over
+      the pixels, in squared intensity), averaged over the batch;
+    - ``"kl_nats_per_image"``: the KL summed over latent dimensions, averaged over the batch (always
+      the true KL, even when free bits change what is minimised).
+
+    The two logged terms are per image whatever the reduction, so runs can be compared.
+    With ``recon="bce"``, factors 1 and no free bits, ``total_loss`` is the one-sample estimate of the
+    negative ELBO in nats per image.
+
+    reduction: ``"sum"`` (scale 1): per image, each term summed over its own axis (pixels, latent
+        dimensions) and averaged over the batch. ``"mean"`` (scale 1/784, seed 004's choice): the
+        reconstruction averaged over the batch *and* the pixels (what ``nn.MSELoss()`` gives) and the
+        KL summed over dimensions and divided by batch * 784. That is the "sum" loss divided by 784,
+        the same balance of the two terms, and Adam, which hardly notices a constant scale of the
+        loss, trains the same model under both. The mix that changes the balance averages the
+        reconstruction over pixels but leaves the KL per image: ``reduction="sum",
+        recon_factor=1/784`` (a KL 784 times stronger: collapse).
+    recon_factor: the weight of the reconstruction (notebook 06's slider; high: close to a plain
+        autoencoder, low: the KL wins and images blur). kl_weight: the weight of the KL (beta).
+    free_bits: a remedy for posterior collapse, in nats per latent dimension (Kingma et al. 2016):
+        each dimension's KL, averaged over the batch, costs nothing below this floor,
+        ``sum_j max(free_bits, KL_j)``, so the encoder can use every dimension for that much
+        information without paying; 0 turns it off. No schedule needed.
+
+    Built step by step in notebook 04; reductions, factors and free bits are notebook 06's subject.
+    """
+    if recon not in VAE_RECONS:
+        raise ValueError(f"recon={recon!r}; expected one of {VAE_RECONS}")
+    if reduction not in VAE_REDUCTIONS:
+        raise ValueError(f"reduction={reduction!r}; expected one of {VAE_REDUCTIONS}")
+    recon_factor = _check_number("recon_factor", recon_factor)
+    kl_weight = _check_number("kl_weight", kl_weight)
+    free_bits = _check_number("free_bits", free_bits)
+    scale = 1.0 if reduction == "sum" else 1.0 / N_PIXELS
+    recon_name = "recon_nats_per_image" if recon == "bce" else "recon_sq_error_per_image"
+
+    def objective(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = model(inputs)
+        if not isinstance(out, tuple) or len(out) != 3:
+            raise TypeError(f"vae_objective needs a VAE whose forward returns (logits, mu, logvar), like MLPVAE; "
+                            f"{type(model).__name__} returned {type(out).__name__}")
+        logits, mu, logvar = out                                             # (B, 1, 28, 28), (B, k), (B, k)
+        if recon == "bce":
+            recon_per_image = bce_with_logits(logits, targets, pixels="sum", batch="mean")        # nats per image
+        else:
+            recon_per_image = squared_error(torch.sigmoid(logits), targets, pixels="sum", batch="mean")
+        kl_per_dim = gaussian_kl(mu, logvar, dims="none", batch="mean")     # (k,) nats per image
+        kl = kl_per_dim.sum()                                                # nats per image
+        kl_paid = kl_per_dim.clamp(min=free_bits).sum() if free_bits > 0 else kl
+        loss = scale * (recon_factor * recon_per_image + kl_weight * kl_paid)
+        return {"total_loss": loss, recon_name: recon_per_image, "kl_nats_per_image": kl}
+
+    objective.__name__ = objective.__qualname__ = "vae_objective"
+    objective.settings = dict(recon=recon, reduction=reduction, recon_factor=recon_factor, kl_weight=kl_weight,
+                              free_bits=free_bits)
+    return objective
+
+
+def _images_of(data, who: str) -> torch.Tensor:
+    images = getattr(data, "images", data)                                   # an ImageSet or a tensor
+    check_images(images, who)
+    return images
+
+
+def _device_of(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def negative_elbo(model: torch.nn.Module, images, n_samples: int = 1, generator: torch.Generator | None = None,
+                  *, batch_size: int = 1000) -> float:
+    """The negative ELBO of a VAE on ``images``, in nats per image, evaluated *with sampling*.
+
+    For each image: BCE from the decoder's logits summed over the 784 pixels, at z drawn by
+    ``reparameterize`` (not z = mu, which would not be the ELBO), plus the KL summed over the latent
+    dimensions; averaged over the images and over ``n_samples`` draws per image (the average of
+    one-sample estimates, so more samples lower the noise, not the value). Lower is better.
+    Pixel values in [0, 1] are treated as Bernoulli probabilities: for grey pixels this BCE is not a
+    normalised log-likelihood (the continuous-Bernoulli caveat), so compare models with it, not papers.
+
+    model: a VAE with ``encode(x) -> (mu, logvar)`` and ``decode(z, logits=True)``; run in eval mode.
+    images: an ImageSet or an (N, 1, 28, 28) tensor in [0, 1]. generator: on the model's device,
+    for draws that repeat. Built step by step in notebook 04.
+    """
+    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples <= 0:
+        raise ValueError(f"n_samples={n_samples!r}; expected a positive int")
+    x_all = _images_of(images, "negative_elbo")
+    device = _device_of(model)
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    try:
+        for start in range(0, x_all.shape[0], batch_size):
+            x = x_all[start:start + batch_size].to(device)                       # (b, 1, 28, 28)
+            mu, logvar = model.encode(x)                                         # (b, k), (b, k)
+            kl = gaussian_kl(mu, logvar, dims="sum", batch="sum")                 # nats, summed over the b images
+            for _ in range(n_samples):
+                z = reparameterize(mu, logvar, generator)                        # (b, k)
+                logits = model.decode(z, logits=True)                            # (b, 1, 28, 28)
+                total += float(bce_with_logits(logits, x, pixels="sum", batch="sum") + kl)
+    finally:
+        model.train(was_training)
+    return total / (x_all.shape[0] * n_samples)
+
+
+@torch.no_grad()
+def kl_per_dimension(model: torch.nn.Module, data, *, batch_size: int = 1000) -> torch.Tensor:
+    """Each latent dimension's KL from the prior, in nats per image, averaged over ``data``: (k,).
+
+    A dimension whose KL stays near 0 has mu = 0 and sigma = 1 for every image: it carries no
+    information about the image, the decoder ignores it (posterior collapse of that unit).
+    The values add up to the KL term of the loss. Built step by step in notebook 06.
+    """
+    x_all = _images_of(data, "kl_per_dimension")
+    device = _device_of(model)
+    was_training = model.training
+    model.eval()
+    total = None
+    try:
+        for start in range(0, x_all.shape[0], batch_size):
+            mu, logvar = model.encode(x_all[start:start + batch_size].to(device))    # (b, k), (b, k)
+            part = gaussian_kl(mu, logvar, dims="none", batch="sum")               # (k,)
+            total = part if total is None else total + part
+    finally:
+        model.train(was_training)
+    return total / x_all.shape[0]                                                  # (k,)
+
+
+def active_units(model: torch.nn.Module, data, threshold: float = 0.01, *, batch_size: int = 1000) -> torch.Tensor:
+    """Which latent dimensions are in use: a (k,) bool tensor, True where the average KL > ``threshold`` nats.
+
+    The criterion is the KL per dimension of :func:`kl_per_dimension` (nats per image, averaged over
+    ``data``), so the count matches the bar chart of those KLs. (Burda et al. 2016 use instead the
+    variance of mu across the data, active above 0.01; the two agree on collapsed units, whose mu is
+    0 for every image.) ``int(active_units(vae, test).sum())`` counts them. Built in notebook 06.
+    """
+    threshold = _check_number("threshold", threshold)
+    return kl_per_dimension(model, data, batch_size=batch_size) > threshold

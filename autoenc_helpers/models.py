@@ -12,17 +12,24 @@ ValueError that names the shape it got and the shape it expected.
 - :class:`PCA`: the linear special case, fitted in closed form, with the same
   ``encode``/``decode`` interface so it can stand beside the autoencoders;
   built by hand in notebook 01.
+- :class:`MLPVAE`: the variational autoencoder, 784-512-256-z by default (seed
+  000), whose encoder gives a mean and a log-variance per latent dimension and
+  whose ``forward`` samples z with :func:`reparameterize`; built in notebook 04.
+- :class:`SparseAutoencoder`: one wide hidden layer, 784-1024-784 by default
+  (over-complete), whose activations a sparsity penalty keeps mostly near zero;
+  built in notebook 03.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
 __all__ = ["IMAGE_SHAPE", "OUTPUT_ACTIVATIONS", "check_images", "MLPAutoencoder", "ConvAutoencoder", "PCA",
-           "count_parameters"]
+           "count_parameters", "VAEOutput", "reparameterize", "MLPVAE", "HIDDEN_ACTIVATIONS", "SparseAutoencoder"]
 
 IMAGE_SHAPE = (1, 28, 28)
 OUTPUT_ACTIVATIONS = ("sigmoid", "tanh", "none")
@@ -217,3 +224,191 @@ class PCA(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x))
+
+
+# ---------------------------------------------------------------------------------------------
+# Lessons 04-06: the variational autoencoder
+
+
+class VAEOutput(NamedTuple):
+    """What a VAE's ``forward`` returns: everything its loss needs, by name (and unpackable in this order).
+
+    logits: (B, 1, 28, 28) decoder outputs *before* the sigmoid; ``torch.sigmoid(logits)`` are the
+        pixel probabilities. The loss takes logits because BCE computed from them is numerically stable.
+    mu, logvar: (B, k) mean and log-variance of the encoder's Gaussian q(z | x), one per latent dimension.
+    """
+
+    logits: torch.Tensor
+    mu: torch.Tensor
+    logvar: torch.Tensor
+
+
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """Draw z ~ N(mu, sigma^2) as z = mu + sigma * eps, with eps ~ N(0, 1) and sigma = exp(0.5 * logvar).
+
+    The randomness lives in eps, an input that depends on no parameter, so the gradient of
+    anything computed from z flows back to ``mu`` (dz/dmu = 1) and ``logvar`` (dz/dlogvar =
+    0.5 * sigma * eps): the reparameterization trick. ``mu`` and ``logvar`` have the same shape,
+    (B, k) in the VAE; z has it too.
+
+    generator: a ``torch.Generator`` on mu's device, for draws that repeat; None uses torch's global one.
+    Built step by step in notebook 05 (where you write it yourself and ``ah.checks.check_reparameterize``
+    checks it).
+    """
+    if not (torch.is_tensor(mu) and torch.is_tensor(logvar)):
+        raise TypeError(f"reparameterize expects two tensors (mu, logvar), got {type(mu).__name__} and "
+                        f"{type(logvar).__name__}")
+    if mu.shape != logvar.shape:
+        raise ValueError(f"mu has shape {tuple(mu.shape)} but logvar has {tuple(logvar.shape)}; they must match")
+    sigma = torch.exp(0.5 * logvar)                                                   # (B, k), always > 0
+    eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)   # (B, k), no gradient
+    return mu + sigma * eps                                                           # (B, k)
+
+
+class MLPVAE(nn.Module):
+    """A fully connected variational autoencoder: 784 -> hidden... -> (mu, logvar); z -> ...hidden -> 784.
+
+    latent_dim: size of z; 2 by default, so the latent space can be drawn.
+    hidden: widths of the encoder's hidden layers; the decoder mirrors them. The default (512, 256)
+        gives the 784-512-256-z network of the course sources (seed 000); ``hidden=(400,),
+        latent_dim=20`` gives the classic 784-400-20 VAE of Kingma and Welling and pytorch/examples.
+
+    The interface, shared by every VAE of the course:
+
+    - ``encode(x)`` -> ``(mu, logvar)``, each (B, latent_dim): the encoder's Gaussian q(z | x).
+      For a whole set, ``mu, logvar = ah.encode(vae, data)``; the means ``mu`` are the codes to
+      plot and to hand to ``LatentExplorer``.
+    - ``decode(z, logits=False)`` -> (B, 1, 28, 28) pixel probabilities in (0, 1), what image grids
+      and ``LatentExplorer`` expect; ``logits=True`` returns the raw outputs before the sigmoid,
+      for a numerically stable BCE (``ah.bce_with_logits``).
+    - ``forward(x, generator=None)`` -> :class:`VAEOutput` ``(logits, mu, logvar)``, with z *sampled*
+      by :func:`reparameterize`, in training and in eval mode alike: the ELBO is defined with a
+      sample, so evaluation samples too.
+    - ``reconstruct(x)`` -> probabilities of decode(mu), the deterministic reconstruction to look at;
+      ``sample(n)`` -> n images decoded from z ~ N(0, I), the prior.
+
+    Built step by step in notebook 04.
+    """
+
+    def __init__(self, latent_dim: int = 2, hidden: Sequence[int] = (512, 256)):
+        super().__init__()
+        if not isinstance(latent_dim, int) or isinstance(latent_dim, bool) or latent_dim <= 0:
+            raise ValueError(f"latent_dim must be a positive int, got {latent_dim!r}")
+        hidden = tuple(hidden)
+        if any(not isinstance(h, int) or h <= 0 for h in hidden):
+            raise ValueError(f"hidden sizes must be positive ints, got {hidden!r}")
+        self.latent_dim, self.hidden = latent_dim, hidden
+        n_pixels = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]        # 784
+
+        widths = (n_pixels, *hidden)
+        layers: list[nn.Module] = [nn.Flatten()]                            # (B, 1, 28, 28) -> (B, 784)
+        for w_in, w_out in zip(widths[:-1], widths[1:]):
+            layers += [nn.Linear(w_in, w_out), nn.ReLU()]                   # (B, w_in) -> (B, w_out)
+        self.encoder = nn.Sequential(*layers)                               # -> (B, widths[-1])
+        self.mu_head = nn.Linear(widths[-1], latent_dim)                    # (B, widths[-1]) -> (B, k)
+        self.logvar_head = nn.Linear(widths[-1], latent_dim)                # (B, widths[-1]) -> (B, k), any real
+
+        back = (latent_dim, *reversed(hidden))
+        layers = []
+        for w_in, w_out in zip(back[:-1], back[1:]):
+            layers += [nn.Linear(w_in, w_out), nn.ReLU()]                   # (B, w_in) -> (B, w_out)
+        layers += [nn.Linear(back[-1], n_pixels),                            # (B, back[-1]) -> (B, 784) logits
+                   nn.Unflatten(1, IMAGE_SHAPE)]                             # (B, 784) -> (B, 1, 28, 28)
+        self.decoder = nn.Sequential(*layers)   # no sigmoid here: decode() applies it unless logits=True
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 1, 28, 28) images -> (mu, logvar), each (B, latent_dim)."""
+        check_images(x, type(self).__name__)
+        h = self.encoder(x)                                                 # (B, hidden[-1])
+        return self.mu_head(h), self.logvar_head(h)                         # (B, k), (B, k)
+
+    def decode(self, z: torch.Tensor, logits: bool = False) -> torch.Tensor:
+        """(B, latent_dim) codes -> (B, 1, 28, 28): probabilities in (0, 1), or the raw logits if ``logits``."""
+        check_images(z, f"{type(self).__name__}.decode", expected=(self.latent_dim,), what="codes")
+        out = self.decoder(z)                                               # (B, 1, 28, 28) logits
+        return out if logits else torch.sigmoid(out)
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> VAEOutput:
+        """(B, 1, 28, 28) images -> VAEOutput(logits (B, 1, 28, 28), mu (B, k), logvar (B, k)), z sampled."""
+        mu, logvar = self.encode(x)                                         # (B, k), (B, k)
+        z = reparameterize(mu, logvar, generator)                           # (B, k)
+        return VAEOutput(self.decode(z, logits=True), mu, logvar)
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 1, 28, 28) images -> (B, 1, 28, 28) probabilities of decode(mu): no sampling."""
+        return self.decode(self.encode(x)[0])
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n images decoded from z ~ N(0, I), the prior: (n, 1, 28, 28) probabilities."""
+        device = next(self.parameters()).device
+        z = torch.randn(n, self.latent_dim, generator=generator, device=device)   # (n, k)
+        return self.decode(z)
+
+
+HIDDEN_ACTIVATIONS = ("sigmoid", "relu")
+
+
+class SparseAutoencoder(nn.Module):
+    """One wide hidden layer: 784 -> n_hidden -> 784, meant to be trained with a sparsity penalty.
+
+    n_hidden: hidden units; 1024 by default, more than the 784 pixels (over-complete).
+        Without a penalty such a layer can learn to pass the image through almost
+        unchanged; the penalty (``losses.sparse_objective``) keeps most units near 0
+        for any one image, so each image is described by a few units.
+    activation: ``"sigmoid"`` gives activations in (0, 1), which the KL penalty reads
+        as firing probabilities; ``"relu"`` gives activations in [0, inf), exactly 0
+        when off, the natural partner of the L1 penalty.
+    output: the decoder's last activation, ``"sigmoid"`` for images in [0, 1].
+
+    ``encode`` returns the hidden activations (B, n_hidden): the code is the layer.
+    """
+
+    def __init__(self, n_hidden: int = 1024, activation: str = "sigmoid", output: str = "sigmoid"):
+        super().__init__()
+        if isinstance(n_hidden, bool) or not isinstance(n_hidden, int) or n_hidden <= 0:
+            raise ValueError(f"n_hidden must be a positive int, got {n_hidden!r}")
+        if activation not in HIDDEN_ACTIVATIONS:
+            raise ValueError(f"hidden activation {activation!r} is not one of {HIDDEN_ACTIVATIONS}")
+        self.n_hidden = self.latent_dim = n_hidden
+        self.activation, self.output = activation, output
+        n_pixels = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]         # 784
+        self.encoder = nn.Sequential(
+            nn.Flatten(),                                                   # (B, 1, 28, 28) -> (B, 784)
+            nn.Linear(n_pixels, n_hidden),                                  # -> (B, n_hidden)
+            nn.Sigmoid() if activation == "sigmoid" else nn.ReLU(),         # the activations h
+        )
+        self.decoder = nn.Sequential(
+            nn.Linear(n_hidden, n_pixels),                                  # (B, n_hidden) -> (B, 784)
+            _output_layer(output),
+            nn.Unflatten(1, IMAGE_SHAPE),                                   # -> (B, 1, 28, 28)
+        )
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 1, 28, 28) images -> (B, n_hidden) hidden activations."""
+        check_images(x, type(self).__name__)
+        return self.encoder(x)
+
+    def decode(self, h: torch.Tensor) -> torch.Tensor:
+        """(B, n_hidden) hidden activations -> (B, 1, 28, 28) images."""
+        check_images(h, f"{type(self).__name__}.decode", expected=(self.n_hidden,), what="hidden activations")
+        return self.decoder(h)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+    @torch.no_grad()
+    def features(self, part: str = "decoder") -> torch.Tensor:
+        """Each hidden unit's weights as a 28x28 image: (n_hidden, 1, 28, 28), detached.
+
+        ``"decoder"``: column j of the decoder's weight, the pattern unit j adds to the
+        output when it fires. ``"encoder"``: row j of the encoder's weight, the pattern
+        of pixels that excites unit j (a template it matches the image against).
+        """
+        if part == "decoder":
+            weights = self.decoder[0].weight.T                              # (784, n_hidden) -> (n_hidden, 784)
+        elif part == "encoder":
+            weights = self.encoder[1].weight                                # (n_hidden, 784)
+        else:
+            raise ValueError(f"part must be 'decoder' or 'encoder', got {part!r}")
+        return weights.detach().clone().unflatten(1, IMAGE_SHAPE)          # (n_hidden, 1, 28, 28)

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 __all__ = ["to_numpy_images", "image_grid", "show_images", "compare_rows", "plot_history", "plot_latent",
-           "plot_error_vs_bottleneck"]
+           "plot_error_vs_bottleneck", "plot_activation_histogram", "plot_unit_means", "plot_features",
+           "plot_twin_sweep"]
 
 
 def to_numpy_images(images) -> np.ndarray:
@@ -157,6 +158,125 @@ def plot_error_vs_bottleneck(sizes: Sequence[int], errors: Mapping[str, Sequence
     ax.set_ylabel(unit)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax.figure
+
+
+# ---------------------------------------------------------------------------------------------
+# Hidden activations, features and sweeps (lesson 03, reusable)
+
+
+def _flat(values) -> np.ndarray:
+    return (values.detach().float().cpu().numpy() if torch.is_tensor(values) else np.asarray(values, float)).ravel()
+
+
+def plot_activation_histogram(activations: Mapping[str, object], *, bins: int = 50, value_range=None,
+                              log_y: bool = True, ax=None, title: str | None = None,
+                              xlabel: str = "hidden activation"):
+    """Histograms of activation values, one outline per entry, as the share of all values per bin.
+
+    activations: ``{"no penalty": h0, "KL penalty": h1}``, each an (N, n_hidden)
+    tensor (every value counts). Shares, not counts, so entries of different
+    sizes compare; a log y axis (the default) shows the rare large values too.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 3.5))
+    flat = {name: _flat(h) for name, h in activations.items()}
+    if value_range is None:
+        value_range = (min(v.min() for v in flat.values()), max(v.max() for v in flat.values()))
+    edges = np.linspace(value_range[0], value_range[1], bins + 1)
+    for i, (name, values) in enumerate(flat.items()):
+        ax.hist(values, bins=edges, weights=np.full(values.size, 1 / values.size), histtype="step", lw=1.8,
+                color=f"C{i}", label=name)
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("share of all activations per bin")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax.figure
+
+
+def plot_unit_means(means: Mapping[str, object], *, rho: float | None = None, log_y: bool = False, ax=None,
+                    title: str | None = None):
+    """Each hidden unit's mean activation, units sorted from the busiest to the quietest; one line per entry.
+
+    means: ``{"no penalty": m0, ...}``, each (n_hidden,), e.g. ``h.mean(0)``.
+    rho: draw the target rate as a dashed line.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 3.5))
+    for i, (name, m) in enumerate(means.items()):
+        values = np.sort(_flat(m))[::-1]
+        ax.plot(np.arange(1, values.size + 1), values, color=f"C{i}", lw=1.8, label=name)
+    if rho is not None:
+        ax.axhline(rho, color="grey", ls="--", lw=1, label=f"target rate rho = {rho:g}")
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_xlabel("hidden unit (sorted by mean activation)")
+    ax.set_ylabel("mean activation over the images")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax.figure
+
+
+def plot_features(weights, *, n: int = 64, nrow: int = 8, ax=None, title: str | None = None, size: float = 0.7):
+    """The first n rows of a weight matrix drawn as 28x28 tiles, each scaled on its own.
+
+    weights: (N, 1, 28, 28), (N, 28, 28) or (N, 784), e.g. ``model.features()``.
+    Each tile is divided by its largest absolute value, so mid grey is 0, white
+    the tile's most positive weight and black its most negative one: tiles show a
+    pattern's shape, not its strength.
+    """
+    w = weights.detach().float().cpu().numpy() if torch.is_tensor(weights) else np.asarray(weights, np.float32)
+    if w.ndim == 2:
+        if w.shape[1] != 784:
+            raise ValueError(f"plot_features draws 28x28 tiles; rows of {w.shape[1]} weights are not 784")
+        w = w.reshape(-1, 28, 28)
+    w = to_numpy_images(w)[:n]                                              # (n, 28, 28)
+    scale = np.abs(w).reshape(len(w), -1).max(1)                            # (n,)
+    w = w / np.where(scale > 0, scale, 1)[:, None, None]                    # each tile in [-1, 1]
+    grid = image_grid(w, nrow, pad_value=1.0)
+    if ax is None:
+        rows = -(-len(w) // nrow)
+        _, ax = plt.subplots(figsize=(size * nrow, size * rows))
+    ax.imshow(grid, cmap="gray", vmin=-1, vmax=1, interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax.figure
+
+
+def plot_twin_sweep(x: Sequence[float], left: Sequence[float], right: Sequence[float], *, xlabel: str,
+                    left_label: str, right_label: str, right_limits=None, ax=None, title: str | None = None):
+    """Two quantities against one swept setting, each on its own y axis (left and right).
+
+    x: the settings, drawn evenly spaced and labelled with their values, so a sweep
+    that includes 0 next to 1e-5 and 1e-3 reads well. Returns the Figure; the right
+    axis is ``fig.axes[-1]``.
+    """
+    if not len(x) == len(left) == len(right):
+        raise ValueError(f"x, left and right need the same length, got {len(x)}, {len(left)} and {len(right)}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.6))
+    positions = np.arange(len(x))
+    ax.plot(positions, list(left), "-o", color="C0", ms=5)
+    ax.set_ylabel(left_label, color="C0")
+    ax.tick_params(axis="y", colors="C0")
+    ax.set_xticks(positions, [f"{v:g}" for v in x])
+    ax.set_xlabel(xlabel)
+    ax.grid(alpha=0.3)
+    twin = ax.twinx()
+    twin.plot(positions, list(right), "--s", color="C1", ms=5)
+    twin.set_ylabel(right_label, color="C1")
+    twin.tick_params(axis="y", colors="C1")
+    if right_limits is not None:
+        twin.set_ylim(*right_limits)
     if title:
         ax.set_title(title, fontsize=10)
     return ax.figure

@@ -193,7 +193,9 @@ def fit(model: nn.Module, train, test=None, *, objective: Objective = mse_object
 def predict(model: nn.Module, data, *, batch_size: int = 1000, fn: Callable | None = None) -> torch.Tensor:
     """Apply ``fn`` (default: the model itself) to ``data`` in batches, in eval mode, without autograd.
 
-    Data go to the model's device; results come back on that device.
+    Data go to the model's device; results come back on that device. When ``fn`` returns a tuple
+    of tensors (a VAE's ``encode`` gives ``(mu, logvar)``), each part is joined over the batches
+    and the same kind of tuple comes back.
     """
     device = model_device(model)
     images = _images(data, "data").to(device)
@@ -202,9 +204,15 @@ def predict(model: nn.Module, data, *, batch_size: int = 1000, fn: Callable | No
     model.eval()
     outs = [fn(images[i:i + batch_size]) for i in range(0, images.shape[0], batch_size)]
     model.train(was_training)
+    if isinstance(outs[0], tuple):
+        parts = [torch.cat(part) for part in zip(*outs)]
+        return type(outs[0])(*parts) if hasattr(outs[0], "_fields") else tuple(parts)   # a NamedTuple keeps its names
     return torch.cat(outs)
 
 
 def encode(model: nn.Module, data, *, batch_size: int = 1000) -> torch.Tensor:
-    """The codes ``model.encode`` gives ``data``, computed in batches: (N, latent...)."""
+    """The codes ``model.encode`` gives ``data``, computed in batches: (N, latent...).
+
+    For a VAE, the pair ``(mu, logvar)``: ``mu, logvar = encode(vae, test)``; plot the means ``mu``.
+    """
     return predict(model, data, batch_size=batch_size, fn=model.encode)

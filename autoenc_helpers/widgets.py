@@ -22,8 +22,10 @@ from IPython.display import clear_output, display
 
 from .losses import psnr_db
 from .noise import LEVEL_NAMES, corrupt
+from .plots import image_grid
 
-__all__ = ["decode_image", "typical_gap", "gaps_to_nearest", "LatentExplorer", "denoise_panels", "NoiseExplorer"]
+__all__ = ["decode_image", "typical_gap", "gaps_to_nearest", "LatentExplorer", "denoise_panels", "NoiseExplorer",
+           "factor_panels", "LossFactorExplorer"]
 
 
 @torch.no_grad()
@@ -72,12 +74,21 @@ class LatentExplorer:
     labels, classes: optional, to name the images in the picker.
     max_sliders: at most this many sliders (the first dimensions); the other
         dimensions keep the value of the image last reset to.
+    dims: which dimensions get a slider, in this order, instead of the first
+        ``max_sliders`` (e.g. a VAE's most active units, by ``ah.kl_per_dimension``).
+    limits: (low, high) for every slider instead of the range of ``codes``; for a
+        VAE, ``(-3, 3)`` covers 99.7% of its N(0, 1) prior in each dimension.
+
+    For a VAE (notebook 04): ``mu, _ = ah.encode(vae, test)`` and
+    ``LatentExplorer(vae.decode, mu, images=test.images, limits=(-3, 3))``;
+    ``vae.decode`` gives pixel probabilities, the means ``mu`` are the codes.
     """
 
     def __init__(self, decode: Callable[[torch.Tensor], torch.Tensor], codes: torch.Tensor, *,
                  images: torch.Tensor | None = None, labels: torch.Tensor | None = None,
                  classes: Sequence[str] | None = None, max_sliders: int = 8, margin: float = 0.25,
-                 n_choices: int = 20):
+                 n_choices: int = 20, dims: Sequence[int] | None = None,
+                 limits: tuple[float, float] | None = None):
         if not torch.is_tensor(codes) or codes.dim() != 2:
             raise ValueError(f"codes must be an (N, k) tensor of real images' codes, got "
                              f"{tuple(codes.shape) if torch.is_tensor(codes) else type(codes).__name__}")
@@ -91,6 +102,13 @@ class LatentExplorer:
         lo, hi = self.codes.min(0).values.cpu(), self.codes.max(0).values.cpu()
         span = (hi - lo).clamp_min(1e-6)
         lo, hi = lo - margin * span, hi + margin * span
+        if limits is not None:
+            if len(limits) != 2 or not float(limits[0]) < float(limits[1]):
+                raise ValueError(f"limits must be (low, high) with low < high, got {limits!r}")
+            lo, hi = torch.full((k,), float(limits[0])), torch.full((k,), float(limits[1]))
+        self.dims = list(range(min(k, max_sliders))) if dims is None else [int(d) for d in dims]
+        if not self.dims or len(set(self.dims)) != len(self.dims) or not all(0 <= d < k for d in self.dims):
+            raise ValueError(f"dims must be distinct dimensions in 0..{k - 1}, got {dims!r}")
         # the readout's unit: the typical distance between a real code and its nearest real neighbour
         self.gap = typical_gap(self.codes)
         self.code = self.codes[0].cpu().numpy().copy()
@@ -99,10 +117,11 @@ class LatentExplorer:
         self.image: np.ndarray | None = None
 
         self.sliders = [
-            W.FloatSlider(value=float(self.code[i]), min=float(lo[i]), max=float(hi[i]),
-                          step=float((hi[i] - lo[i]) / 200), description=f"z[{i}]", continuous_update=False,
-                          readout_format=".2f", layout=W.Layout(width="330px"))
-            for i in range(min(k, max_sliders))
+            W.FloatSlider(value=float(np.clip(self.code[i], float(lo[i]), float(hi[i]))),
+                          min=float(lo[i]), max=float(hi[i]), step=float((hi[i] - lo[i]) / 200),
+                          description=f"z[{i}]", continuous_update=False, readout_format=".2f",
+                          layout=W.Layout(width="330px"))
+            for i in self.dims
         ]
         for slider in self.sliders:
             slider.observe(self._on_slider, names="value")
@@ -125,7 +144,7 @@ class LatentExplorer:
     def _on_slider(self, change) -> None:
         if self._quiet:
             return
-        i = self.sliders.index(change["owner"])
+        i = self.dims[self.sliders.index(change["owner"])]      # the dimension this slider moves
         self.code[i] = change["new"]
         self.render()
 
@@ -137,8 +156,8 @@ class LatentExplorer:
         self.code = code.copy()
         self._quiet = True
         try:
-            for slider, value in zip(self.sliders, code):
-                slider.value = float(np.clip(value, slider.min, slider.max))
+            for slider, d in zip(self.sliders, self.dims):
+                slider.value = float(np.clip(code[d], slider.min, slider.max))
         finally:
             self._quiet = False
         self.render()
@@ -284,6 +303,142 @@ class NoiseExplorer:
                     title += f"\nMSE {mse:.4f} · {psnr_db(mse):.1f} dB"
                 ax.set_title(title, fontsize=8)
             fig.tight_layout(pad=0.3)
+            display(fig)
+            plt.close(fig)
+
+    def _ipython_display_(self) -> None:
+        display(self.widget)
+
+
+# ---------------------------------------------------------------------------------------------
+# Lesson 06: the reconstruction-loss factor of a VAE
+
+
+@torch.no_grad()
+def factor_panels(model: torch.nn.Module, images: torch.Tensor, noise: torch.Tensor) -> dict[str, np.ndarray]:
+    """What one trained VAE shows: reconstructions of fixed images and decodings of fixed noise (a pure function).
+
+    model: a VAE, ``encode(x) -> (mu, logvar)`` and ``decode(z)`` -> probabilities (``ah.MLPVAE``).
+    images: (n, 1, 28, 28) held-out images in [0, 1], reconstructed as decode(mu), without sampling,
+        so the same arguments give the same panels.
+    noise: (m, k) draws from N(0, I), the prior; pass the same noise for every model so their
+        samples can be compared picture by picture.
+    Returns float32 arrays in [0, 1]: ``"originals"`` (n, 28, 28), ``"reconstructions"`` (n, 28, 28),
+    ``"samples"`` (m, 28, 28).
+    """
+    if not torch.is_tensor(images) or images.dim() != 4 or images.shape[0] == 0:
+        raise ValueError(f"images must be a non-empty (n, 1, 28, 28) tensor, got "
+                         f"{tuple(images.shape) if torch.is_tensor(images) else type(images).__name__}")
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        mu, _ = model.encode(images.to(device))                           # (n, k)
+        reconstructions = model.decode(mu)                                 # (n, 1, 28, 28)
+        samples = model.decode(noise.to(device))                           # (m, 1, 28, 28)
+    finally:
+        model.train(was_training)
+    arrays = {"originals": images, "reconstructions": reconstructions, "samples": samples}
+    return {name: x[:, 0].clamp(0, 1).float().cpu().numpy() for name, x in arrays.items()}
+
+
+_RESULT_KEYS = ("factor", "model", "recon", "kl")
+
+
+class LossFactorExplorer:
+    """A slider over reconstruction-loss factors; each position shows a VAE really trained with that factor.
+
+    results: one dict per trained model, ``{"factor": 10.0, "model": vae, "recon": ..., "kl": ...}``,
+        with the model's held-out reconstruction term (the distortion, e.g. ``history.last("test",
+        "recon_nats_per_image")``) and KL term (the rate, ``"kl_nats_per_image"``). The widget trains
+        nothing and interpolates nothing: the notebook trains the models, every position is one of them.
+    images: (N, 1, 28, 28) held-out images; the first ``n_images`` are reconstructed by every model.
+    n_samples, seed: the prior samples are decodings of ``n_samples`` fixed draws of N(0, I) made
+        from ``seed``, the same draws for every model.
+    recon_label, kl_label: the axis labels, with units.
+
+    Each position shows: originals above the model's reconstructions, its prior samples, and the
+    rate-distortion plane (KL on x, reconstruction on y) with every model's point and the current
+    one highlighted. All panels are computed once, at construction, so moving the slider is instant.
+    Built for notebook 06.
+    """
+
+    def __init__(self, results: Sequence[Mapping], images: torch.Tensor, *, n_images: int = 8, n_samples: int = 8,
+                 seed: int = 0, value: float | None = None,
+                 recon_label: str = "reconstruction (BCE, nats per image)",
+                 kl_label: str = "KL = rate (nats per image)"):
+        results = list(results)
+        if not results:
+            raise ValueError("results is empty: train at least one model, one dict per loss factor")
+        for i, r in enumerate(results):
+            missing = [key for key in _RESULT_KEYS if not isinstance(r, Mapping) or key not in r]
+            if missing:
+                raise ValueError(f"results[{i}] lacks {missing}; each result is a dict with keys {_RESULT_KEYS}")
+        self.results = sorted(results, key=lambda r: float(r["factor"]))
+        self.factors = [float(r["factor"]) for r in self.results]
+        if len(set(self.factors)) != len(self.factors):
+            raise ValueError(f"each factor must appear once, got {self.factors}")
+        if not torch.is_tensor(images) or images.dim() != 4 or images.shape[0] == 0:
+            raise ValueError(f"images must be a non-empty (N, 1, 28, 28) tensor, got "
+                             f"{tuple(images.shape) if torch.is_tensor(images) else type(images).__name__}")
+        self.recon_label, self.kl_label = recon_label, kl_label
+        self.images = images[:n_images]
+        # the same noise for every model with the same latent size: same seed, same draws
+        self.all_panels = []
+        for r in self.results:
+            k = r["model"].latent_dim
+            noise = torch.randn(n_samples, k, generator=torch.Generator().manual_seed(seed))   # (m, k)
+            self.all_panels.append(factor_panels(r["model"], self.images, noise))
+        self.renders = 0
+        self.index = 0
+        self.panels: dict[str, np.ndarray] = {}
+
+        start = 1.0 if value is None else float(value)
+        first = min(range(len(self.factors)), key=lambda i: abs(self.factors[i] - start))   # nearest to 1 by default
+        self.slider = W.SelectionSlider(options=[(f"{f:g}", i) for i, f in enumerate(self.factors)], value=first,
+                                        description="recon factor", continuous_update=False,
+                                        layout=W.Layout(width="420px"), style={"description_width": "initial"})
+        self.slider.observe(lambda _: self.render(), names="value")
+        self.output = W.Output()
+        self.widget = W.VBox([self.slider, self.output])
+        self.render()
+
+    @property
+    def current(self) -> Mapping:
+        """The result shown now."""
+        return self.results[self.index]
+
+    def render(self) -> None:
+        self.index = self.slider.value
+        self.panels = self.all_panels[self.index]
+        self.renders += 1
+        r = self.current
+        with self.output:
+            clear_output(wait=True)
+            fig, axes = plt.subplots(1, 3, figsize=(11, 3.2), gridspec_kw={"width_ratios": [2.2, 1.1, 1.5]})
+            pair = np.concatenate([self.panels["originals"], self.panels["reconstructions"]])    # (2n, 28, 28)
+            axes[0].imshow(image_grid(pair, nrow=len(self.panels["originals"])), cmap="gray", vmin=0, vmax=1)
+            axes[0].set_title("held-out images (top) and reconstructions", fontsize=9)
+            samples = self.panels["samples"]
+            axes[1].imshow(image_grid(samples, nrow=max(1, (len(samples) + 1) // 2)), cmap="gray", vmin=0, vmax=1)
+            axes[1].set_title("samples from the prior", fontsize=9)
+            for ax in axes[:2]:
+                ax.set_axis_off()
+            ax = axes[2]
+            rates = [float(x["kl"]) for x in self.results]
+            distortions = [float(x["recon"]) for x in self.results]
+            ax.plot(rates, distortions, "-o", color="0.6", ms=4, zorder=1)
+            for f, x, y in zip(self.factors, rates, distortions):
+                ax.annotate(f"{f:g}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7, color="0.4")
+            ax.scatter([float(r["kl"])], [float(r["recon"])], s=90, color="C3", zorder=2,
+                       label=f"factor {self.factors[self.index]:g}")
+            ax.set_xlabel(self.kl_label, fontsize=8)
+            ax.set_ylabel(self.recon_label, fontsize=8)
+            ax.tick_params(labelsize=7)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+            ax.set_title(f"rate {float(r['kl']):.1f}, distortion {float(r['recon']):.1f}", fontsize=9)
+            fig.tight_layout(pad=0.4)
             display(fig)
             plt.close(fig)
 

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from autoenc_helpers import checks
@@ -49,4 +50,181 @@ def test_a_crashing_answer_is_reported_not_raised(capsys):
     assert checks.check_conv_output_size(crashes) is False
     assert "ZeroDivisionError" in capsys.readouterr().out
     assert checks.check_per_image_squared_error(lambda a, b: a @ b) is False
+    assert "raised RuntimeError" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ lesson 03: sparsity penalties
+
+def _kl(h, rho, *, rate=lambda h: h.mean(0), eps=1e-6, log=torch.log, second_term=True):
+    """A KL sparsity penalty with knobs to make the usual mistakes on purpose."""
+    r = rate(h)
+    if eps:
+        r = r.clamp(eps, 1 - eps)
+    out = rho * log(rho / r)
+    if second_term:
+        out = out + (1 - rho) * log((1 - rho) / (1 - r))
+    return out
+
+
+def test_l1_activation_penalty_check(capsys):
+    assert checks.check_l1_activation_penalty(lambda h: h.abs().sum(1).mean())
+    assert "all 3 hidden tests pass" in capsys.readouterr().out
+    wrong_answers = {
+        "summed over the images too": lambda h: h.abs().sum(),
+        "averaged over the units too": lambda h: h.abs().mean(),
+        "forgot the absolute value": lambda h: h.sum(1).mean(),
+        "that is an L2 penalty": lambda h: (h ** 2).sum(1).mean(),
+        "returned a Python number": lambda h: h.abs().sum(1).mean().item(),
+        "one value per image": lambda h: h.abs().sum(1),
+        "carries no gradient": lambda h: h.detach().abs().sum(1).mean(),
+    }
+    for message, answer in wrong_answers.items():
+        assert not checks.check_l1_activation_penalty(answer), message
+        assert message in capsys.readouterr().out
+
+
+def _swapped(h, rho):
+    r = h.mean(0).clamp(1e-6, 1 - 1e-6)
+    return (r * torch.log(r / rho) + (1 - r) * torch.log((1 - r) / (1 - rho))).sum()
+
+
+def test_kl_sparsity_penalty_check(capsys):
+    assert checks.check_kl_sparsity_penalty(lambda h, rho: _kl(h, rho).sum())
+    out = capsys.readouterr().out
+    assert "all 5 hidden tests pass" in out
+    wrong_answers = {
+        "rho and rho_hat are swapped": _swapped,
+        "KL of each image's activation and then averaged": lambda h, rho: _kl(h, rho, rate=lambda h: h).sum(1).mean(),
+        "summed over the batch instead of averaging each unit":
+            lambda h, rho: _kl(h, rho, rate=lambda h: h.sum(0)).sum(),
+        "did you sum over the batch instead of averaging": lambda h, rho: _kl(h, rho, rate=lambda h: h.sum(0),
+                                                                              eps=0).sum(),
+        "h.mean(0), not h.mean(1)": lambda h, rho: _kl(h, rho, rate=lambda h: h.mean(1)).sum(),
+        "averaged the KL over the units": lambda h, rho: _kl(h, rho).mean(),
+        "a second one, for the unit being off": lambda h, rho: _kl(h, rho, second_term=False).sum(),
+        "the sign is flipped": lambda h, rho: -_kl(h, rho).sum(),
+        "log base 10": lambda h, rho: _kl(h, rho, log=torch.log10).sum(),
+        "clamp rho_hat into [eps, 1 - eps]": lambda h, rho: _kl(h, rho, eps=0).sum(),
+        "one value per hidden unit": lambda h, rho: _kl(h, rho),
+    }
+    for message, answer in wrong_answers.items():
+        assert not checks.check_kl_sparsity_penalty(answer), message
+        assert message in capsys.readouterr().out, message
+
+
+def test_sparsity_checks_accept_the_package_functions_and_handle_stubs_and_crashes(capsys):
+    from autoenc_helpers import losses
+
+    assert checks.check_l1_activation_penalty(losses.l1_activation_penalty)
+    assert checks.check_kl_sparsity_penalty(losses.kl_sparsity_penalty)
+    capsys.readouterr()
+    assert checks.check_l1_activation_penalty(_stub) is False
+    assert checks.check_kl_sparsity_penalty(_stub) is False
+    assert capsys.readouterr().out.count("not written yet") == 2
+    assert checks.check_kl_sparsity_penalty(lambda h, rho: h @ h) is False
+    assert "raised RuntimeError" in capsys.readouterr().out
+
+
+# -- lesson 05: reparameterize ---------------------------------------------------------------------
+
+def test_reparameterize_check_accepts_right_answers(capsys):
+    from torch.distributions import Normal
+
+    from autoenc_helpers.models import reparameterize
+
+    state = torch.get_rng_state()
+    assert checks.check_reparameterize(lambda mu, logvar: mu + torch.exp(0.5 * logvar) * torch.randn_like(mu))
+    assert "all 6 hidden tests pass" in capsys.readouterr().out
+    assert checks.check_reparameterize(lambda mu, logvar: Normal(mu, torch.exp(0.5 * logvar)).rsample())
+    assert checks.check_reparameterize(reparameterize)
+    assert torch.equal(torch.get_rng_state(), state)          # the hidden draws leave the learner's seed alone
+
+
+_WRONG_REPARAMETERIZATIONS = {
+    "variance as sigma": (lambda mu, logvar: mu + torch.exp(logvar) * torch.randn_like(mu),
+                          "which is the variance"),
+    "square root of logvar": (lambda mu, logvar: mu + torch.sqrt(logvar) * torch.randn_like(mu),
+                              "square root of a negative log-variance"),
+    "no eps": (lambda mu, logvar: mu + 0 * logvar, "no randomness"),
+    "Normal.sample": (lambda mu, logvar: torch.distributions.Normal(mu, torch.exp(0.5 * logvar)).sample(),
+                      "no gradient"),
+    "sigma ignored": (lambda mu, logvar: mu + torch.randn_like(mu), "you returned mu + eps"),
+    "one eps for the batch": (lambda mu, logvar: mu + torch.exp(0.5 * logvar) * torch.randn(1),
+                              "one eps for the whole batch"),
+    "uniform eps": (lambda mu, logvar: mu + torch.exp(0.5 * logvar) * torch.rand_like(mu), "torch.rand"),
+    "logvar as sigma": (lambda mu, logvar: mu + logvar * torch.randn_like(mu), "logvar itself as sigma"),
+    "flipped sign": (lambda mu, logvar: mu + torch.exp(-0.5 * logvar) * torch.randn_like(mu), "1 / sigma"),
+    "wrong shape": (lambda mu, logvar: (mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)).sum(1),
+                    "you returned shape"),
+}
+
+
+@pytest.mark.parametrize("name", list(_WRONG_REPARAMETERIZATIONS))
+def test_reparameterize_check_names_each_slip(name, capsys):
+    answer, message = _WRONG_REPARAMETERIZATIONS[name]
+    assert checks.check_reparameterize(answer) is False
+    out = capsys.readouterr().out
+    assert message in out, out
+
+
+def test_reparameterize_check_handles_stubs_and_crashes(capsys):
+    assert checks.check_reparameterize(_stub) is False
+    assert "not written yet" in capsys.readouterr().out
+    assert checks.check_reparameterize(lambda mu, logvar: mu @ logvar) is False
+    assert "raised RuntimeError" in capsys.readouterr().out
+
+
+# -- lesson 06: the closed-form KL ------------------------------------------------------------------
+
+def _kl_terms(mu, logvar):
+    return 0.5 * (mu ** 2 + logvar.exp() - 1 - logvar)                      # (B, k) nats
+
+
+def test_gaussian_kl_check_accepts_right_answers(capsys):
+    from torch.distributions import Normal, kl_divergence
+
+    from autoenc_helpers.losses import gaussian_kl
+
+    assert checks.check_gaussian_kl(lambda mu, logvar: _kl_terms(mu, logvar).sum(1))
+    assert "all 5 hidden tests pass" in capsys.readouterr().out
+    assert checks.check_gaussian_kl(lambda mu, logvar: -0.5 * (1 + logvar - mu ** 2 - logvar.exp()).sum(dim=1))
+    assert checks.check_gaussian_kl(
+        lambda mu, logvar: kl_divergence(Normal(mu, torch.exp(0.5 * logvar)), Normal(0.0, 1.0)).sum(1))
+    assert checks.check_gaussian_kl(lambda mu, logvar: gaussian_kl(mu, logvar, batch="none"))
+
+
+_WRONG_KLS = {
+    "sign flipped": (lambda mu, logvar: -_kl_terms(mu, logvar).sum(1), "the sign is flipped"),
+    "no 1/2": (lambda mu, logvar: 2 * _kl_terms(mu, logvar).sum(1), "the factor 1/2 is missing"),
+    "sigma for the variance": (lambda mu, logvar: 0.5 * (mu ** 2 + torch.exp(0.5 * logvar) - 1 - logvar).sum(1),
+                               "where the formula needs the variance"),
+    "logvar read as log sigma": (lambda mu, logvar: 0.5 * (mu ** 2 + torch.exp(2 * logvar) - 1 - 2 * logvar).sum(1),
+                                 "you read logvar as log sigma"),
+    "log sigma in the log term": (lambda mu, logvar: 0.5 * (mu ** 2 + logvar.exp() - 1 - 0.5 * logvar).sum(1),
+                                  "not log sigma = 0.5 * logvar"),
+    "no -1": (lambda mu, logvar: 0.5 * (mu ** 2 + logvar.exp() - logvar).sum(1), "the -1 inside the bracket"),
+    "mu not squared": (lambda mu, logvar: 0.5 * (mu + logvar.exp() - 1 - logvar).sum(1), "mu must be squared"),
+    "mean over dims": (lambda mu, logvar: _kl_terms(mu, logvar).mean(1), "averaged over the latent dimensions"),
+    "mean over the batch": (lambda mu, logvar: _kl_terms(mu, logvar).sum(1).mean(), "you averaged over the batch"),
+    "sum over the batch": (lambda mu, logvar: _kl_terms(mu, logvar).sum(), "you summed over the batch"),
+    "per dimension": (lambda mu, logvar: _kl_terms(mu, logvar), "one value per latent dimension"),
+    "over the images": (lambda mu, logvar: _kl_terms(mu, logvar).sum(0), "you reduced over the images"),
+    "square root of logvar": (lambda mu, logvar: 0.5 * (mu ** 2 + logvar.sqrt() - 1 - logvar).sum(1), "NaN"),
+    "detached": (lambda mu, logvar: _kl_terms(mu, logvar).sum(1).detach(), "carry no gradient"),
+    "a list": (lambda mu, logvar: _kl_terms(mu, logvar).sum(1).tolist(), "return a tensor"),
+}
+
+
+@pytest.mark.parametrize("name", list(_WRONG_KLS))
+def test_gaussian_kl_check_names_each_slip(name, capsys):
+    answer, message = _WRONG_KLS[name]
+    assert checks.check_gaussian_kl(answer) is False
+    out = capsys.readouterr().out
+    assert message in out, out
+
+
+def test_gaussian_kl_check_handles_stubs_and_crashes(capsys):
+    assert checks.check_gaussian_kl(_stub) is False
+    assert "not written yet" in capsys.readouterr().out
+    assert checks.check_gaussian_kl(lambda mu, logvar: mu @ logvar) is False
     assert "raised RuntimeError" in capsys.readouterr().out

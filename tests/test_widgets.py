@@ -98,3 +98,78 @@ def test_picking_without_reset_keeps_the_shown_image(trained):
     explorer.picker.value = 7                       # chosen, not yet reset
     explorer.sliders[0].value = explorer.sliders[0].max
     assert explorer.shown == 0                      # the left panel still shows the image the code came from
+
+
+# -- lessons 04-06: the VAE in the latent explorer, and the loss-factor slider -------------------
+
+@pytest.fixture(scope="module")
+def vaes():
+    train = ah.load_dataset("fashion_mnist", "train", n=1_000, verbose=False)
+    test = ah.load_dataset("fashion_mnist", "test", n=100, verbose=False)
+    results = []
+    for factor in (0.1, 1.0, 10.0):
+        ah.set_seed(0)
+        vae = ah.MLPVAE(latent_dim=4, hidden=(64,))
+        h = ah.fit(vae, train, test, objective=ah.vae_objective(recon_factor=factor), epochs=1, device="cpu",
+                   progress=False, log=False)
+        results.append({"factor": factor, "model": vae, "recon": h.last("test", "recon_nats_per_image"),
+                        "kl": h.last("test", "kl_nats_per_image")})
+    return results, test
+
+
+def test_latent_explorer_takes_a_vae(vaes):
+    results, test = vaes
+    vae = results[1]["model"]
+    mu, _ = ah.encode(vae, test)                                       # the means are the codes
+    explorer = widgets.LatentExplorer(vae.decode, mu, images=test.images, dims=[2, 0], limits=(-3, 3))
+    assert [s.description for s in explorer.sliders] == ["z[2]", "z[0]"]
+    assert all((s.min, s.max) == (-3, 3) for s in explorer.sliders)
+    before = explorer.image.copy()
+    assert np.allclose(before, widgets.decode_image(vae.decode, mu[0].tolist()))
+    explorer.sliders[0].value = 3.0                                    # moves dimension 2
+    assert explorer.code[2] == pytest.approx(3.0) and explorer.code[0] == pytest.approx(float(mu[0, 0]))
+    assert not np.allclose(explorer.image, before) and 0 <= explorer.image.min() and explorer.image.max() <= 1
+    explorer.reset(5)
+    assert np.allclose(explorer.code, mu[5].numpy())
+    assert [s.value for s in explorer.sliders] == pytest.approx(mu[5, [2, 0]].clamp(-3, 3).tolist(), abs=0.02)
+    with pytest.raises(ValueError, match=r"dims must be distinct dimensions in 0..3, got \[4\]"):
+        widgets.LatentExplorer(vae.decode, mu, dims=[4])
+    with pytest.raises(ValueError, match=r"limits must be \(low, high\) with low < high, got \(3, -3\)"):
+        widgets.LatentExplorer(vae.decode, mu, limits=(3, -3))
+
+
+def test_factor_panels_is_a_pure_function(vaes):
+    results, test = vaes
+    noise = torch.randn(6, 4, generator=torch.Generator().manual_seed(0))
+    a = widgets.factor_panels(results[0]["model"], test.images[:5], noise)
+    assert {k: v.shape for k, v in a.items()} == {"originals": (5, 28, 28), "reconstructions": (5, 28, 28),
+                                                  "samples": (6, 28, 28)}
+    assert all(v.dtype == np.float32 and 0 <= v.min() and v.max() <= 1 for v in a.values())
+    b = widgets.factor_panels(results[0]["model"], test.images[:5], noise)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    c = widgets.factor_panels(results[2]["model"], test.images[:5], noise)
+    assert np.array_equal(a["originals"], c["originals"]) and not np.allclose(a["samples"], c["samples"])
+
+
+def test_loss_factor_slider_changes_what_is_shown(vaes):
+    results, test = vaes
+    explorer = widgets.LossFactorExplorer(results[::-1], test.images, n_images=6, n_samples=4)
+    assert explorer.factors == [0.1, 1.0, 10.0] and explorer.slider.continuous_update is False
+    assert explorer.current["factor"] == 1.0 and explorer.renders == 1   # starts nearest to factor 1
+    before = {k: v.copy() for k, v in explorer.panels.items()}
+    explorer.slider.value = 0                                            # the model trained with factor 0.1
+    assert explorer.renders == 2 and explorer.current["factor"] == 0.1
+    assert not np.allclose(explorer.panels["reconstructions"], before["reconstructions"])
+    assert not np.allclose(explorer.panels["samples"], before["samples"])
+    assert np.array_equal(explorer.panels["originals"], before["originals"])
+    assert explorer.panels["reconstructions"].shape == (6, 28, 28) and explorer.panels["samples"].shape == (4, 28, 28)
+
+
+def test_loss_factor_explorer_bad_results_are_named(vaes):
+    results, test = vaes
+    with pytest.raises(ValueError, match=r"results\[1\] lacks \['kl'\]"):
+        widgets.LossFactorExplorer([results[0], {k: v for k, v in results[1].items() if k != "kl"}], test.images)
+    with pytest.raises(ValueError, match=r"each factor must appear once, got \[0.1, 0.1\]"):
+        widgets.LossFactorExplorer([results[0], results[0]], test.images)
+    with pytest.raises(ValueError, match="results is empty"):
+        widgets.LossFactorExplorer([], test.images)

@@ -1,0 +1,217 @@
+"""Lesson 03: the sparsity penalties, the sparse objective, SparseAutoencoder and its plots."""
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from torch.distributions import Bernoulli, kl_divergence  # noqa: E402
+
+import autoenc_helpers as ah  # noqa: E402
+from autoenc_helpers import losses, plots  # noqa: E402
+
+
+def teardown_function():
+    plt.close("all")
+
+
+# ------------------------------------------------------------------ the penalties, against hand-computed values
+
+def test_l1_penalty_by_hand():
+    h = torch.tensor([[0.1, -0.5], [0.3, 0.7]])
+    # image 1: |0.1| + |-0.5| = 0.6; image 2: 0.3 + 0.7 = 1.0; mean over the 2 images: 0.8
+    assert ah.l1_activation_penalty(h).item() == pytest.approx(0.8, abs=1e-6)
+
+
+def test_kl_penalty_by_hand():
+    h = torch.tensor([[0.1, 0.5], [0.3, 0.7]])
+    # rho_hat = mean over the batch = [(0.1 + 0.3) / 2, (0.5 + 0.7) / 2] = [0.2, 0.6]; rho = 0.1
+    # unit 1: 0.1 * ln(0.1 / 0.2) + 0.9 * ln(0.9 / 0.8) = 0.1 * (-0.693147) + 0.9 * 0.117783 = 0.036690
+    # unit 2: 0.1 * ln(0.1 / 0.6) + 0.9 * ln(0.9 / 0.4) = 0.1 * (-1.791759) + 0.9 * 0.810930 = 0.550661
+    # sum over the units: 0.587351 nats
+    assert ah.kl_sparsity_penalty(h, 0.1).item() == pytest.approx(0.587351, abs=1e-5)
+
+
+def test_bernoulli_kl_matches_torch_distributions():
+    rho_hat = torch.linspace(0.01, 0.99, 99, dtype=torch.float64)
+    for rho in (0.05, 0.3, 0.9):
+        reference = kl_divergence(Bernoulli(probs=torch.full_like(rho_hat, rho)), Bernoulli(probs=rho_hat))
+        torch.testing.assert_close(losses.bernoulli_kl(rho, rho_hat), reference)
+
+
+def test_kl_is_zero_at_the_target_and_pulls_rates_towards_it():
+    assert ah.kl_sparsity_penalty(torch.full((8, 5), 0.05), 0.05).item() == pytest.approx(0.0, abs=1e-6)
+    h = torch.tensor([[0.3, 0.01], [0.5, 0.01]], requires_grad=True)    # unit 1 fires too often, unit 2 too rarely
+    ah.kl_sparsity_penalty(h, 0.05).backward()
+    assert (h.grad[:, 0] > 0).all() and (h.grad[:, 1] < 0).all()        # gradient descent moves both towards 0.05
+
+
+def test_kl_stays_finite_for_dead_and_saturated_units():
+    h = torch.zeros(10, 3)
+    h[:, 1] = 1.0
+    value = ah.kl_sparsity_penalty(h, 0.05)
+    assert math.isfinite(value.item()) and value.item() > 10
+
+
+def test_penalties_reject_bad_input():
+    h = torch.rand(4, 6)
+    for rho in (0, 1, 1.5, -0.1, True, "0.05"):
+        with pytest.raises(ValueError, match="rho must be a number strictly between 0 and 1"):
+            ah.kl_sparsity_penalty(h, rho)
+    with pytest.raises(ValueError, match=r"activations in \[0, 1\].*from 0.* to 2.*sigmoid"):
+        ah.kl_sparsity_penalty(torch.tensor([[0.0, 2.0]]), 0.05)
+    with pytest.raises(ValueError, match=r"from -0.5 to"):
+        ah.kl_sparsity_penalty(torch.tensor([[-0.5, 0.2]]), 0.05)
+    for penalty in (ah.l1_activation_penalty, ah.kl_sparsity_penalty):
+        with pytest.raises(ValueError, match=r"\(batch, n_hidden\), got \(2, 1, 28, 28\)"):
+            penalty(torch.rand(2, 1, 28, 28))
+    with pytest.raises(ValueError, match=r"rho_hat must lie in \[0, 1\]"):
+        losses.bernoulli_kl(0.1, torch.tensor([1.5]))
+
+
+def test_sparsity_stats_by_hand():
+    h = torch.tensor([[0.0, 0.5], [0.01, 0.2]])
+    stats = ah.sparsity_stats(h, threshold=0.05)
+    assert stats["mean_activation"] == pytest.approx((0.0 + 0.5 + 0.01 + 0.2) / 4)
+    assert stats["near_zero_fraction"] == pytest.approx(2 / 4)        # 0.0 and 0.01 are below 0.05
+    assert stats["active_units_per_image"] == pytest.approx(1.0)      # one unit per image is on
+    assert stats["dead_unit_fraction"] == pytest.approx(1 / 2)        # unit 1 is off on both images
+    with pytest.raises(ValueError, match="threshold"):
+        ah.sparsity_stats(h, threshold=0)
+
+
+# ------------------------------------------------------------------ the objective
+
+@pytest.mark.parametrize("penalty, name", [("kl", "kl_sparsity_nats"), ("l1", "l1_activation_per_image")])
+def test_objective_keys_and_total(penalty, name):
+    model = ah.SparseAutoencoder(n_hidden=32)
+    x = torch.rand(6, 1, 28, 28)
+    terms = ah.sparse_objective(penalty, weight=0.01)(model, x, x)
+    assert list(terms) == ["total_loss", "mse_per_pixel", name]
+    h = model.encode(x)
+    expected = ah.kl_sparsity_penalty(h, 0.05) if penalty == "kl" else ah.l1_activation_penalty(h)
+    assert terms[name].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert terms["mse_per_pixel"].item() == pytest.approx(ah.squared_error(model(x), x).item(), rel=1e-5)
+    assert terms["total_loss"].item() == pytest.approx(terms["mse_per_pixel"].item() + 0.01 * expected.item(),
+                                                       rel=1e-5)
+
+
+def test_objective_uses_rho_and_rejects_bad_arguments():
+    model = ah.SparseAutoencoder(n_hidden=16)
+    x = torch.rand(4, 1, 28, 28)
+    low = ah.sparse_objective("kl", weight=1.0, rho=0.2)(model, x, x)["kl_sparsity_nats"]
+    assert low.item() == pytest.approx(ah.kl_sparsity_penalty(model.encode(x), 0.2).item(), rel=1e-5)
+    with pytest.raises(ValueError, match="penalty='l2'"):
+        ah.sparse_objective("l2", weight=0.1)
+    for weight in (-1, float("nan"), "0.1", None):
+        with pytest.raises(ValueError, match="weight must be a finite number >= 0"):
+            ah.sparse_objective("kl", weight=weight)
+    with pytest.raises(ValueError, match="rho=0.1 is the target rate of the KL penalty"):
+        ah.sparse_objective("l1", weight=0.1, rho=0.1)
+    with pytest.raises(ValueError, match="rho must be"):
+        ah.sparse_objective("kl", weight=0.1, rho=2)
+
+
+def test_kl_objective_on_relu_units_says_what_to_do():
+    model = ah.SparseAutoencoder(n_hidden=64, activation="relu")
+    with torch.no_grad():
+        model.encoder[1].bias.fill_(2.0)                                   # every unit above 1
+    x = torch.rand(4, 1, 28, 28)
+    with pytest.raises(ValueError, match="Use sigmoid hidden units"):
+        ah.sparse_objective("kl", weight=0.1)(model, x, x)
+
+
+# ------------------------------------------------------------------ the model
+
+@pytest.mark.parametrize("activation", ["sigmoid", "relu"])
+def test_sparse_autoencoder_shapes_and_ranges(activation):
+    model = ah.SparseAutoencoder(n_hidden=1024, activation=activation)
+    x = torch.rand(5, 1, 28, 28)
+    h = model.encode(x)
+    assert h.shape == (5, 1024) and model.latent_dim == 1024
+    assert model.decode(h).shape == (5, 1, 28, 28) and model(x).shape == (5, 1, 28, 28)
+    assert h.min() >= 0 and (h.max() < 1 if activation == "sigmoid" else True)
+    # 784 * 1024 weights + 1024 biases in, 1024 * 784 weights + 784 biases out
+    assert ah.count_parameters(model) == 784 * 1024 + 1024 + 1024 * 784 + 784
+
+
+def test_sparse_autoencoder_features_are_its_weights():
+    model = ah.SparseAutoencoder(n_hidden=20)
+    dec, enc = model.features(), model.features("encoder")
+    assert dec.shape == enc.shape == (20, 1, 28, 28)
+    torch.testing.assert_close(dec[3].flatten(), model.decoder[0].weight[:, 3])
+    torch.testing.assert_close(enc[3].flatten(), model.encoder[1].weight[3])
+    with pytest.raises(ValueError, match="part must be"):
+        model.features("middle")
+
+
+def test_sparse_autoencoder_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="'tanh' is not one of"):
+        ah.SparseAutoencoder(activation="tanh")
+    with pytest.raises(ValueError, match="n_hidden must be a positive int"):
+        ah.SparseAutoencoder(n_hidden=0)
+    model = ah.SparseAutoencoder(n_hidden=10)
+    with pytest.raises(ValueError, match=r"\(batch, 1, 28, 28\), got \(3, 784\)"):
+        model.encode(torch.rand(3, 784))
+    with pytest.raises(ValueError, match=r"hidden activations of shape \(batch, 10\)"):
+        model.decode(torch.rand(3, 11))
+
+
+# ------------------------------------------------------------------ on real data: the penalties make the code sparse
+
+@pytest.fixture(scope="module")
+def fashion():
+    train = ah.load_dataset("fashion_mnist", "train", n=3_000, verbose=False)
+    test = ah.load_dataset("fashion_mnist", "test", n=1_000, verbose=False)
+    return train, test
+
+
+@pytest.mark.parametrize("penalty, activation, weight, lr", [("kl", "sigmoid", 1e-3, 3e-3), ("l1", "relu", 1e-4, 1e-3)])
+def test_penalty_really_sparsifies_on_fashion_mnist(fashion, penalty, activation, weight, lr):
+    train, test = fashion
+    stats = {}
+    for w in (0.0, weight):
+        ah.set_seed(0)
+        model = ah.SparseAutoencoder(n_hidden=256, activation=activation)
+        history = ah.fit(model, train, test, objective=ah.sparse_objective(penalty, weight=w), epochs=2, lr=lr,
+                         device="cpu", progress=False, log=False)
+        assert list(history.test)[0] == "total_loss"
+        stats[w] = ah.sparsity_stats(ah.encode(model, test))
+    plain, sparse = stats[0.0], stats[weight]
+    assert sparse["mean_activation"] < 0.5 * plain["mean_activation"], (plain, sparse)
+    assert sparse["near_zero_fraction"] > plain["near_zero_fraction"] + 0.2, (plain, sparse)
+
+
+# ------------------------------------------------------------------ plots
+
+def test_plot_features_scales_each_tile():
+    weights = torch.stack([torch.full((784,), 0.001), torch.linspace(-5, 2, 784)])   # tiny and large weights
+    fig = plots.plot_features(weights, n=2, nrow=2)
+    grid = fig.axes[0].images[0].get_array()
+    assert grid[:28, :28].max() == pytest.approx(1.0)                 # the tiny tile is shown at full strength
+    assert grid[:28, 29:].min() == pytest.approx(-1.0) and grid[:28, 29:].max() == pytest.approx(0.4)
+    with pytest.raises(ValueError, match="not 784"):
+        plots.plot_features(torch.rand(3, 100))
+
+
+def test_plot_twin_sweep_has_two_axes_and_checks_lengths():
+    fig = plots.plot_twin_sweep([0, 1e-5, 1e-3], [0.005, 0.006, 0.012], [0.1, 0.5, 0.7], xlabel="weight",
+                                left_label="mse_per_pixel", right_label="near-zero fraction", right_limits=(0, 1))
+    assert len(fig.axes) == 2
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["0", "1e-05", "0.001"]
+    assert fig.axes[1].get_ylim() == (0, 1)
+    with pytest.raises(ValueError, match="same length"):
+        plots.plot_twin_sweep([0, 1], [1.0], [2.0, 3.0], xlabel="x", left_label="a", right_label="b")
+
+
+def test_activation_plots_draw_one_line_per_entry():
+    h0, h1 = torch.rand(50, 30), torch.rand(50, 30) ** 4
+    fig = plots.plot_activation_histogram({"no penalty": h0, "penalty": h1})
+    assert len(fig.axes[0].patches) == 2
+    fig = plots.plot_unit_means({"no penalty": h0.mean(0), "penalty": h1.mean(0)}, rho=0.05)
+    lines = fig.axes[0].get_lines()
+    assert len(lines) == 3 and list(lines[0].get_ydata()) == sorted(h0.mean(0).tolist(), reverse=True)
