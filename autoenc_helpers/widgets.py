@@ -28,6 +28,22 @@ __all__ = ["decode_image", "typical_gap", "gaps_to_nearest", "LatentExplorer", "
            "factor_panels", "LossFactorExplorer"]
 
 
+def _show(fig, pad: float = 0.3) -> None:
+    """The redraw step every widget shares: lay out, show inside the current Output, free the figure."""
+    fig.tight_layout(pad=pad)
+    display(fig)
+    plt.close(fig)
+
+
+class _Widget:
+    """Base of the widget factories: the object displays as its ``widget`` (an ipywidgets box)."""
+
+    widget: W.Widget
+
+    def _ipython_display_(self) -> None:
+        display(self.widget)
+
+
 @torch.no_grad()
 def decode_image(decode: Callable[[torch.Tensor], torch.Tensor], code: Sequence[float],
                  device: torch.device | str = "cpu") -> np.ndarray:
@@ -62,7 +78,7 @@ def gaps_to_nearest(points: torch.Tensor, codes: torch.Tensor, gap: float | None
     return _distances(points, codes).min(1).values / gap
 
 
-class LatentExplorer:
+class LatentExplorer(_Widget):
     """One slider per code dimension, decoding live, with a 'reset to this image's encoding' control.
 
     decode: ``model.decode`` or any function from (1, k) codes to (1, 1, 28, 28) images.
@@ -191,12 +207,7 @@ class LatentExplorer:
                 axes[0, 0].set_title("chosen image", fontsize=8)
             for ax in axes.flat:
                 ax.set_axis_off()
-            fig.tight_layout(pad=0.3)
-            display(fig)
-            plt.close(fig)
-
-    def _ipython_display_(self) -> None:
-        display(self.widget)
+            _show(fig, pad=0.3)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -229,7 +240,7 @@ def denoise_panels(models: Mapping[str, torch.nn.Module], image: torch.Tensor, k
     return {name: x[0, 0].clamp(0, 1).float().cpu().numpy() for name, x in panels.items()}
 
 
-class NoiseExplorer:
+class NoiseExplorer(_Widget):
     """A noise-level slider and a noise-type selector: corrupted | denoised by each model | clean, redrawn live.
 
     models: ``{"denoising AE": dae, "plain AE": ae}`` (or one model).
@@ -302,12 +313,7 @@ class NoiseExplorer:
                     mse = float(((panel - clean) ** 2).mean())
                     title += f"\nMSE {mse:.4f} · {psnr_db(mse):.1f} dB"
                 ax.set_title(title, fontsize=8)
-            fig.tight_layout(pad=0.3)
-            display(fig)
-            plt.close(fig)
-
-    def _ipython_display_(self) -> None:
-        display(self.widget)
+            _show(fig, pad=0.3)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -345,7 +351,7 @@ def factor_panels(model: torch.nn.Module, images: torch.Tensor, noise: torch.Ten
 _RESULT_KEYS = ("factor", "model", "recon", "kl")
 
 
-class LossFactorExplorer:
+class LossFactorExplorer(_Widget):
     """A slider over reconstruction-loss factors; each position shows a VAE really trained with that factor.
 
     results: one dict per trained model, ``{"factor": 10.0, "model": vae, "recon": ..., "kl": ...}``,
@@ -438,9 +444,4 @@ class LossFactorExplorer:
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
             ax.set_title(f"rate {float(r['kl']):.1f}, distortion {float(r['recon']):.1f}", fontsize=9)
-            fig.tight_layout(pad=0.4)
-            display(fig)
-            plt.close(fig)
-
-    def _ipython_display_(self) -> None:
-        display(self.widget)
+            _show(fig, pad=0.4)
