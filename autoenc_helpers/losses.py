@@ -24,7 +24,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .models import check_images, reparameterize
+from .models import check_images, model_device, reparameterize
 
 __all__ = ["REDUCTIONS", "squared_error", "psnr_db", "mse_objective",
            "SPARSITY_PENALTIES", "l1_activation_penalty", "bernoulli_kl", "kl_sparsity_penalty", "sparse_objective",
@@ -375,10 +375,6 @@ def _images_of(data, who: str) -> torch.Tensor:
     return images
 
 
-def _device_of(model: torch.nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
 @torch.no_grad()
 def negative_elbo(model: torch.nn.Module, images, n_samples: int = 1, generator: torch.Generator | None = None,
                   *, batch_size: int = 1000) -> float:
@@ -398,7 +394,7 @@ def negative_elbo(model: torch.nn.Module, images, n_samples: int = 1, generator:
     if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples <= 0:
         raise ValueError(f"n_samples={n_samples!r}; expected a positive int")
     x_all = _images_of(images, "negative_elbo")
-    device = _device_of(model)
+    device = model_device(model)
     was_training = model.training
     model.eval()
     total = 0.0
@@ -425,7 +421,7 @@ def kl_per_dimension(model: torch.nn.Module, data, *, batch_size: int = 1000) ->
     The values add up to the KL term of the loss. Built step by step in notebook 06.
     """
     x_all = _images_of(data, "kl_per_dimension")
-    device = _device_of(model)
+    device = model_device(model)
     was_training = model.training
     model.eval()
     total = None

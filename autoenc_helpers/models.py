@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 __all__ = ["IMAGE_SHAPE", "OUTPUT_ACTIVATIONS", "check_images", "MLPAutoencoder", "ConvAutoencoder", "PCA",
-           "count_parameters", "VAEOutput", "reparameterize", "MLPVAE", "HIDDEN_ACTIVATIONS", "SparseAutoencoder"]
+           "count_parameters", "model_device", "VAEOutput", "reparameterize", "MLPVAE", "HIDDEN_ACTIVATIONS", "SparseAutoencoder"]
 
 IMAGE_SHAPE = (1, 28, 28)
 OUTPUT_ACTIVATIONS = ("sigmoid", "tanh", "none")
@@ -55,6 +55,13 @@ def _output_layer(name: str) -> nn.Module:
     # The output range must cover the input range: Sigmoid gives (0, 1) for images in [0, 1];
     # Tanh gives (-1, 1) for images normalised to [-1, 1]; "none" leaves it unbounded.
     return {"sigmoid": nn.Sigmoid(), "tanh": nn.Tanh(), "none": nn.Identity()}[name]
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device a model's parameters (or, for PCA, its buffers) live on."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
 
 
 def count_parameters(model: nn.Module) -> int:

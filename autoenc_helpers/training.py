@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from .data import ImageSet, batch_indices
 from .device import get_device
 from .losses import mse_objective
+from .models import model_device
 
 __all__ = ["History", "fit", "evaluate", "predict", "encode", "model_device", "make_optimizer"]
 
@@ -56,13 +57,6 @@ class History:
         if name not in logs:
             raise KeyError(f"{name!r} is not logged; logged: {list(logs)}")
         return logs[name][-1]
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """The device a model's parameters (or, for PCA, its buffers) live on."""
-    for tensor in (*model.parameters(), *model.buffers()):
-        return tensor.device
-    return torch.device("cpu")
 
 
 def make_optimizer(model: nn.Module, *, lr: float = 1e-3, weight_decay: float = 0.0) -> torch.optim.Optimizer:
