@@ -19,6 +19,15 @@ __all__ = ["to_numpy_images", "image_grid", "show_images", "compare_rows", "plot
            "plot_twin_sweep"]
 
 
+def _finish(ax, title: str | None):
+    """The common last touches of a line plot: light grid, small legend, optional title; returns the Figure."""
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax.figure
+
+
 def to_numpy_images(images) -> np.ndarray:
     """(N, 1, H, W) or (N, H, W) tensor/array -> (N, H, W) float numpy array on the CPU."""
     if torch.is_tensor(images):
@@ -104,11 +113,7 @@ def plot_history(history, *, names: Sequence[str] | None = None, title: str | No
     ax.set_ylabel(names[0] if len(names) == 1 else "loss")
     if log_y:
         ax.set_yscale("log")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title, fontsize=10)
-    return ax.figure
+    return _finish(ax, title)
 
 
 def plot_latent(codes, labels, *, classes: Sequence[str] | None = None, ax=None, title: str | None = None,
@@ -156,11 +161,7 @@ def plot_error_vs_bottleneck(sizes: Sequence[int], errors: Mapping[str, Sequence
     ax.set_xticks(list(sizes), [str(k) for k in sizes])
     ax.set_xlabel("code size (numbers per image)")
     ax.set_ylabel(unit)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title, fontsize=10)
-    return ax.figure
+    return _finish(ax, title)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -193,11 +194,7 @@ def plot_activation_histogram(activations: Mapping[str, object], *, bins: int = 
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("share of all activations per bin")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title, fontsize=10)
-    return ax.figure
+    return _finish(ax, title)
 
 
 def plot_unit_means(means: Mapping[str, object], *, rho: float | None = None, log_y: bool = False, ax=None,
@@ -218,11 +215,7 @@ def plot_unit_means(means: Mapping[str, object], *, rho: float | None = None, lo
         ax.set_yscale("log")
     ax.set_xlabel("hidden unit (sorted by mean activation)")
     ax.set_ylabel("mean activation over the images")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title, fontsize=10)
-    return ax.figure
+    return _finish(ax, title)
 
 
 def plot_features(weights, *, n: int = 64, nrow: int = 8, ax=None, title: str | None = None, size: float = 0.7):
