@@ -10,13 +10,14 @@ One module per concern; open any of them and read it top to bottom:
   sparsity penalties (L1, KL towards a rate)
 - ``noise``: corruptions for denoising (Gaussian, masking, salt-and-pepper)
 - ``training``: the one ``fit`` loop, ``evaluate``, ``predict``, ``encode``
+- ``cache``: ``cached_fit``, train once and load afterwards (the classroom mode)
 - ``plots``: image grids, loss curves, latent scatters, sweeps
 - ``widgets``: sliders that decode live (``LatentExplorer``, ``NoiseExplorer``, ``LossFactorExplorer``)
 - ``checks``: the exercise checks
 - ``notebooks``, ``benchmark``: commands to re-execute the notebooks and to time the data path
 """
 
-from . import checks, config, data, device, losses, models, noise, plots, training, widgets
+from . import cache, checks, config, data, device, losses, models, noise, plots, training, widgets
 from .config import SMOKE, is_smoke, pick
 from .data import DatasetNotFoundError, ImageSet, load_dataset, make_circles
 from .device import get_device, set_seed
@@ -26,8 +27,9 @@ from .losses import (active_units, bce_with_logits, gaussian_kl, kl_per_dimensio
                      vae_objective)
 from .models import PCA, ConvAutoencoder, MLPAutoencoder, count_parameters
 from .models import SparseAutoencoder
-from .models import MLPVAE, VAEOutput, reparameterize
+from .models import ConvVAE, MLPVAE, VAEOutput, reparameterize
 from .noise import Corruption, RandomCorruption, corrupt
 from .training import History, encode, evaluate, fit, predict
+from .cache import cached_fit
 
 __version__ = "0.1.0"

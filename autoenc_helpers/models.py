@@ -15,6 +15,9 @@ ValueError that names the shape it got and the shape it expected.
 - :class:`MLPVAE`: the variational autoencoder, 784-512-256-z by default (seed
   000), whose encoder gives a mean and a log-variance per latent dimension and
   whose ``forward`` samples z with :func:`reparameterize`; built in notebook 04.
+- :class:`ConvVAE`: the same interface with a convolutional encoder (four 3x3
+  convolutions down to 64x7x7 = 3136 features) and a transposed-convolution
+  decoder (seed 003's network); built in notebook 07.
 - :class:`SparseAutoencoder`: one wide hidden layer, 784-1024-784 by default
   (over-complete), whose activations a sparsity penalty keeps mostly near zero;
   built in notebook 03.
@@ -29,7 +32,7 @@ import torch
 from torch import nn
 
 __all__ = ["IMAGE_SHAPE", "OUTPUT_ACTIVATIONS", "check_images", "MLPAutoencoder", "ConvAutoencoder", "PCA",
-           "count_parameters", "model_device", "VAEOutput", "reparameterize", "MLPVAE", "HIDDEN_ACTIVATIONS", "SparseAutoencoder"]
+           "count_parameters", "model_device", "VAEOutput", "reparameterize", "MLPVAE", "ConvVAE", "HIDDEN_ACTIVATIONS", "SparseAutoencoder"]
 
 IMAGE_SHAPE = (1, 28, 28)
 OUTPUT_ACTIVATIONS = ("sigmoid", "tanh", "none")
@@ -273,7 +276,32 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor,
     return mu + sigma * eps                                                           # (B, k)
 
 
-class MLPVAE(nn.Module):
+class _GaussianVAE(nn.Module):
+    """What every VAE of the course shares, given its own ``encode`` and ``decode``.
+
+    A subclass defines ``encode(x) -> (mu, logvar)`` and ``decode(z, logits=False)``; this base adds
+    ``forward`` (z sampled), ``reconstruct`` (z = mu) and ``sample`` (z from the prior).
+    """
+
+    latent_dim: int
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> VAEOutput:
+        """(B, 1, 28, 28) images -> VAEOutput(logits (B, 1, 28, 28), mu (B, k), logvar (B, k)), z sampled."""
+        mu, logvar = self.encode(x)                                         # (B, k), (B, k)
+        z = reparameterize(mu, logvar, generator)                           # (B, k)
+        return VAEOutput(self.decode(z, logits=True), mu, logvar)
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 1, 28, 28) images -> (B, 1, 28, 28) probabilities of decode(mu): no sampling."""
+        return self.decode(self.encode(x)[0])
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n images decoded from z ~ N(0, I), the prior: (n, 1, 28, 28) probabilities."""
+        z = torch.randn(n, self.latent_dim, generator=generator, device=model_device(self))   # (n, k)
+        return self.decode(z)
+
+
+class MLPVAE(_GaussianVAE):
     """A fully connected variational autoencoder: 784 -> hidden... -> (mu, logvar); z -> ...hidden -> 784.
 
     latent_dim: size of z; 2 by default, so the latent space can be drawn.
@@ -336,21 +364,72 @@ class MLPVAE(nn.Module):
         out = self.decoder(z)                                               # (B, 1, 28, 28) logits
         return out if logits else torch.sigmoid(out)
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> VAEOutput:
-        """(B, 1, 28, 28) images -> VAEOutput(logits (B, 1, 28, 28), mu (B, k), logvar (B, k)), z sampled."""
-        mu, logvar = self.encode(x)                                         # (B, k), (B, k)
-        z = reparameterize(mu, logvar, generator)                           # (B, k)
-        return VAEOutput(self.decode(z, logits=True), mu, logvar)
+class ConvVAE(_GaussianVAE):
+    """A convolutional variational autoencoder (the architecture of seed 003), same interface as MLPVAE.
 
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 1, 28, 28) images -> (B, 1, 28, 28) probabilities of decode(mu): no sampling."""
-        return self.decode(self.encode(x)[0])
+    latent_dim: size of z (1 for the circles, whose only factor is the radius; 2 to draw Fashion-MNIST).
+    channels: (c1, c2, c3, c4), the widths of the four convolutions. The default (32, 64, 64, 64) is
+        seed 003's network, whose flattened features are 64 x 7 x 7 = 3136 numbers; narrower
+        channels give the same shapes with fewer features and train faster on a CPU (notebook 07).
+    negative_slope: of the LeakyReLU after every convolution (0.01, PyTorch's default).
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n images decoded from z ~ N(0, I), the prior: (n, 1, 28, 28) probabilities."""
-        device = next(self.parameters()).device
-        z = torch.randn(n, self.latent_dim, generator=generator, device=device)   # (n, k)
-        return self.decode(z)
+    Encoder, each convolution 3x3 with padding 1, so only the stride changes the size::
+
+        (B, 1, 28, 28) -> (B, c1, 28, 28) -> (B, c2, 14, 14) -> (B, c3, 7, 7) -> (B, c4, 7, 7)
+        -> flatten (B, c4*49) -> two linear heads: mu (B, k) and logvar (B, k)
+
+    Decoder, the mirror image with transposed convolutions (stride 2 with output_padding=1 doubles
+    the size exactly, 7 -> 14 -> 28)::
+
+        z (B, k) -> linear (B, c4*49) -> (B, c4, 7, 7) -> (B, c3, 7, 7) -> (B, c2, 14, 14)
+        -> (B, c1, 28, 28) -> (B, 1, 28, 28) logits; ``decode`` applies the sigmoid unless ``logits=True``.
+
+    Built step by step in notebook 07.
+    """
+
+    def __init__(self, latent_dim: int = 2, channels: Sequence[int] = (32, 64, 64, 64), negative_slope: float = 0.01):
+        super().__init__()
+        if not isinstance(latent_dim, int) or isinstance(latent_dim, bool) or latent_dim <= 0:
+            raise ValueError(f"latent_dim must be a positive int, got {latent_dim!r}")
+        channels = tuple(channels)
+        if len(channels) != 4 or any(isinstance(c, bool) or not isinstance(c, int) or c <= 0 for c in channels):
+            raise ValueError(f"channels must be four positive ints (c1, c2, c3, c4), got {channels!r}")
+        self.latent_dim, self.channels = latent_dim, channels
+        c1, c2, c3, c4 = channels
+        self.n_features = c4 * 7 * 7                                        # 3136 for the default channels
+
+        def act() -> nn.Module:
+            return nn.LeakyReLU(negative_slope)
+
+        self.encoder = nn.Sequential(
+            nn.Conv2d(1, c1, 3, stride=1, padding=1), act(),                # (B, 1, 28, 28) -> (B, c1, 28, 28)
+            nn.Conv2d(c1, c2, 3, stride=2, padding=1), act(),               # -> (B, c2, 14, 14)
+            nn.Conv2d(c2, c3, 3, stride=2, padding=1), act(),               # -> (B, c3, 7, 7)
+            nn.Conv2d(c3, c4, 3, stride=1, padding=1), act(),               # -> (B, c4, 7, 7)
+            nn.Flatten(),                                                   # -> (B, c4*49)
+        )
+        self.mu_head = nn.Linear(self.n_features, latent_dim)               # (B, c4*49) -> (B, k)
+        self.logvar_head = nn.Linear(self.n_features, latent_dim)           # (B, c4*49) -> (B, k), any real
+        self.decoder = nn.Sequential(
+            nn.Linear(latent_dim, self.n_features), act(),                  # (B, k) -> (B, c4*49)
+            nn.Unflatten(1, (c4, 7, 7)),                                    # -> (B, c4, 7, 7)
+            nn.ConvTranspose2d(c4, c3, 3, stride=1, padding=1), act(),      # -> (B, c3, 7, 7)
+            nn.ConvTranspose2d(c3, c2, 3, stride=2, padding=1, output_padding=1), act(),   # -> (B, c2, 14, 14)
+            nn.ConvTranspose2d(c2, c1, 3, stride=2, padding=1, output_padding=1), act(),   # -> (B, c1, 28, 28)
+            nn.ConvTranspose2d(c1, 1, 3, stride=1, padding=1),              # -> (B, 1, 28, 28) logits
+        )
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 1, 28, 28) images -> (mu, logvar), each (B, latent_dim)."""
+        check_images(x, type(self).__name__)
+        h = self.encoder(x)                                                 # (B, c4*49)
+        return self.mu_head(h), self.logvar_head(h)                         # (B, k), (B, k)
+
+    def decode(self, z: torch.Tensor, logits: bool = False) -> torch.Tensor:
+        """(B, latent_dim) codes -> (B, 1, 28, 28): probabilities in (0, 1), or the raw logits if ``logits``."""
+        check_images(z, f"{type(self).__name__}.decode", expected=(self.latent_dim,), what="codes")
+        out = self.decoder(z)                                               # (B, 1, 28, 28) logits
+        return out if logits else torch.sigmoid(out)
 
 
 HIDDEN_ACTIVATIONS = ("sigmoid", "relu")

@@ -4,6 +4,9 @@
     python -m autoenc_helpers.notebooks run notebooks/01_vanilla_autoencoder.ipynb
     python -m autoenc_helpers.notebooks check          # what the tests check, without running anything
 
+``run`` trains every model afresh (checkpoints go to a temporary folder), so the stored outputs show
+real training logs; ``--use-checkpoints`` loads the classroom cache of ``data/checkpoints/`` instead.
+
 ``run`` executes each notebook top to bottom in a fresh ``python3`` kernel, in
 full mode (``AUTOENC_SMOKE=0``), and records in the notebook's metadata a digest
 of its code cells. ``check`` (and the test suite) then flags a notebook whose
@@ -17,6 +20,7 @@ import argparse
 import hashlib
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -75,8 +79,13 @@ def problems(path: str | os.PathLike) -> list[str]:
     return found
 
 
-def execute(path: str | os.PathLike, *, smoke: bool = False, device: str = "cpu", timeout: int = 1800) -> float:
-    """Run one notebook top to bottom in place; return its wall time in seconds."""
+def execute(path: str | os.PathLike, *, smoke: bool = False, device: str = "cpu", timeout: int = 1800,
+            use_checkpoints: bool = False) -> float:
+    """Run one notebook top to bottom in place; return its wall time in seconds.
+
+    Unless ``use_checkpoints``, the kernel gets an empty temporary checkpoint folder, so every
+    ``cached_fit`` trains (what a learner's first run shows).
+    """
     import nbformat
     from nbclient import NotebookClient
 
@@ -86,9 +95,19 @@ def execute(path: str | os.PathLike, *, smoke: bool = False, device: str = "cpu"
     os.environ["AUTOENC_DEVICE"] = device
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
-    start = time.perf_counter()
-    client.execute()
-    seconds = time.perf_counter() - start
+    with tempfile.TemporaryDirectory(prefix="autoenc-run-") as scratch:
+        saved = os.environ.get("AUTOENC_CHECKPOINTS")
+        if not use_checkpoints:
+            os.environ["AUTOENC_CHECKPOINTS"] = str(Path(scratch) / "checkpoints")
+        try:
+            start = time.perf_counter()
+            client.execute()
+            seconds = time.perf_counter() - start
+        finally:
+            if saved is None:
+                os.environ.pop("AUTOENC_CHECKPOINTS", None)
+            else:
+                os.environ["AUTOENC_CHECKPOINTS"] = saved
     nb.metadata[META_KEY] = {"code_digest": code_digest(nb), "mode": "smoke" if smoke else "full",
                              "device": device, "seconds": round(seconds, 1)}
     nbformat.write(nb, path)
@@ -102,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("paths", nargs="*", help="notebooks (default: every notebooks/*.ipynb)")
     parser.add_argument("--smoke", action="store_true", help="execute in smoke mode (outputs then fail `check`)")
     parser.add_argument("--device", default="cpu", help="AUTOENC_DEVICE for the run (default: cpu)")
+    parser.add_argument("--use-checkpoints", action="store_true",
+                        help="load models saved in data/checkpoints/ instead of training them afresh")
     args = parser.parse_args(argv)
     paths = [Path(p) for p in args.paths] or sorted(NOTEBOOK_DIR.glob("*.ipynb"))
     if not paths:
@@ -110,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in paths:
         if args.action == "run":
             print(f"running {path.name} ({'smoke' if args.smoke else 'full'} mode, {args.device}) ...", flush=True)
-            print(f"  done in {execute(path, smoke=args.smoke, device=args.device):.0f} s", flush=True)
+            print(f"  done in {execute(path, smoke=args.smoke, device=args.device, use_checkpoints=args.use_checkpoints):.0f} s", flush=True)
         else:
             found = problems(path)
             bad += bool(found)

@@ -1,0 +1,79 @@
+"""The convolutional VAE of lesson 07: shapes at every layer, the VAE interface, and real learning."""
+
+import pytest
+import torch
+
+import autoenc_helpers as ah
+
+
+def test_shapes_at_every_layer_are_seed_003s():
+    vae = ah.ConvVAE(latent_dim=1)
+    x = torch.rand(5, 1, 28, 28)
+    shapes = []
+    h = x
+    for layer in vae.encoder:
+        h = layer(h)
+        if isinstance(layer, torch.nn.Conv2d | torch.nn.Flatten):
+            shapes.append(tuple(h.shape[1:]))
+    assert shapes == [(32, 28, 28), (64, 14, 14), (64, 7, 7), (64, 7, 7), (3136,)]
+    assert vae.n_features == 3136 and vae.mu_head.in_features == 3136
+    z = torch.randn(5, 1)
+    h = z
+    shapes = []
+    for layer in vae.decoder:
+        h = layer(h)
+        if isinstance(layer, torch.nn.ConvTranspose2d | torch.nn.Unflatten):
+            shapes.append(tuple(h.shape[1:]))
+    assert shapes == [(64, 7, 7), (64, 7, 7), (64, 14, 14), (32, 28, 28), (1, 28, 28)]
+
+
+@pytest.mark.parametrize("channels", [(32, 64, 64, 64), (8, 16, 16, 4)])
+def test_the_vae_interface(channels):
+    vae = ah.ConvVAE(latent_dim=3, channels=channels)
+    x = torch.rand(4, 1, 28, 28)
+    logits, mu, logvar = vae(x)
+    assert logits.shape == x.shape and mu.shape == logvar.shape == (4, 3)
+    probs = vae.decode(mu)
+    assert torch.allclose(probs, torch.sigmoid(vae.decode(mu, logits=True)))
+    assert 0 < probs.min() and probs.max() < 1
+    assert vae.reconstruct(x).shape == x.shape and vae.sample(6).shape == (6, 1, 28, 28)
+    g1, g2 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+    assert torch.equal(vae(x, generator=g1).logits, vae(x, generator=g2).logits)   # z is sampled, repeatably
+    assert not torch.equal(vae(x).logits, vae(x).logits)
+
+
+def test_channels_last_gives_the_same_numbers():
+    ah.set_seed(0)
+    vae = ah.ConvVAE(latent_dim=2, channels=(8, 16, 16, 16))
+    x = torch.rand(3, 1, 28, 28)
+    mu, _ = vae.encode(x)
+    fast = vae.to(memory_format=torch.channels_last)
+    assert torch.allclose(fast.encode(x)[0], mu, atol=1e-5)
+
+
+def test_bad_input_is_named():
+    with pytest.raises(ValueError, match="latent_dim must be a positive int, got 0"):
+        ah.ConvVAE(latent_dim=0)
+    with pytest.raises(ValueError, match=r"four positive ints .* got \(32, 64\)"):
+        ah.ConvVAE(channels=(32, 64))
+    vae = ah.ConvVAE(latent_dim=2, channels=(4, 4, 4, 4))
+    with pytest.raises(ValueError, match=r"ConvVAE expects images of shape \(batch, 1, 28, 28\), got \(2, 784\)"):
+        vae.encode(torch.rand(2, 784))
+    with pytest.raises(ValueError, match=r"codes of shape \(batch, 2\), got \(2, 3\)"):
+        vae.decode(torch.rand(2, 3))
+
+
+def test_it_learns_the_radius_of_circles():
+    """Trained briefly on circles with a 1-D code, the code orders the images by radius."""
+    train = ah.load_dataset("circles", "train", n=3_000, verbose=False)
+    test = ah.load_dataset("circles", "test", n=500, verbose=False)
+    ah.set_seed(0)
+    vae = ah.ConvVAE(latent_dim=1, channels=(8, 16, 16, 16))
+    objective = ah.vae_objective(recon="mse")
+    before = ah.evaluate(vae, test, objective=objective)["total_loss"]
+    history = ah.fit(vae, train, test, objective=objective, epochs=3, progress=False, log=False, device="cpu")
+    assert history.last() < 0.5 * before
+    mu, _ = ah.encode(vae, test)
+    rank = lambda v: v.argsort().argsort().float()                                      # noqa: E731
+    spearman = torch.corrcoef(torch.stack([rank(mu[:, 0]), rank(test.labels)]))[0, 1]
+    assert abs(float(spearman)) > 0.95
