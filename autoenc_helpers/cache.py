@@ -40,7 +40,7 @@ from torch import nn
 
 from .data import ImageSet, data_root
 from .device import get_device
-from .training import History, fit
+from .training import History, fit, use_fast_layout
 
 __all__ = ["FORMAT", "checkpoint_dir", "settings_of", "checkpoint_path", "cached_fit"]
 
@@ -155,7 +155,7 @@ def _load(path: Path, model: nn.Module, settings: dict, device: torch.device) ->
     except (KeyError, RuntimeError, TypeError) as err:
         raise ValueError(f"its weights do not fit the model ({type(err).__name__}: "
                          f"{str(err).splitlines()[0][:120]})")
-    model.to(device)
+    use_fast_layout(model.to(device), device)
     model.eval()
     return history, saved
 

@@ -25,7 +25,7 @@ from .device import get_device
 from .losses import mse_objective
 from .models import model_device
 
-__all__ = ["History", "fit", "evaluate", "predict", "encode", "model_device", "make_optimizer"]
+__all__ = ["History", "fit", "evaluate", "predict", "encode", "model_device", "make_optimizer", "use_fast_layout"]
 
 Objective = Callable[[nn.Module, torch.Tensor, torch.Tensor], dict]
 
@@ -71,6 +71,21 @@ def make_optimizer(model: nn.Module, *, lr: float = 1e-3, weight_decay: float = 
         return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
     except (RuntimeError, TypeError, ValueError):  # no fused kernel for this device or torch version
         return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+
+
+def use_fast_layout(model: nn.Module, device: torch.device) -> nn.Module:
+    """On the CPU, store a convolutional model's weights channels-last; returns the model.
+
+    PyTorch's CPU convolutions (oneDNN) work on channels-last tensors, (B, H, W, C) in memory; a
+    model in the default layout pays for converting every activation there and back. Storing the
+    weights channels-last makes every convolution's output channels-last too: the same numbers,
+    about 1.7x faster per epoch for lesson 07's convolutional VAE on a 2-core CPU (measured by
+    ``python -m autoenc_helpers.benchmark``). Models without convolutions are left alone, and so are
+    GPUs, whose gain depends on the card and the precision.
+    """
+    if device.type == "cpu" and any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules()):
+        model.to(memory_format=torch.channels_last)
+    return model
 
 
 def _images(data, what: str) -> torch.Tensor:
@@ -125,7 +140,8 @@ def fit(model: nn.Module, train, test=None, *, objective: Objective = mse_object
         the first entry is minimised (default: MSE per pixel).
     optimizer: default :func:`make_optimizer` (Adam with lr and weight_decay).
     device: default: ``get_device()`` (``AUTOENC_DEVICE``). The model and the
-        data are moved there once.
+        data are moved there once; on the CPU a convolutional model is also
+        switched to the faster channels-last layout (:func:`use_fast_layout`).
     corrupt: for denoising, a function applied to each batch of inputs; the
         clean images stay the targets.
     seed: seeds the shuffling, so two runs from the same model give the same losses.
@@ -137,7 +153,7 @@ def fit(model: nn.Module, train, test=None, *, objective: Objective = mse_object
     if not isinstance(batch_size, int) or batch_size <= 0:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     device = torch.device(device) if device is not None else get_device(verbose=False)
-    model.to(device)
+    use_fast_layout(model.to(device), device)
     x_train = _images(train, "train").to(device)
     x_test = _images(test, "test").to(device) if test is not None else None
     optimizer = optimizer or make_optimizer(model, lr=lr, weight_decay=weight_decay)

@@ -77,3 +77,13 @@ def test_it_learns_the_radius_of_circles():
     rank = lambda v: v.argsort().argsort().float()                                      # noqa: E731
     spearman = torch.corrcoef(torch.stack([rank(mu[:, 0]), rank(test.labels)]))[0, 1]
     assert abs(float(spearman)) > 0.95
+
+
+def test_fit_trains_convolutions_channels_last_on_the_cpu():
+    conv, mlp = ah.ConvVAE(latent_dim=2, channels=(4, 4, 4, 4)), ah.MLPVAE(latent_dim=2, hidden=(8,))
+    data = torch.rand(64, 1, 28, 28)
+    for model in (conv, mlp):
+        ah.fit(model, data, objective=ah.vae_objective(), epochs=1, device="cpu", progress=False, log=False)
+    weight = conv.encoder[2].weight
+    assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+    assert all(p.is_contiguous() for p in mlp.parameters())
