@@ -121,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("paths", nargs="*", help="notebooks (default: every notebooks/*.ipynb)")
     parser.add_argument("--smoke", action="store_true", help="execute in smoke mode (outputs then fail `check`)")
     parser.add_argument("--device", default="cpu", help="AUTOENC_DEVICE for the run (default: cpu)")
+    parser.add_argument("--timeout", type=int, default=1800, help="seconds one cell may run (default: 1800)")
     parser.add_argument("--use-checkpoints", action="store_true",
                         help="load models saved in data/checkpoints/ instead of training them afresh")
     args = parser.parse_args(argv)
@@ -131,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     for path in paths:
         if args.action == "run":
             print(f"running {path.name} ({'smoke' if args.smoke else 'full'} mode, {args.device}) ...", flush=True)
-            print(f"  done in {execute(path, smoke=args.smoke, device=args.device, use_checkpoints=args.use_checkpoints):.0f} s", flush=True)
+            seconds = execute(path, smoke=args.smoke, device=args.device, timeout=args.timeout,
+                              use_checkpoints=args.use_checkpoints)
+            print(f"  done in {seconds:.0f} s", flush=True)
         else:
             found = problems(path)
             bad += bool(found)
