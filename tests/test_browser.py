@@ -55,8 +55,11 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
 FAILURES = ROOT / "browser-failures"
 
+# --disable-dev-shm-usage: Docker's default 64 MB /dev/shm is too small for Chromium's shared memory;
+# --host-resolver-rules: no name resolves except the loopback address (the page's requests are also routed).
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
+                  "--disable-sync", "--disable-dev-shm-usage",
+                  "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
 
 # time limits, in seconds (smoke mode on a 2-core CPU needs a fraction of each)
 SERVER_START_S = 90
