@@ -3,6 +3,7 @@
     python -m autoenc_helpers.notebooks run            # every notebook, full mode, on the CPU
     python -m autoenc_helpers.notebooks run notebooks/01_vanilla_autoencoder.ipynb
     python -m autoenc_helpers.notebooks check          # what the tests check, without running anything
+    python -m autoenc_helpers.notebooks set-repo OWNER/NAME   # the GitHub repository the Colab links name
 
 ``run`` trains every model afresh (checkpoints go to a temporary folder), so the stored outputs show
 real training logs; ``--use-checkpoints`` loads the classroom cache of ``data/checkpoints/`` instead.
@@ -11,7 +12,13 @@ real training logs; ``--use-checkpoints`` loads the classroom cache of ``data/ch
 full mode (``AUTOENC_SMOKE=0``), and records in the notebook's metadata a digest
 of its code cells. ``check`` (and the test suite) then flags a notebook whose
 code changed after its outputs were made, a stored error, a smoke-mode run,
-execution counts that are not 1..n, and paths of the machine that ran it.
+execution counts that are not 1..n, and paths of the machine that ran it;
+and, for Colab, a badge link or install line not built from ``config.REPOSITORY``.
+
+``set-repo`` rewrites, in one go, the repository in ``config.REPOSITORY``, in
+every notebook's "Open in Colab" badge and Colab install line, and in README.md.
+Outputs stay valid: the digest does not depend on that repository (see
+:func:`code_digest`).
 """
 
 from __future__ import annotations
@@ -19,25 +26,144 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import re
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["NOTEBOOK_DIR", "code_digest", "problems", "execute", "main"]
+from .config import BRANCH, REPOSITORY
 
-NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+__all__ = ["NOTEBOOK_DIR", "code_digest", "problems", "execute", "colab_url", "install_line", "colab_problems",
+           "set_repository", "main"]
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIR = ROOT / "notebooks"
 META_KEY = "autoenc"
+
+# GitHub's rule for owner names (letters, digits, inner hyphens, at most 39) and a repository name.
+_REPOSITORY_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}/[A-Za-z0-9._-]{1,100}$")
+# The repository in a pip-installable git URL, and in a Colab link to a notebook on GitHub.
+_GIT_URL = re.compile(r"git\+https://github\.com/([^\s\"'@]+?)\.git\b")
+_COLAB_URL = re.compile(r"https://colab\.research\.google\.com/github/([^/\s]+/[^/\s]+)/[^\s)\"'>\]]*")
+# What the Colab install line's repository is hashed as (the placeholder the first digests were made with).
+_DIGEST_REPOSITORY = "autoencoder-course/autoencoders"
+
+
+def _install_repository_normalised(source: str) -> str:
+    """``source`` with the repository of every ``%pip install ... git+https://github.com/...`` line made fixed."""
+    lines = source.split("\n")
+    for i, line in enumerate(lines):
+        if line.lstrip().startswith(("%pip install", "!pip install")):
+            lines[i] = _GIT_URL.sub(f"git+https://github.com/{_DIGEST_REPOSITORY}.git", line)
+    return "\n".join(lines)
 
 
 def code_digest(nb) -> str:
-    """SHA-256 of the notebook's code cells, in order (outputs and markdown excluded)."""
+    """SHA-256 of the notebook's code cells, in order (outputs and markdown excluded).
+
+    One thing is left out: the repository named in the setup cell's Colab install line
+    (``%pip install ... git+https://github.com/OWNER/NAME.git``) is hashed as a fixed string,
+    ``autoencoder-course/autoencoders``, whatever it is. That line runs only on Colab, never
+    where the stored outputs are made, so it cannot change them; and ``set-repo`` can then
+    rewrite it in every notebook without making every notebook's outputs look stale. Any
+    other change to that line (the package, the flags, the URL scheme) still changes the digest.
+    """
     h = hashlib.sha256()
     for cell in nb.cells:
         if cell.cell_type == "code":
-            h.update(cell.source.strip().encode())
+            h.update(_install_repository_normalised(cell.source.strip()).encode())
             h.update(b"\n\x00cell\x00\n")
     return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# Colab: the badge and the install line, built from config.REPOSITORY
+
+
+def colab_url(notebook: str, repository: str = REPOSITORY, branch: str = BRANCH) -> str:
+    """The "Open in Colab" link of ``notebooks/<notebook>`` in the course's repository."""
+    return f"https://colab.research.google.com/github/{repository}/blob/{branch}/notebooks/{notebook}"
+
+
+def install_line(repository: str = REPOSITORY) -> str:
+    """The setup cell's line that installs the course package on Colab (and only there)."""
+    return f'%pip install -q "autoenc-helpers @ git+https://github.com/{repository}.git"'
+
+
+def colab_problems(path: str | os.PathLike, repository: str = REPOSITORY) -> list[str]:
+    """What keeps a notebook from opening and installing on Colab from ``repository``; empty when fine.
+
+    The first cell links the notebook's Colab URL exactly once; the first code cell holds the install
+    line exactly once; and no cell names the course's Colab or git URL with another repository.
+    """
+    import nbformat
+
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    found = []
+    first = nb.cells[0] if nb.cells else None
+    links = [m.group(0) for m in _COLAB_URL.finditer(first.source)] if first is not None else []
+    if first is None or first.cell_type != "markdown" or links != [colab_url(path.name, repository)]:
+        found.append(f"the first cell's Colab badge links {links or 'nothing'}, "
+                     f"not [{colab_url(path.name, repository)!r}]")
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    installs = [ln.strip() for ln in code[0].source.splitlines() if "pip install" in ln] if code else []
+    if installs != [install_line(repository)]:
+        found.append(f"the setup cell installs with {installs or 'no line'}, not [{install_line(repository)!r}]")
+    for i, cell in enumerate(nb.cells):
+        named = {m.group(1) for m in _COLAB_URL.finditer(cell.source)} | set(_GIT_URL.findall(cell.source))
+        for other in sorted(named - {repository}):
+            found.append(f"cell {i} names the repository {other!r}, not {repository!r}")
+    return found
+
+
+def set_repository(repository: str, root: str | os.PathLike = ROOT) -> list[Path]:
+    """Name ``repository`` (``OWNER/NAME`` on GitHub) everywhere the course names its repository.
+
+    Rewrites ``REPOSITORY`` in ``autoenc_helpers/config.py``, the Colab links and git URLs of the
+    previous repository in every cell of ``notebooks/*.ipynb`` (the badge and the install line), and
+    the same URLs and ``github.com/OWNER/NAME`` links in README.md. Outputs and digests are left as
+    they are (the digest does not depend on the repository). Returns the files it changed.
+    """
+    import nbformat
+
+    if not _REPOSITORY_NAME.match(repository):
+        raise ValueError(f"{repository!r} is not a GitHub repository name; expected OWNER/NAME, "
+                         "e.g. set-repo my-university/autoencoders")
+    root = Path(root)
+    config = root / "autoenc_helpers" / "config.py"
+    text = config.read_text(encoding="utf-8")
+    current = re.search(r'^REPOSITORY = "([^"]+)"', text, re.M)
+    if current is None:
+        raise ValueError(f"no line `REPOSITORY = \"OWNER/NAME\"` in {config}")
+    old = current.group(1)
+    if old == repository:
+        return []
+    colab = re.compile(r"(colab\.research\.google\.com/github/)" + re.escape(old) + r"(?=/)")
+    github = re.compile(r"(github\.com/)" + re.escape(old) + r"(?=\.git\b|[/\s)\"'#>\]]|$)", re.M)
+
+    def swap(source: str) -> str:
+        return github.sub(rf"\g<1>{repository}", colab.sub(rf"\g<1>{repository}", source))
+
+    changed = []
+    for path in sorted((root / "notebooks").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        sources = [cell.source for cell in nb.cells]
+        for cell in nb.cells:
+            cell.source = swap(cell.source)
+        if [cell.source for cell in nb.cells] != sources:
+            nbformat.write(nb, path)
+            changed.append(path)
+    readme = root / "README.md"
+    if readme.is_file():
+        before = readme.read_text(encoding="utf-8")
+        if swap(before) != before:
+            readme.write_text(swap(before), encoding="utf-8")
+            changed.append(readme)
+    config.write_text(text[:current.start(1)] + repository + text[current.end(1):], encoding="utf-8")
+    changed.append(config)
+    return changed
 
 
 def _machine_paths() -> list[str]:
@@ -117,14 +243,26 @@ def execute(path: str | os.PathLike, *, smoke: bool = False, device: str = "cpu"
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m autoenc_helpers.notebooks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=("run", "check"))
-    parser.add_argument("paths", nargs="*", help="notebooks (default: every notebooks/*.ipynb)")
+    parser.add_argument("action", choices=("run", "check", "set-repo"))
+    parser.add_argument("paths", nargs="*", help="notebooks (default: every notebooks/*.ipynb); "
+                                                 "for set-repo, the GitHub repository as OWNER/NAME")
     parser.add_argument("--smoke", action="store_true", help="execute in smoke mode (outputs then fail `check`)")
     parser.add_argument("--device", default="cpu", help="AUTOENC_DEVICE for the run (default: cpu)")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds one cell may run (default: 1800)")
     parser.add_argument("--use-checkpoints", action="store_true",
                         help="load models saved in data/checkpoints/ instead of training them afresh")
     args = parser.parse_args(argv)
+    if args.action == "set-repo":
+        if len(args.paths) != 1:
+            parser.error("set-repo takes one argument: the GitHub repository as OWNER/NAME")
+        try:
+            changed = set_repository(args.paths[0])
+        except ValueError as err:
+            parser.error(str(err))
+        for path in changed:
+            print(f"rewrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+        print(f"the course now names {args.paths[0]}" + ("" if changed else " already: nothing to change"))
+        return 0
     paths = [Path(p) for p in args.paths] or sorted(NOTEBOOK_DIR.glob("*.ipynb"))
     if not paths:
         parser.error(f"no notebooks found in {NOTEBOOK_DIR}")
@@ -136,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
                               use_checkpoints=args.use_checkpoints)
             print(f"  done in {seconds:.0f} s", flush=True)
         else:
-            found = problems(path)
+            found = problems(path) + colab_problems(path)
             bad += bool(found)
             print(f"{path.name}: " + ("ok" if not found else "\n  - " + "\n  - ".join(found)))
     return 1 if bad else 0

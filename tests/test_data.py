@@ -1,5 +1,6 @@
 import gzip
 import urllib.error
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -7,6 +8,8 @@ import torch
 
 import autoenc_helpers as ah
 from autoenc_helpers import data
+
+_real_download = data._download
 
 
 def _write_idx(path, array, compress):
@@ -81,6 +84,42 @@ def test_missing_mnist_offline(offline):
 def test_no_download_when_told_not_to(offline):
     with pytest.raises(ah.DatasetNotFoundError, match="download=False"):
         ah.load_dataset("mnist", "test", root=offline, download=False)
+
+
+def test_on_colab_the_data_comes_from_torchvisions_download(offline, monkeypatch):
+    """Colab: the package installed from git (no checkout around it), no Debian copy, no data folder.
+
+    The data folder is then ./data under the notebook's folder, and the files come from
+    torchvision.datasets.FashionMNIST(..., download=True), which checks their checksums.
+    """
+    import torchvision
+
+    site = offline / "site-packages" / "autoenc_helpers"
+    site.mkdir(parents=True)
+    monkeypatch.setattr(data, "__file__", str(site / "data.py"))          # not a checkout
+    monkeypatch.delenv("AUTOENC_DATA", raising=False)
+    content = offline / "content"                                         # Colab's working folder
+    content.mkdir()
+    monkeypatch.chdir(content)
+    monkeypatch.setattr(data, "_download", _real_download)                # undo the fixture's "no network"
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, size=(5, 28, 28)), rng.integers(0, 10, size=5)
+    calls = []
+
+    class FakeFashionMNIST:                                               # what torchvision's download leaves
+        def __init__(self, root, train, download):
+            calls.append((root, train, download))
+            raw = Path(root) / "FashionMNIST" / "raw"
+            raw.mkdir(parents=True)
+            _write_idx(raw / "t10k-images-idx3-ubyte", images, True)
+            _write_idx(raw / "t10k-labels-idx1-ubyte", labels, True)
+
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", FakeFashionMNIST)
+    assert data.data_root() == content / "data"
+    loaded = ah.load_dataset("fashion_mnist", "test", verbose=False)
+    assert calls == [(str(content / "data"), False, True)]
+    assert loaded.source == "torchvision download" and len(loaded) == 5
+    assert loaded.labels.tolist() == labels.tolist()
 
 
 @pytest.mark.parametrize("compress", [False, True])

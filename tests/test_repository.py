@@ -18,15 +18,19 @@ def test_ci_runs_readmes_test_command():
     assert _test_command_in_readme() in ci.splitlines()
     assert "pip install -q -r requirements.txt -e ." in ci
     assert "apt-get install -y -qq dataset-fashion-mnist" in ci
+    install = next(ln.split() for ln in ci.splitlines() if "apt-get install -y -qq dataset-fashion-mnist" in ln)
+    assert "chromium" in install, "CI installs the browser that tests/test_browser.py needs"
 
 
 def test_requirements_are_ranges_not_pins():
     lines = [ln.split("#")[0].strip() for ln in (ROOT / "requirements.txt").read_text().splitlines()]
     lines = [ln for ln in lines if ln]
     assert {"torch>=2.4", "torchvision>=0.19"} <= set(lines)
+    assert any(ln.startswith("playwright>=") for ln in lines), "the browser test's driver"
     assert not [ln for ln in lines if "==" in ln], "exact pins would replace Colab's own torch"
 
 
 def test_downloads_are_not_committed():
     ignore = (ROOT / ".gitignore").read_text().splitlines()
     assert "data/*" in ignore and "!data/README.md" in ignore
+    assert "browser-failures/" in ignore, "screenshots and logs of a failed browser test"
