@@ -897,12 +897,19 @@ def _display_path(path: Path) -> str:
 # The command
 
 
+class _Defaults(argparse.ArgumentDefaultsHelpFormatter):
+    """States each option's default, except where there is none to state."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m autoenc_helpers.benchmark",
         description="Measure the course against reference code (training speed and quality, an ablation, "
                     "peak memory, widget latency, notebook wall time) and write Markdown tables.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_Defaults,
     )
     p.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, any of {', '.join(PARTS)}")
     p.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, any of {', '.join(MODELS)}")
