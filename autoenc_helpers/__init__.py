@@ -14,7 +14,7 @@ One module per concern; open any of them and read it top to bottom:
 - ``plots``: image grids, loss curves, latent scatters, sweeps
 - ``widgets``: sliders that decode live (``LatentExplorer``, ``NoiseExplorer``, ``LossFactorExplorer``)
 - ``checks``: the exercise checks
-- ``notebooks``, ``benchmark``: commands to re-execute the notebooks and to time the data path
+- ``notebooks``, ``benchmark``: commands to re-execute the notebooks and to measure the course against reference code
 """
 
 from . import cache, checks, config, data, device, losses, models, noise, plots, training, widgets

@@ -1,19 +1,106 @@
-"""The benchmark command runs end to end in smoke mode (no timing assertions: timings are noisy)."""
+"""The benchmark command runs end to end on tiny sizes and writes its tables (no timing assertions: timings are noisy)."""
 
-from autoenc_helpers.benchmark import TABLE_HEADER, main
+import json
+import os
+
+import nbformat
+import pytest
+import torch
+
+from autoenc_helpers import benchmark
 
 
-def test_benchmark_smoke_writes_table(tmp_path):
+@pytest.fixture
+def one_thread(monkeypatch):
+    """One torch thread here and in the subprocesses: on a busy machine, two threads can wait on each other
+    for seconds per step; the structure of the tables does not depend on it."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_cheap_parts_write_every_table(tmp_path, one_thread):
     out = tmp_path / "t.md"
-    rows = main(["--smoke", "--out", str(out)])
-
-    assert out.is_file()
+    results = benchmark.main(["--smoke", "--images", "256", "--epochs", "1", "--models", "mlp_vae",
+                              "--parts", "training,quality,ablation,memory,widgets", "--no-compile",
+                              "--out", str(out)])
     text = out.read_text(encoding="utf-8")
-    assert TABLE_HEADER in text
-    assert "6,000" in text                      # the table says how many images it used
+    for header in (benchmark.TRAINING_HEADER, benchmark.ABLATION_HEADER, benchmark.MEMORY_HEADER,
+                   benchmark.WIDGETS_HEADER):
+        assert header in text
+    assert "| model | way | after 1 epoch |" in text
+    assert "256 training images" in text and "speed-up" in text
 
-    assert [row["way"] for row in rows] == ["a", "b"]
-    for row in rows:
-        assert row["images"] == 6_000
-        assert row["seconds"] > 0
-        assert all(s > 0 for s in row["seconds_all"])
+    run = results["training"]["mlp_vae"]
+    assert results["quality"] is results["training"]                 # the same runs give both parts
+    assert [len(run["seconds"][w]) for w in ("a", "b")] == [1, 1]
+    assert set(run["elbo"]["a"]) == set(run["elbo"]["b"]) == {1}
+    assert 100 < run["elbo"]["a"][1] < 800                           # nats per image after a tiny epoch
+
+    variants = [row["variant"] for row in results["ablation"]]
+    assert variants[0] == "a" and {"a_plain_adam", "b_in_memory", "b"} <= set(variants)
+    assert "a_default_layout" not in variants                         # the MLP has no convolutions
+
+    assert [row["way"] for row in results["memory"]] == ["(a) course", "(b) classic"]
+    assert all(row["peak_mb"] > row["after_imports_mb"] > 0 for row in results["memory"])
+
+    measured = {row["widget"] for row in results["widgets"] if "error" not in row}
+    assert measured == set(benchmark.widget_classes())
+    for row in results["widgets"]:
+        if "error" not in row:
+            assert row["pngs"] == row["moves"] > 0 and row["png_kb"] > 1   # each move drew a real PNG
+
+
+def test_every_widget_class_has_a_benchmark_case():
+    missing = [name for name in benchmark.widget_classes() if not benchmark.WIDGET_CASES.get(name)]
+    assert not missing, f"add these widgets to benchmark.WIDGET_CASES so that their latency is measured: {missing}"
+
+
+def test_conv_model_is_lesson_07s():
+    assert benchmark.MODELS["conv_vae"][1]().channels == benchmark.CONV_VAE_CHANNELS
+
+
+PROBE = """
+import json, os, pathlib
+folder = pathlib.Path(os.environ["AUTOENC_CHECKPOINTS"])
+seen = {"smoke": os.environ["AUTOENC_SMOKE"], "checkpoints": str(folder),
+        "checkpoints_empty": not folder.exists() or not any(folder.iterdir()), "cwd": os.getcwd()}
+pathlib.Path(os.environ["PROBE_OUT"], "mode" + seen["smoke"] + ".json").write_text(json.dumps(seen))
+"""
+
+
+def test_notebooks_run_on_a_copy_with_an_empty_checkpoint_folder(tmp_path, monkeypatch):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(PROBE)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = tmp_path / "01_probe.ipynb"
+    nbformat.write(nb, path)
+    before = path.read_bytes()
+    monkeypatch.setenv("PROBE_OUT", str(tmp_path))
+    monkeypatch.setenv("AUTOENC_CHECKPOINTS", str(tmp_path / "classroom-cache"))
+    (tmp_path / "classroom-cache").mkdir()
+    (tmp_path / "classroom-cache" / "model.pt").write_text("a trained model")
+
+    out = tmp_path / "t.md"
+    results = benchmark.main(["--parts", "notebooks", "--notebooks", str(path), "--out", str(out)])
+
+    assert path.read_bytes() == before                                  # the original is never rewritten
+    (row,) = results["notebooks"]
+    assert row["notebook"] == "01_probe.ipynb" and row["budget_s"] == 180
+    assert row["full"] > 0 and row["smoke"] > 0
+    for mode in ("0", "1"):                                             # full mode, then smoke mode
+        seen = json.loads((tmp_path / f"mode{mode}.json").read_text())
+        assert seen["checkpoints_empty"] and "classroom-cache" not in seen["checkpoints"]
+        assert seen["cwd"] != str(tmp_path)                             # ran in a temporary folder
+    text = out.read_text(encoding="utf-8")
+    assert benchmark.NOTEBOOKS_HEADER in text and "| **all 1** | 1500 |" in text
+    assert os.environ["AUTOENC_CHECKPOINTS"] == str(tmp_path / "classroom-cache")   # given back after the run
+
+
+@pytest.mark.parametrize("argv, message", [(["--parts", "speed"], "unknown part"),
+                                           (["--models", "resnet"], "unknown model"),
+                                           (["--images", "10"], "--images must be at least 128")])
+def test_bad_arguments_are_named(argv, message, tmp_path):
+    with pytest.raises(SystemExit, match=message):
+        benchmark.main([*argv, "--out", str(tmp_path / "t.md")])

@@ -173,3 +173,26 @@ def test_loss_factor_explorer_bad_results_are_named(vaes):
         widgets.LossFactorExplorer([results[0], results[0]], test.images)
     with pytest.raises(ValueError, match="results is empty"):
         widgets.LossFactorExplorer([], test.images)
+
+
+def test_widgets_redraw_one_kept_figure_outside_pyplot(trained, vaes):
+    import matplotlib.pyplot as plt
+
+    model, test, codes = trained
+    explorer = widgets.LatentExplorer(model.decode, codes, images=test.images)
+    figure = explorer.figure
+    explorer.sliders[0].value = explorer.sliders[0].max
+    explorer.reset(3)
+    assert explorer.figure is figure and explorer.renders == 3              # redrawn, not made again
+    shown = [ax.images[0].get_array() for ax in figure.axes]
+    assert np.allclose(shown[1], explorer.image) and np.allclose(shown[0], test.images[3, 0].numpy())
+
+    noise = widgets.NoiseExplorer({"ae": model}, test.images, level=0.2)
+    first = noise.figure.axes[0].get_title()
+    noise.level.value = 0.8
+    assert noise.figure.axes[0].get_title() != first                        # the MSE in the title follows
+
+    results, vtest = vaes
+    factor = widgets.LossFactorExplorer(results, vtest.images, n_images=4, n_samples=4)
+    assert len(factor.pngs) == len(results) and all(png.data[:4] == b"\x89PNG" for png in factor.pngs)
+    assert plt.get_fignums() == []                                          # pyplot holds none of them
