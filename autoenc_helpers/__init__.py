@@ -11,7 +11,8 @@ One module per concern; open any of them and read it top to bottom:
 - ``noise``: corruptions for denoising (Gaussian, masking, salt-and-pepper)
 - ``training``: the one ``fit`` loop, ``evaluate``, ``predict``, ``encode``
 - ``plots``: image grids, loss curves, latent scatters, sweeps
-- ``widgets``: sliders that decode live (``LatentExplorer``, ``NoiseExplorer``, ``LossFactorExplorer``)
+- ``widgets``: sliders that decode live (``LatentExplorer``, ``NoiseExplorer``, ``LossFactorExplorer``,
+  ``ConditionalExplorer``)
 - ``checks``: the exercise checks
 - ``notebooks``, ``benchmark``: commands to re-execute the notebooks and to time the data path
 """
@@ -24,6 +25,7 @@ from .losses import mse_objective, psnr_db, squared_error
 from .losses import kl_sparsity_penalty, l1_activation_penalty, sparse_objective, sparsity_stats
 from .losses import (active_units, bce_with_logits, gaussian_kl, kl_per_dimension, negative_elbo,
                      vae_objective)
+from .models import ConditionalVAE
 from .models import PCA, ConvAutoencoder, MLPAutoencoder, count_parameters
 from .models import SparseAutoencoder
 from .models import MLPVAE, VAEOutput, reparameterize
