@@ -14,6 +14,7 @@ One module per concern; open any of them and read it top to bottom:
 - ``widgets``: sliders that decode live (``LatentExplorer``, ``NoiseExplorer``, ``LossFactorExplorer``,
   ``ConditionalExplorer``)
 - ``checks``: the exercise checks
+- ``applications``: anomaly scores, thresholds and ROC; few-label classifiers on codes (lesson 08)
 - ``notebooks``, ``benchmark``: commands to re-execute the notebooks and to time the data path
 """
 
@@ -25,6 +26,7 @@ from .losses import mse_objective, psnr_db, squared_error
 from .losses import kl_sparsity_penalty, l1_activation_penalty, sparse_objective, sparsity_stats
 from .losses import (active_units, bce_with_logits, gaussian_kl, kl_per_dimension, negative_elbo,
                      vae_objective)
+from . import applications
 from .models import ConditionalVAE
 from .models import PCA, ConvAutoencoder, MLPAutoencoder, count_parameters
 from .models import SparseAutoencoder
