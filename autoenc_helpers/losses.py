@@ -317,10 +317,11 @@ def vae_objective(*, recon: str = "bce", reduction: str = "sum", recon_factor: f
       the true KL, even when free bits change what is minimised).
 
     The two logged terms are per image whatever the reduction, so runs can be compared.
-    For a conditional VAE (``ConditionalVAE``, notebook 08) train with ``ah.fit(..., with_labels=True)``:
-    the objective then receives each batch's ``labels`` and calls ``model(inputs, labels)``.
     With ``recon="bce"``, factors 1 and no free bits, ``total_loss`` is the one-sample estimate of the
     negative ELBO in nats per image.
+
+    For a conditional VAE (``ConditionalVAE``, notebook 08), train with ``ah.fit(..., with_labels=True)``:
+    the objective then receives each batch's ``labels`` and calls ``model(inputs, labels)``.
 
     reduction: ``"sum"`` (scale 1): per image, each term summed over its own axis (pixels, latent
         dimensions) and averaged over the batch. ``"mean"`` (scale 1/784, seed 004's choice): the
@@ -393,8 +394,8 @@ def negative_elbo(model: torch.nn.Module, images, n_samples: int = 1, generator:
     model: a VAE with ``encode(x) -> (mu, logvar)`` and ``decode(z, logits=True)``; run in eval mode.
     images: an ImageSet or an (N, 1, 28, 28) tensor in [0, 1]. generator: on the model's device,
     for draws that repeat. labels: for a conditional VAE, the (N,) class labels of the images; the
-    model is then called ``encode(x, y)`` and ``decode(z, y, logits=True)``, and the result is the
-    negative ELBO of -log p(x | y). Built step by step in notebook 04.
+    model is then called ``encode(x, y)`` and ``decode(z, y, logits=True)``, and the result bounds
+    -log p(x | y) instead of -log p(x). Built step by step in notebook 04.
     """
     if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples <= 0:
         raise ValueError(f"n_samples={n_samples!r}; expected a positive int")
