@@ -12,8 +12,10 @@ One module per concern; open any of them and read it top to bottom:
 - ``training``: the one ``fit`` loop, ``evaluate``, ``predict``, ``encode``
 - ``cache``: ``cached_fit``, train once and load afterwards (the classroom mode)
 - ``plots``: image grids, loss curves, latent scatters, sweeps
-- ``widgets``: sliders that decode live (``LatentExplorer``, ``NoiseExplorer``, ``LossFactorExplorer``)
+- ``widgets``: sliders that decode live (``LatentExplorer``, ``NoiseExplorer``, ``LossFactorExplorer``,
+  ``ConditionalExplorer``)
 - ``checks``: the exercise checks
+- ``applications``: anomaly scores, thresholds and ROC; few-label classifiers on codes (lesson 08)
 - ``notebooks``, ``benchmark``: commands to re-execute the notebooks and to measure the course against reference code
 """
 
@@ -25,6 +27,8 @@ from .losses import mse_objective, psnr_db, squared_error
 from .losses import kl_sparsity_penalty, l1_activation_penalty, sparse_objective, sparsity_stats
 from .losses import (active_units, bce_with_logits, gaussian_kl, kl_per_dimension, negative_elbo,
                      vae_objective)
+from . import applications
+from .models import ConditionalVAE
 from .models import PCA, ConvAutoencoder, MLPAutoencoder, count_parameters
 from .models import SparseAutoencoder
 from .models import ConvVAE, MLPVAE, VAEOutput, reparameterize

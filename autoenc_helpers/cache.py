@@ -74,14 +74,17 @@ def _describe_function(fn) -> object:
 
 
 def _fingerprint_data(data) -> object:
-    """Size and a digest of the values of a data set (every 97th image, plus the sum of all of them)."""
+    """Size and a digest of a data set: every 97th image, the sum of all of them, and the labels."""
     if data is None:
         return None
     images = data.images if isinstance(data, ImageSet) else data
     if not torch.is_tensor(images):
         raise TypeError(f"cached_fit expects an ImageSet or a tensor of images, got {type(data).__name__}")
     sample = images[::97].detach().float().cpu().contiguous()
+    labels = getattr(data, "labels", None)          # a conditional model (with_labels=True) learns from them too
     return {"shape": list(images.shape),
+            "labels_sha256": None if labels is None else hashlib.sha256(
+                labels.detach().cpu().contiguous().numpy().tobytes()).hexdigest(),
             "sum": round(float(images.detach().double().sum()), 3),
             "sample_sha256": hashlib.sha256(sample.numpy().tobytes()).hexdigest()}
 

@@ -847,3 +847,155 @@ def check_spearman(fn: Callable[[torch.Tensor, torch.Tensor], float]) -> bool:
         failures.append(f"for {case} the rank correlation is {expected:+.4f}, you returned {got:+.4f}"
                         + (f": {slip}" if slip else ""))
     return _report(title, failures, len(cases))
+
+
+# ---------------------------------------------------------------------------------------------
+# Lesson 08: anomaly detection, the AUC and the threshold
+
+__all__ += ["check_roc_auc", "check_false_alarm_threshold"]
+
+
+def _one_number(got, what: str) -> float | str:
+    """The learner's result as a float, or a sentence saying why it is not one number."""
+    if torch.is_tensor(got):
+        if got.numel() != 1:
+            return f"return one number, the {what}, not a tensor of shape {tuple(got.shape)}"
+        return float(got)
+    if isinstance(got, bool):
+        return f"return a number, the {what}, not {got!r}"
+    try:
+        return float(got)
+    except (TypeError, ValueError):
+        return f"return a number, the {what}, not {type(got).__name__}"
+
+
+def check_roc_auc(fn: Callable[[torch.Tensor, torch.Tensor], float]) -> bool:
+    """Check ``fn(normal_scores, anomalous_scores) -> AUC``: the probability that a random anomaly scores
+    higher than a random normal image, ties counting one half.
+
+    Hidden tests: three cases worked by hand (one with ties), a perfect and a reversed ranking, and three
+    random ones (one full of ties), each compared with ``sklearn.metrics.roc_auc_score``. The messages
+    name the usual slips: ties counted as 0 (``>``) or as 1 (``>=``), normal and anomalous swapped (1 - AUC),
+    the count of wins not divided by the number of pairs, one value per image instead of one number.
+    The exercise of notebook 08; ``ah.applications.roc`` is the reference answer.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    title = "roc_auc"
+    g = torch.Generator().manual_seed(8)
+    cases = [
+        # by hand: 2.5 beats 1 and 2 (2 of 3 pairs), 4 beats all three: 5 wins of 6 pairs
+        ("normal [1, 2, 3], anomalous [2.5, 4]", torch.tensor([1.0, 2.0, 3.0]), torch.tensor([2.5, 4.0])),
+        # by hand: each anomaly (2) beats 1, ties twice with 2 (2 x 1/2), loses to 3: 2 of 4; twice: 4 of 8 = 0.5
+        ("normal [1, 2, 2, 3], anomalous [2, 2] (ties)", torch.tensor([1.0, 2.0, 2.0, 3.0]), torch.tensor([2.0, 2.0])),
+        # by hand: 1 normal image; 0.5 loses, 2 and 3 win: 2 of 3
+        ("one normal image [1], anomalous [0.5, 2, 3]", torch.tensor([1.0]), torch.tensor([0.5, 2.0, 3.0])),
+        ("every anomaly above every normal image", torch.rand(50, generator=g), 1 + torch.rand(30, generator=g)),
+        ("every anomaly below every normal image", 1 + torch.rand(40, generator=g), torch.rand(20, generator=g)),
+        ("300 normal, 200 anomalous, overlapping", torch.randn(300, generator=g), torch.randn(200, generator=g) + 1),
+        ("whole-number scores with many ties", torch.randint(0, 5, (400,), generator=g).float(),
+         torch.randint(1, 6, (300,), generator=g).float()),
+        ("skewed scores, 1000 normal and 50 anomalous", torch.rand(1000, generator=g) ** 3 * 40,
+         torch.rand(50, generator=g) * 60),
+    ]
+    failures: list[str] = []
+    for case, normal, anomalous in cases:
+        truth = torch.cat([torch.zeros(len(normal)), torch.ones(len(anomalous))]).numpy()
+        expected = float(roc_auc_score(truth, torch.cat([normal, anomalous]).numpy()))
+        try:
+            ok, got = _call(fn, (normal.clone(), anomalous.clone()), title)
+        except Exception as err:  # the learner's code crashed: report it, do not raise
+            failures.append(f"{case}: your function raised {type(err).__name__}: {err}")
+            continue
+        if not ok:
+            return False
+        value = _one_number(got, "AUC")
+        if isinstance(value, str):
+            hint = (": average over every (anomaly, normal) pair, not per image"
+                    if torch.is_tensor(got) and got.dim() == 1 and got.numel() in (len(normal), len(anomalous)) else "")
+            failures.append(f"{case}: {value}{hint}")
+            continue
+        if math.isclose(value, expected, rel_tol=1e-6, abs_tol=1e-9):
+            continue
+        wins = (anomalous[:, None] > normal[None, :]).float()                        # (n_anom, n_norm)
+        ties = (anomalous[:, None] == normal[None, :]).float()
+        pairs = len(normal) * len(anomalous)
+        slips = [
+            (float(wins.mean()), "ties count as 0 here; a tie is a coin flip, so it counts one half: "
+                                 "(a > n) + 0.5 * (a == n)"),
+            (float((wins + ties).mean()), "ties count as 1 here (>=); a tie is a coin flip, so it counts one half"),
+            (1 - expected, "normal and anomalous are swapped: the AUC asks how often the *anomaly* scores higher"),
+            (expected * pairs, f"that is the number of winning pairs; divide by the number of pairs, "
+                               f"{len(normal)} x {len(anomalous)} = {pairs}"),
+            (100 * expected, "that is a percentage; return a fraction between 0 and 1"),
+        ]
+        slip = next((text for wrong, text in slips if not math.isclose(wrong, expected, abs_tol=1e-9)
+                     and math.isclose(value, wrong, rel_tol=1e-6, abs_tol=1e-9)), None)
+        failures.append(f"{case}: the AUC is {expected:.4f}, you returned {value:.4f}" + (f": {slip}" if slip else ""))
+    return _report(title, failures, len(cases))
+
+
+def check_false_alarm_threshold(fn: Callable[[torch.Tensor, float], float]) -> bool:
+    """Check ``fn(normal_scores, rate) -> threshold``: the score above which a fraction ``rate`` of these
+    normal images lie.
+
+    Hidden tests: five sets of skewed scores (like reconstruction errors, a long right tail) and false-alarm
+    rates from 1% to 20%. A threshold passes when the share of scores strictly above it is ``rate`` within
+    one image (1 / N), so any reasonable quantile convention is right. The scores must come back unchanged
+    (no sorting in place). The messages name the usual slips: the ``rate`` quantile instead of the
+    ``1 - rate`` one, ``np.percentile`` given a fraction, a Gaussian rule (mean + z * std) that the skewed
+    scores do not follow, the largest score (no false alarms at all).
+    The exercise of notebook 08; ``ah.applications.threshold_at_false_alarm_rate`` is the reference answer.
+    """
+    from statistics import NormalDist
+
+    title = "false_alarm_threshold"
+    g = torch.Generator().manual_seed(9)
+    cases = [
+        ("1,000 skewed scores, rate 0.05", torch.randn(1000, generator=g).exp() * 10, 0.05),
+        ("200 skewed scores, rate 0.1", torch.rand(200, generator=g) ** 4 * 50 + 5, 0.1),
+        ("5,000 skewed scores, rate 0.01", torch.randn(5000, generator=g).pow(2) * 3, 0.01),
+        ("500 skewed scores, rate 0.2", torch.randn(500, generator=g).exp(), 0.2),
+        ("2,000 skewed scores, rate 0.05", (torch.randn(2000, generator=g) * 0.6).exp() * 20, 0.05),
+    ]
+    failures: list[str] = []
+    for case, scores, rate in cases:
+        given = scores.clone()
+        try:
+            ok, got = _call(fn, (given, rate), title)
+        except Exception as err:  # the learner's code crashed: report it, do not raise
+            failures.append(f"{case}: your function raised {type(err).__name__}: {err}")
+            continue
+        if not ok:
+            return False
+        if not torch.equal(given, scores):
+            failures.append(f"{case}: your function changed the scores it was given (sorted them in place?): "
+                            "sort a copy, e.g. torch.sort(scores).values, or use torch.quantile")
+            continue
+        value = _one_number(got, "threshold")
+        if isinstance(value, str):
+            failures.append(f"{case}: {value}")
+            continue
+        n = len(scores)
+        n_above = int((scores > value).sum())                                  # normal images flagged
+        above = n_above / n
+        if abs(n_above - rate * n) <= 1 + 1e-6:                                # within one image of the target
+            continue
+        s = scores.double()
+        mean, std = float(s.mean()), float(s.std())
+        slips = [
+            (float(torch.quantile(s, rate)), f"that is the {rate:g} quantile, which flags {1 - rate:.0%} of normal "
+                                             f"images; the threshold is the 1 - rate = {1 - rate:g} quantile"),
+            (float(torch.quantile(s, (1 - rate) / 100)), "np.percentile takes a percentage from 0 to 100: "
+                                                         "use 100 * (1 - rate), or np.quantile / torch.quantile "
+                                                         "with 1 - rate"),
+            (mean + NormalDist().inv_cdf(1 - rate) * std,
+             "mean + z * std is right only for normally distributed scores; reconstruction errors have a long "
+             "right tail. Use the empirical quantile of the scores themselves"),
+            (float(s.max()), "the largest score flags no normal image at all (0 false alarms) and lets many "
+                             "anomalies through; use the 1 - rate quantile"),
+        ]
+        slip = next((text for wrong, text in slips if math.isclose(value, wrong, rel_tol=1e-4, abs_tol=1e-6)), None)
+        failures.append(f"{case}: your threshold {value:.4g} flags {n_above:,} of these {n:,} normal images "
+                        f"({above:.2%}), not about {rate * n:,.0f} ({rate:.0%})" + (f": {slip}" if slip else ""))
+    return _report(title, failures, len(cases))

@@ -96,6 +96,24 @@ class ImageSet:
     def __len__(self) -> int:
         return self.images.shape[0]
 
+    def subset(self, index, note: str | None = None) -> "ImageSet":
+        """The images (and labels) picked by ``index``: a boolean mask of length N or a tensor of positions.
+
+        ``train.subset(train.labels < 5)`` keeps the first five classes; ``note`` is added to the
+        source, e.g. ``"normal classes"``. Class names stay as they are, so label 7 is still "Sneaker".
+        """
+        if not torch.is_tensor(index):
+            index = torch.as_tensor(index)
+        index = index.to(self.images.device)
+        if index.dtype == torch.bool and index.shape != (len(self),):
+            raise ValueError(f"a boolean mask must have one entry per image, shape ({len(self)},), "
+                             f"got {tuple(index.shape)}")
+        if index.dtype != torch.bool and (index.is_floating_point() or index.dim() != 1):
+            raise ValueError(f"index must be a boolean mask or a 1-D tensor of whole-number positions, got "
+                             f"dtype {index.dtype} and shape {tuple(index.shape)}")
+        source = self.source if note is None else f"{self.source}, {note}"
+        return ImageSet(self.images[index], self.labels[index], self.classes, self.name, self.split, source)
+
     def __repr__(self) -> str:
         lo, hi = self.images.min().item(), self.images.max().item()
         return (f"ImageSet({self.name}/{self.split}: {len(self):,} images of shape "

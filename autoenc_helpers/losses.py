@@ -320,6 +320,9 @@ def vae_objective(*, recon: str = "bce", reduction: str = "sum", recon_factor: f
     With ``recon="bce"``, factors 1 and no free bits, ``total_loss`` is the one-sample estimate of the
     negative ELBO in nats per image.
 
+    For a conditional VAE (``ConditionalVAE``, notebook 08), train with ``ah.fit(..., with_labels=True)``:
+    the objective then receives each batch's ``labels`` and calls ``model(inputs, labels)``.
+
     reduction: ``"sum"`` (scale 1): per image, each term summed over its own axis (pixels, latent
         dimensions) and averaged over the batch. ``"mean"`` (scale 1/784, seed 004's choice): the
         reconstruction averaged over the batch *and* the pixels (what ``nn.MSELoss()`` gives) and the
@@ -347,8 +350,9 @@ def vae_objective(*, recon: str = "bce", reduction: str = "sum", recon_factor: f
     scale = 1.0 if reduction == "sum" else 1.0 / N_PIXELS
     recon_name = "recon_nats_per_image" if recon == "bce" else "recon_sq_error_per_image"
 
-    def objective(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
-        out = model(inputs)
+    def objective(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
+                  labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        out = model(inputs) if labels is None else model(inputs, labels)     # a conditional VAE gets the labels
         if not isinstance(out, tuple) or len(out) != 3:
             raise TypeError(f"vae_objective needs a VAE whose forward returns (logits, mu, logvar), like MLPVAE; "
                             f"{type(model).__name__} returned {type(out).__name__}")
@@ -377,7 +381,7 @@ def _images_of(data, who: str) -> torch.Tensor:
 
 @torch.no_grad()
 def negative_elbo(model: torch.nn.Module, images, n_samples: int = 1, generator: torch.Generator | None = None,
-                  *, batch_size: int = 1000) -> float:
+                  *, labels: torch.Tensor | None = None, batch_size: int = 1000) -> float:
     """The negative ELBO of a VAE on ``images``, in nats per image, evaluated *with sampling*.
 
     For each image: BCE from the decoder's logits summed over the 784 pixels, at z drawn by
@@ -389,11 +393,16 @@ def negative_elbo(model: torch.nn.Module, images, n_samples: int = 1, generator:
 
     model: a VAE with ``encode(x) -> (mu, logvar)`` and ``decode(z, logits=True)``; run in eval mode.
     images: an ImageSet or an (N, 1, 28, 28) tensor in [0, 1]. generator: on the model's device,
-    for draws that repeat. Built step by step in notebook 04.
+    for draws that repeat. labels: for a conditional VAE, the (N,) class labels of the images; the
+    model is then called ``encode(x, y)`` and ``decode(z, y, logits=True)``, and the result bounds
+    -log p(x | y) instead of -log p(x). Built step by step in notebook 04.
     """
     if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples <= 0:
         raise ValueError(f"n_samples={n_samples!r}; expected a positive int")
     x_all = _images_of(images, "negative_elbo")
+    if labels is not None and (not torch.is_tensor(labels) or labels.shape[:1] != x_all.shape[:1]):
+        got = tuple(labels.shape) if torch.is_tensor(labels) else type(labels).__name__
+        raise ValueError(f"negative_elbo: labels must be a ({x_all.shape[0]},) tensor, one per image, got {got}")
     device = model_device(model)
     was_training = model.training
     model.eval()
@@ -401,11 +410,12 @@ def negative_elbo(model: torch.nn.Module, images, n_samples: int = 1, generator:
     try:
         for start in range(0, x_all.shape[0], batch_size):
             x = x_all[start:start + batch_size].to(device)                       # (b, 1, 28, 28)
-            mu, logvar = model.encode(x)                                         # (b, k), (b, k)
+            given = () if labels is None else (labels[start:start + batch_size],)   # the condition, if any
+            mu, logvar = model.encode(x, *given)                                 # (b, k), (b, k)
             kl = gaussian_kl(mu, logvar, dims="sum", batch="sum")                 # nats, summed over the b images
             for _ in range(n_samples):
                 z = reparameterize(mu, logvar, generator)                        # (b, k)
-                logits = model.decode(z, logits=True)                            # (b, 1, 28, 28)
+                logits = model.decode(z, *given, logits=True)                    # (b, 1, 28, 28)
                 total += float(bce_with_logits(logits, x, pixels="sum", batch="sum") + kl)
     finally:
         model.train(was_training)

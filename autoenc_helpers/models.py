@@ -21,10 +21,14 @@ ValueError that names the shape it got and the shape it expected.
 - :class:`SparseAutoencoder`: one wide hidden layer, 784-1024-784 by default
   (over-complete), whose activations a sparsity penalty keeps mostly near zero;
   built in notebook 03.
+- :class:`ConditionalVAE`: MLPVAE's network with the class label, one-hot, fed
+  to the encoder and to the decoder, so z holds the style and the label the
+  class; built in notebook 08.
 """
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -498,3 +502,145 @@ class SparseAutoencoder(nn.Module):
         else:
             raise ValueError(f"part must be 'decoder' or 'encoder', got {part!r}")
         return weights.detach().clone().unflatten(1, IMAGE_SHAPE)          # (n_hidden, 1, 28, 28)
+
+
+# ---------------------------------------------------------------------------------------------
+# Lesson 08: the conditional VAE, whose encoder and decoder are both told the class
+
+__all__ += ["check_labels", "ConditionalVAE"]
+
+
+def check_labels(y, n_classes: int, who: str, batch: int | None = None) -> torch.Tensor:
+    """Return ``y`` as an int64 tensor of class indices, or raise an error that names the bad value.
+
+    y: a (B,) tensor of whole numbers in 0..n_classes-1 (a python int is accepted too and becomes a
+    (1,) tensor). batch: when given, B must equal it (one label per image). The checks, in order:
+    a tensor (or int); whole numbers (a float or bool tensor is refused, since 2.7 is no class);
+    shape (B,) (a one-hot (B, n_classes) matrix is refused with a hint: the model makes the one-hot
+    itself); every value in range.
+    """
+    if isinstance(y, bool) or not (torch.is_tensor(y) or isinstance(y, numbers.Integral)):
+        raise TypeError(f"{who} expects class labels as a tensor of whole numbers (or an int), "
+                        f"got {type(y).__name__}: {y!r}")
+    if not torch.is_tensor(y):
+        y = torch.tensor([int(y)])
+    if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+        raise TypeError(f"{who} expects class labels as whole numbers (an int64 tensor of class indices), "
+                        f"got dtype {y.dtype}" + (f" with values such as {y.flatten()[0].item()!r}" if y.numel() else ""))
+    if y.dim() != 1:
+        hint = (": pass class indices such as tensor([3, 0, 7]), not one-hot rows; the model makes the one-hot "
+                "itself" if y.dim() == 2 and y.shape[1] == n_classes else "")
+        raise ValueError(f"{who} expects labels of shape (batch,), one class index per image, got "
+                         f"{tuple(y.shape)}{hint}")
+    if batch is not None and y.shape[0] != batch:
+        raise ValueError(f"{who}: {y.shape[0]} labels for {batch} images; give one label per image")
+    if y.numel():
+        bad = y[(y < 0) | (y >= n_classes)]
+        if bad.numel():
+            raise ValueError(f"{who}: label {bad[0].item()} is out of range; the classes are 0..{n_classes - 1}")
+    return y.long()
+
+
+class ConditionalVAE(nn.Module):
+    """A conditional VAE: encoder and decoder both receive the class label as a one-hot vector.
+
+    latent_dim: size of z. The label already says *which* class an image is, so z is free to hold
+        the rest, the "style" (width, brightness, sleeve length...); 2 by default, so it can be drawn.
+    n_classes: how many classes the labels run over (10 for Fashion-MNIST and MNIST).
+    hidden: widths of the encoder's hidden layers; the decoder mirrors them (784-512-256-z as MLPVAE).
+
+    Encoder: the 784 pixels and the one-hot label, side by side::
+
+        x (B, 1, 28, 28) -> flatten (B, 784) -> concat one_hot(y) (B, 784 + n_classes)
+        -> hidden... -> two heads: mu (B, k) and logvar (B, k)
+
+    Decoder: the code and the same one-hot label::
+
+        z (B, k) -> concat one_hot(y) (B, k + n_classes) -> ...hidden -> (B, 784) -> (B, 1, 28, 28) logits
+
+    The interface is MLPVAE's with a label added to every call:
+
+    - ``encode(x, y)`` -> ``(mu, logvar)``, each (B, latent_dim);
+    - ``decode(z, y, logits=False)`` -> (B, 1, 28, 28) probabilities, or logits with ``logits=True``;
+    - ``forward(x, y, generator=None)`` -> :class:`VAEOutput` with z sampled, what ``vae_objective``
+      needs (train with ``ah.fit(..., objective=ah.vae_objective(), with_labels=True)``);
+    - ``reconstruct(x, y)``, and ``sample(n, y)``: n images of class y (an int, or one label per image)
+      decoded from z ~ N(0, I).
+
+    Labels are (B,) tensors of class indices; a float, out-of-range or one-hot label raises an error
+    that names it (:func:`check_labels`). Built in notebook 08.
+    """
+
+    def __init__(self, latent_dim: int = 2, n_classes: int = 10, hidden: Sequence[int] = (512, 256)):
+        super().__init__()
+        if not isinstance(latent_dim, int) or isinstance(latent_dim, bool) or latent_dim <= 0:
+            raise ValueError(f"latent_dim must be a positive int, got {latent_dim!r}")
+        if not isinstance(n_classes, int) or isinstance(n_classes, bool) or n_classes < 2:
+            raise ValueError(f"n_classes must be an int >= 2, got {n_classes!r}")
+        hidden = tuple(hidden)
+        if not hidden or any(isinstance(h, bool) or not isinstance(h, int) or h <= 0 for h in hidden):
+            raise ValueError(f"hidden sizes must be one or more positive ints, got {hidden!r}")
+        self.latent_dim, self.n_classes, self.hidden = latent_dim, n_classes, hidden
+        n_pixels = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]        # 784
+
+        widths = (n_pixels + n_classes, *hidden)
+        layers: list[nn.Module] = []
+        for w_in, w_out in zip(widths[:-1], widths[1:]):
+            layers += [nn.Linear(w_in, w_out), nn.ReLU()]                   # (B, w_in) -> (B, w_out)
+        self.encoder = nn.Sequential(*layers)                               # (B, 784 + n) -> (B, hidden[-1])
+        self.mu_head = nn.Linear(widths[-1], latent_dim)                    # (B, hidden[-1]) -> (B, k)
+        self.logvar_head = nn.Linear(widths[-1], latent_dim)                # (B, hidden[-1]) -> (B, k), any real
+
+        back = (latent_dim + n_classes, *reversed(hidden))
+        layers = []
+        for w_in, w_out in zip(back[:-1], back[1:]):
+            layers += [nn.Linear(w_in, w_out), nn.ReLU()]                   # (B, w_in) -> (B, w_out)
+        layers += [nn.Linear(back[-1], n_pixels),                            # (B, hidden[0]) -> (B, 784) logits
+                   nn.Unflatten(1, IMAGE_SHAPE)]                             # (B, 784) -> (B, 1, 28, 28)
+        self.decoder = nn.Sequential(*layers)   # no sigmoid here: decode() applies it unless logits=True
+
+    def one_hot(self, y: torch.Tensor, batch: int, who: str) -> torch.Tensor:
+        """(B,) class indices -> (B, n_classes) float one-hot rows on the model's device, labels checked."""
+        y = check_labels(y, self.n_classes, who, batch).to(model_device(self))
+        return nn.functional.one_hot(y, self.n_classes).float()             # (B, n_classes)
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 1, 28, 28) images and (B,) labels -> (mu, logvar), each (B, latent_dim)."""
+        check_images(x, type(self).__name__)
+        c = self.one_hot(y, x.shape[0], f"{type(self).__name__}.encode")   # (B, n_classes)
+        h = self.encoder(torch.cat([x.flatten(1), c], 1))                   # (B, 784 + n) -> (B, hidden[-1])
+        return self.mu_head(h), self.logvar_head(h)                         # (B, k), (B, k)
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor, logits: bool = False) -> torch.Tensor:
+        """(B, latent_dim) codes and (B,) labels -> (B, 1, 28, 28) probabilities, or logits if ``logits``."""
+        check_images(z, f"{type(self).__name__}.decode", expected=(self.latent_dim,), what="codes")
+        c = self.one_hot(y, z.shape[0], f"{type(self).__name__}.decode")   # (B, n_classes)
+        out = self.decoder(torch.cat([z, c], 1))                            # (B, k + n) -> (B, 1, 28, 28) logits
+        return out if logits else torch.sigmoid(out)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None,
+                generator: torch.Generator | None = None) -> VAEOutput:
+        """(B, 1, 28, 28) images and (B,) labels -> VAEOutput(logits, mu, logvar), z sampled."""
+        if y is None:
+            raise TypeError(f"{type(self).__name__} needs each image's label: call model(x, y); to train it, "
+                            "ah.fit(..., with_labels=True) hands the objective each batch's labels")
+        mu, logvar = self.encode(x, y)                                      # (B, k), (B, k)
+        z = reparameterize(mu, logvar, generator)                           # (B, k)
+        return VAEOutput(self.decode(z, y, logits=True), mu, logvar)
+
+    def reconstruct(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """(B, 1, 28, 28) images and their (B,) labels -> probabilities of decode(mu, y): no sampling."""
+        return self.decode(self.encode(x, y)[0], y)
+
+    def sample(self, n: int, y, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n images of the class(es) ``y`` decoded from z ~ N(0, I): (n, 1, 28, 28) probabilities.
+
+        y: one class index (an int) for all n images, or a (n,) tensor of labels, one per image.
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+            raise ValueError(f"n must be a positive int, got {n!r}")
+        device = model_device(self)
+        if not torch.is_tensor(y):                                          # one class for all n images
+            y = check_labels(y, self.n_classes, f"{type(self).__name__}.sample").expand(n)   # (n,)
+        z = torch.randn(n, self.latent_dim, generator=generator, device=device)            # (n, k)
+        return self.decode(z, y)

@@ -273,3 +273,54 @@ def plot_twin_sweep(x: Sequence[float], left: Sequence[float], right: Sequence[f
     if title:
         ax.set_title(title, fontsize=10)
     return ax.figure
+
+
+# ---------------------------------------------------------------------------------------------
+# Lesson 08: anomaly scores and ROC curves
+
+__all__ += ["plot_score_histograms", "plot_roc"]
+
+
+def plot_score_histograms(scores: Mapping[str, object], *, threshold: float | None = None, bins: int = 60,
+                          xlabel: str = "anomaly score", ax=None, title: str | None = None):
+    """Histograms of anomaly scores, one outline per group, as the share of the group per bin.
+
+    scores: ``{"normal (test)": s0, "anomalous (test)": s1}``, each (N,) scores; shares, not counts,
+    so groups of different sizes compare. threshold: drawn as a dashed vertical line. Returns the Figure.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    flat = {name: _flat(s) for name, s in scores.items()}
+    edges = np.linspace(min(v.min() for v in flat.values()), max(v.max() for v in flat.values()), bins + 1)
+    for i, (name, values) in enumerate(flat.items()):
+        ax.hist(values, bins=edges, weights=np.full(values.size, 1 / values.size), histtype="step", lw=1.8,
+                color=f"C{i}", label=name)
+    if threshold is not None:
+        ax.axvline(threshold, color="k", ls="--", lw=1, label=f"threshold {threshold:.3g}")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("share of the group per bin")
+    return _finish(ax, title)
+
+
+def plot_roc(curves: Mapping[str, tuple], *, point: tuple[float, float] | None = None, ax=None,
+             title: str | None = None):
+    """ROC curves: detection rate against false-alarm rate, with the diagonal of a coin flip.
+
+    curves: ``{"all anomalies": (fpr, tpr, auc), ...}`` as returned by ``applications.roc``; each
+    legend entry gives its AUC. point: (false-alarm rate, detection rate) of the chosen threshold,
+    drawn as a dot. Returns the Figure.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.6, 4.2))
+    for i, (name, (fpr, tpr, auc)) in enumerate(curves.items()):
+        ax.plot(_flat(fpr), _flat(tpr), color=f"C{i}", lw=1.8, label=f"{name} (AUC {auc:.3f})")
+    ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=1, label="coin flip (AUC 0.5)")
+    if point is not None:
+        ax.scatter([point[0]], [point[1]], s=50, color="k", zorder=3,
+                   label=f"threshold: {point[0]:.1%} false alarms, {point[1]:.1%} detected")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_aspect("equal")
+    ax.set_xlabel("false-alarm rate (normal images flagged)")
+    ax.set_ylabel("detection rate (anomalies flagged)")
+    return _finish(ax, title)

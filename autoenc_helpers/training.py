@@ -4,7 +4,9 @@
 of the train and held-out loss per epoch. An *objective* says what to
 minimise: a function ``objective(model, inputs, targets) -> dict`` whose
 first entry is the loss to minimise and whose keys carry the unit
-(``"mse_per_pixel"``). Every entry is logged.
+(``"mse_per_pixel"``). Every entry is logged. With ``with_labels=True`` the
+objective is also handed each batch's labels, ``objective(model, inputs,
+targets, labels=...)``, for a model conditioned on the class (notebook 08).
 
 Built step by step in notebook 01, where the loop is first written by hand.
 """
@@ -96,6 +98,15 @@ def _images(data, what: str) -> torch.Tensor:
     return images
 
 
+def _labels(data, what: str) -> torch.Tensor:
+    """The labels of an ImageSet, for ``with_labels=True``; a bare tensor of images has none."""
+    if not isinstance(data, ImageSet):
+        got = f"a tensor of shape {tuple(data.shape)}" if torch.is_tensor(data) else type(data).__name__
+        raise ValueError(f"with_labels=True hands each batch's labels to the objective, so {what} must be an "
+                         f"ImageSet (images with labels), got {got}")
+    return data.labels
+
+
 def _check_finite(values: dict[str, float], epoch: int, batch: int, n_batches: int, lr: float) -> None:
     for name, v in values.items():
         if not math.isfinite(v):
@@ -108,20 +119,24 @@ def _check_finite(values: dict[str, float], epoch: int, batch: int, n_batches: i
 @torch.no_grad()
 def evaluate(model: nn.Module, data, *, objective: Objective = mse_objective, batch_size: int = 1000,
              device: torch.device | str | None = None,
-             corrupt: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, float]:
+             corrupt: Callable[[torch.Tensor], torch.Tensor] | None = None,
+             with_labels: bool = False) -> dict[str, float]:
     """Average every term of ``objective`` over ``data`` in eval mode, without autograd.
 
     Averages are weighted by batch size, so they equal the value over the whole set.
+    with_labels: hand each batch's labels to the objective as ``labels=`` (``data`` an ImageSet), as in :func:`fit`.
     """
     device = torch.device(device) if device is not None else model_device(model)
     images = _images(data, "data").to(device)
+    labels = _labels(data, "data").to(device) if with_labels else None
     was_training = model.training
     model.eval()
     totals: dict[str, float] = {}
     for idx in batch_indices(images.shape[0], batch_size, shuffle=False, device=device):
         targets = images[idx]
         inputs = corrupt(targets) if corrupt else targets
-        for name, value in objective(model, inputs, targets).items():
+        extra = {"labels": labels[idx]} if with_labels else {}                # the batch's labels, when asked
+        for name, value in objective(model, inputs, targets, **extra).items():
             totals[name] = totals.get(name, 0.0) + float(value) * idx.numel()
     model.train(was_training)
     return {name: total / images.shape[0] for name, total in totals.items()}
@@ -130,8 +145,8 @@ def evaluate(model: nn.Module, data, *, objective: Objective = mse_objective, ba
 def fit(model: nn.Module, train, test=None, *, objective: Objective = mse_objective, epochs: int = 10,
         batch_size: int = 128, lr: float = 1e-3, weight_decay: float = 0.0,
         optimizer: torch.optim.Optimizer | None = None, device: torch.device | str | None = None,
-        corrupt: Callable[[torch.Tensor], torch.Tensor] | None = None, seed: int = 0,
-        progress: bool = True, log: bool = True) -> History:
+        corrupt: Callable[[torch.Tensor], torch.Tensor] | None = None, with_labels: bool = False,
+        seed: int = 0, progress: bool = True, log: bool = True) -> History:
     """Train ``model`` on ``train`` and return the per-epoch :class:`History`.
 
     train, test: an :class:`ImageSet` or a (N, 1, 28, 28) tensor of images in
@@ -144,6 +159,9 @@ def fit(model: nn.Module, train, test=None, *, objective: Objective = mse_object
         switched to the faster channels-last layout (:func:`use_fast_layout`).
     corrupt: for denoising, a function applied to each batch of inputs; the
         clean images stay the targets.
+    with_labels: for a model conditioned on the class (``ConditionalVAE``, notebook 08): the
+        objective is also handed each batch's labels, ``objective(model, inputs, targets,
+        labels=train.labels[idx])``; ``train`` and ``test`` must then be ImageSets.
     seed: seeds the shuffling, so two runs from the same model give the same losses.
     progress: a tqdm progress bar (works in JupyterLab, Colab and a terminal).
     log: print one line per epoch.
@@ -156,6 +174,9 @@ def fit(model: nn.Module, train, test=None, *, objective: Objective = mse_object
     use_fast_layout(model.to(device), device)
     x_train = _images(train, "train").to(device)
     x_test = _images(test, "test").to(device) if test is not None else None
+    y_train = _labels(train, "train").to(device) if with_labels else None
+    if with_labels and test is not None:
+        _labels(test, "test")                                               # fail now, not after the first epoch
     optimizer = optimizer or make_optimizer(model, lr=lr, weight_decay=weight_decay)
     lr = optimizer.param_groups[0]["lr"]
     generator = torch.Generator().manual_seed(seed)
@@ -172,7 +193,8 @@ def fit(model: nn.Module, train, test=None, *, objective: Objective = mse_object
             for b, idx in enumerate(batch_indices(n, batch_size, shuffle=True, generator=generator, device=device), 1):
                 targets = x_train[idx]                                      # (b, 1, 28, 28)
                 inputs = corrupt(targets) if corrupt else targets
-                terms = objective(model, inputs, targets)
+                extra = {"labels": y_train[idx]} if with_labels else {}        # the batch's labels, when asked
+                terms = objective(model, inputs, targets, **extra)
                 values = {name: float(value.detach()) for name, value in terms.items()}
                 _check_finite(values, epoch, b, n_batches, lr)
                 optimizer.zero_grad(set_to_none=True)
@@ -184,8 +206,8 @@ def fit(model: nn.Module, train, test=None, *, objective: Objective = mse_object
             for name, total in sums.items():
                 history.train.setdefault(name, []).append(total / n)
             if x_test is not None:
-                for name, value in evaluate(model, x_test, objective=objective, device=device,
-                                            corrupt=corrupt).items():
+                for name, value in evaluate(model, test if with_labels else x_test, objective=objective,
+                                            device=device, corrupt=corrupt, with_labels=with_labels).items():
                     history.test.setdefault(name, []).append(value)
             history.seconds.append(time.perf_counter() - start)
             bar.set_postfix(epoch=epoch, **{name: f"{v[-1]:.4g}" for name, v in history.train.items()})

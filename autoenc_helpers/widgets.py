@@ -23,7 +23,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 import ipywidgets as W
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from IPython.core.pylabtools import print_figure
@@ -36,17 +35,6 @@ from .plots import image_grid
 
 __all__ = ["decode_image", "typical_gap", "gaps_to_nearest", "LatentExplorer", "denoise_panels", "NoiseExplorer",
            "factor_panels", "LossFactorExplorer"]
-
-
-def _show(fig, pad: float = 0.3) -> None:
-    """Lay out a new pyplot figure, show it inside the current Output, free it.
-
-    For a widget that makes a new figure on every redraw; keeping one (``_kept_figure`` and ``_redraw``)
-    answers a slider two to four times sooner.
-    """
-    fig.tight_layout(pad=pad)
-    display(fig)
-    plt.close(fig)
 
 
 def _kept_figure(ncols: int, figsize: tuple[float, float], pad: float, draw: Callable, **subplots) -> Figure:
@@ -507,3 +495,100 @@ class LossFactorExplorer(_Widget):
             ax.set_title(f"rate {float(r['kl']):.1f}, distortion {float(r['recon']):.1f}", fontsize=9)
 
         return _kept_figure(3, (11, 3.2), 0.4, draw, gridspec_kw={"width_ratios": [2.2, 1.1, 1.5]})
+
+
+# ---------------------------------------------------------------------------------------------
+# Lesson 08: the conditional VAE's class selector and latent sliders
+
+__all__ += ["conditional_image", "ConditionalExplorer"]
+
+
+@torch.no_grad()
+def conditional_image(model: torch.nn.Module, code: Sequence[float], label: int) -> np.ndarray:
+    """Decode one code as one class with a conditional decoder: a (28, 28) numpy image in [0, 1] (a pure function).
+
+    model: a conditional VAE, ``decode(z, y)`` with z (1, k) and y (1,) class indices (``ah.models.ConditionalVAE``).
+    code: k numbers. label: the class index.
+    """
+    device = next(model.parameters()).device
+    y = torch.tensor([int(label)], device=device)                                       # (1,)
+    was_training = model.training
+    model.eval()
+    try:
+        return decode_image(lambda z: model.decode(z, y), code, device)                  # (28, 28)
+    finally:
+        model.train(was_training)
+
+
+class ConditionalExplorer(_Widget):
+    """A class selector and one slider per latent dimension: the conditional decoder draws the chosen class live.
+
+    model: a trained conditional VAE (``ah.models.ConditionalVAE``), ``decode(z, y)``.
+    classes: the class names, one per class the model knows (``test.classes``); the selector lists them.
+    label: the class shown first. code: the starting code (default: the origin, the prior's mean).
+    limits: every slider's (low, high); ``(-3, 3)`` covers 99.7% of the N(0, 1) prior in each dimension.
+    max_sliders: at most this many sliders (the first dimensions); the others stay at ``code``.
+
+    Keep the sliders still and change the class: the same code, so the same "style", drawn as another
+    class. Keep the class and move a slider: the style changes within the class. Built for notebook 08.
+    """
+
+    def __init__(self, model: torch.nn.Module, classes: Sequence[str], *, label: int = 0,
+                 code: Sequence[float] | None = None, limits: tuple[float, float] = (-3.0, 3.0),
+                 max_sliders: int = 8):
+        k = int(getattr(model, "latent_dim", 0))
+        n_classes = int(getattr(model, "n_classes", 0))
+        if k <= 0 or n_classes <= 0 or not hasattr(model, "decode"):
+            raise TypeError(f"ConditionalExplorer needs a conditional VAE with latent_dim, n_classes and "
+                            f"decode(z, y), like ah.models.ConditionalVAE; got {type(model).__name__}")
+        classes = list(classes)
+        if len(classes) != n_classes:
+            raise ValueError(f"{len(classes)} class names for a model of {n_classes} classes; give one name per class")
+        if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < n_classes:
+            raise ValueError(f"label must be a class index in 0..{n_classes - 1}, got {label!r}")
+        if len(limits) != 2 or not float(limits[0]) < float(limits[1]):
+            raise ValueError(f"limits must be (low, high) with low < high, got {limits!r}")
+        self.model, self.classes = model, classes
+        self.code = np.zeros(k, np.float32) if code is None else np.asarray(code, dtype=np.float32).reshape(-1).copy()
+        if self.code.shape[0] != k:
+            raise ValueError(f"a code of {self.code.shape[0]} numbers for a {k}-D code space")
+        lo, hi = float(limits[0]), float(limits[1])
+        self.renders = 0
+        self.image: np.ndarray | None = None
+        self.figure: Figure | None = None      # made at the first render, then only its image and title change
+
+        self.selector = W.Dropdown(options=[(name, i) for i, name in enumerate(classes)], value=label,
+                                   description="class", layout=W.Layout(width="300px"))
+        self.sliders = [W.FloatSlider(value=float(np.clip(self.code[i], lo, hi)), min=lo, max=hi, step=(hi - lo) / 200,
+                                      description=f"z[{i}]", continuous_update=False, readout_format=".2f",
+                                      layout=W.Layout(width="300px"))
+                        for i in range(min(k, max_sliders))]
+        self.selector.observe(lambda _: self.render(), names="value")
+        for slider in self.sliders:
+            slider.observe(self._on_slider, names="value")
+        self.output = W.Output(layout=W.Layout(width="260px"))
+        controls = W.VBox([self.selector, *self.sliders], layout=W.Layout(width="320px"))   # fixed: no jumping
+        self.widget = W.HBox([controls, self.output])
+        self.render()
+
+    @property
+    def label(self) -> int:
+        """The class shown now."""
+        return int(self.selector.value)
+
+    def _on_slider(self, change) -> None:
+        self.code[self.sliders.index(change["owner"])] = change["new"]
+        self.render()
+
+    def render(self) -> None:
+        self.image = conditional_image(self.model, self.code, self.label)
+        self.renders += 1
+        title = (f"{self.classes[self.label]}\nz = ({', '.join(f'{v:.2f}' for v in self.code[:4])}"
+                 f"{', ...' if self.code.shape[0] > 4 else ''})")
+        if self.figure is None:
+            self.figure = _kept_figure(1, (2.4, 2.6), 0.3, lambda axes: _picture(axes[0], self.image, title))
+        else:
+            ax = self.figure.axes[0]
+            ax.images[0].set_data(self.image)
+            ax.set_title(title, fontsize=8)
+        _redraw(self.output, self.figure)

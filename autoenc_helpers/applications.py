@@ -1,0 +1,203 @@
+"""What a trained autoencoder is good for: anomaly detection and features for a classifier (notebook 08).
+
+**Anomaly detection by reconstruction error.** An autoencoder trained on normal images only
+reconstructs normal images well and other images badly, so the reconstruction error of an image
+is an anomaly score:
+
+1. :func:`reconstruction_scores`: one score per image, the squared error summed over its 784
+   pixels (unit: squared intensity per image);
+2. :func:`threshold_at_false_alarm_rate`: the threshold, chosen on *validation* normal images for
+   a target false-alarm rate (never on the test images, whose numbers would then be too good);
+3. :func:`detection_rates` at that threshold on the test images, and :func:`roc` for every
+   threshold at once (the ROC curve and the area under it, from scikit-learn).
+
+**Features for classification.** Freeze an encoder trained without labels, then fit a small
+classifier on its codes with few labels: :func:`few_labels` draws the same number of labelled
+images from each class, :func:`linear_probe_accuracy` fits a logistic regression on standardised
+features and measures its test accuracy.
+
+scikit-learn does the ROC curve, the AUC and the logistic regression: well-tested code that handles
+ties and convergence, rather than a hand-written copy (the notebook writes the AUC by hand once,
+as an exercise, and checks it against scikit-learn).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data import ImageSet
+from .losses import squared_error
+from .models import check_images, model_device
+
+__all__ = ["reconstruction_scores", "train_validation_split", "threshold_at_false_alarm_rate", "detection_rates",
+           "roc", "few_labels", "linear_probe_accuracy"]
+
+
+def _images(data, who: str) -> torch.Tensor:
+    images = data.images if isinstance(data, ImageSet) else data
+    check_images(images, who)
+    return images
+
+
+def _scores(scores, who: str) -> np.ndarray:
+    """A 1-D float64 numpy array of finite scores, from a tensor, array or list."""
+    if torch.is_tensor(scores):
+        scores = scores.detach().double().cpu().numpy()
+    values = np.asarray(scores, dtype=np.float64)
+    if values.ndim != 1 or values.size == 0:
+        raise ValueError(f"{who} expects a non-empty 1-D set of scores, one per image, got shape {values.shape}")
+    if not np.isfinite(values).all():
+        raise ValueError(f"{who}: the scores contain NaN or infinity; check the model's outputs")
+    return values
+
+
+@torch.no_grad()
+def reconstruction_scores(model: nn.Module, data, *, batch_size: int = 1000) -> torch.Tensor:
+    """The anomaly score of every image: its squared reconstruction error summed over the 784 pixels.
+
+    Unit: squared intensity per image (pixels in [0, 1]); 0 for a perfect reconstruction. The sum,
+    not the mean, so the number reads "how much of the image is wrong"; dividing by 784 would rank
+    the images identically. model: an autoencoder whose ``model(x)`` returns the reconstruction,
+    (B, 1, 28, 28) in [0, 1]. data: an ImageSet or an (N, 1, 28, 28) tensor. Returns an (N,) float tensor on the CPU.
+    """
+    images = _images(data, "reconstruction_scores")
+    device = model_device(model)
+    was_training = model.training
+    model.eval()
+    try:
+        parts = []
+        for start in range(0, images.shape[0], batch_size):
+            x = images[start:start + batch_size].to(device)                          # (b, 1, 28, 28)
+            parts.append(squared_error(model(x), x, pixels="sum", batch="none").cpu())   # (b,)
+    finally:
+        model.train(was_training)
+    return torch.cat(parts)                                                           # (N,)
+
+
+def train_validation_split(data: ImageSet, n_validation: int, *, seed: int = 0) -> tuple[ImageSet, ImageSet]:
+    """Split a training set at random into (train, validation), with ``n_validation`` images in the second.
+
+    The validation images are held out from training and used to choose settings such as a threshold;
+    the test set stays untouched until the final report. The same seed gives the same split.
+    """
+    if not isinstance(data, ImageSet):
+        raise TypeError(f"train_validation_split expects an ImageSet, got {type(data).__name__}")
+    if isinstance(n_validation, bool) or not isinstance(n_validation, int) or not 0 < n_validation < len(data):
+        raise ValueError(f"n_validation must be an int between 1 and {len(data) - 1} (the set has {len(data):,} "
+                         f"images), got {n_validation!r}")
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
+    return (data.subset(order[n_validation:].sort().values, "training part"),
+            data.subset(order[:n_validation].sort().values, "validation part"))
+
+
+def threshold_at_false_alarm_rate(normal_scores, rate: float) -> float:
+    """The score above which only a fraction ``rate`` of these normal images lie.
+
+    normal_scores: anomaly scores of *validation* normal images. rate: the false-alarm rate to aim
+    for, a fraction in (0, 1): 0.05 flags about 5% of normal images. The threshold is the (1 - rate)
+    quantile of the scores (linear interpolation between neighbours); an image is flagged as an
+    anomaly when its score is *above* it. Written by hand in exercise 2 of notebook 08.
+    """
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate < 1:
+        raise ValueError(f"rate is a fraction of normal images in (0, 1), e.g. 0.05 for 5%, got {rate!r}")
+    values = _scores(normal_scores, "threshold_at_false_alarm_rate")
+    return float(np.quantile(values, 1 - rate))
+
+
+def detection_rates(normal_scores, anomalous_scores, threshold: float) -> dict[str, float]:
+    """What a threshold does: the share of normal images flagged and the share of anomalies caught.
+
+    Returns fractions in [0, 1]: ``"false_alarm_rate"``, normal images with a score above the
+    threshold (false positives / all normals), and ``"detection_rate"``, anomalous images above it
+    (true positives / all anomalies, also called recall or true-positive rate).
+    """
+    normal = _scores(normal_scores, "detection_rates")
+    anomalous = _scores(anomalous_scores, "detection_rates")
+    threshold = float(threshold)
+    return {"false_alarm_rate": float((normal > threshold).mean()),
+            "detection_rate": float((anomalous > threshold).mean())}
+
+
+def roc(normal_scores, anomalous_scores) -> tuple[np.ndarray, np.ndarray, float]:
+    """The ROC curve of an anomaly score, and the area under it (scikit-learn's ``roc_curve``, ``roc_auc_score``).
+
+    Every threshold gives one point (false-alarm rate, detection rate); the curve joins them from
+    (0, 0) (flag nothing) to (1, 1) (flag everything). The AUC is the probability that a random
+    anomalous image scores higher than a random normal one, ties counting one half: 1 is a perfect
+    ranking, 0.5 is a coin flip. Returns (false_alarm_rates, detection_rates, auc).
+    """
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    normal = _scores(normal_scores, "roc")
+    anomalous = _scores(anomalous_scores, "roc")
+    truth = np.concatenate([np.zeros(normal.size), np.ones(anomalous.size)])        # 1 = anomaly
+    scores = np.concatenate([normal, anomalous])
+    fpr, tpr, _ = roc_curve(truth, scores)
+    return fpr, tpr, float(roc_auc_score(truth, scores))
+
+
+def few_labels(labels: torch.Tensor, per_class: int, *, seed: int = 0) -> torch.Tensor:
+    """Positions of ``per_class`` images of each class, drawn at random: the few images we pay to label.
+
+    labels: (N,) class indices. Returns a sorted (n_classes * per_class,) int64 tensor of positions
+    on the CPU. The same seed gives the same images; a class with fewer than ``per_class`` images
+    raises an error that names it.
+    """
+    if not torch.is_tensor(labels) or labels.dim() != 1 or labels.is_floating_point():
+        raise ValueError("few_labels expects a 1-D tensor of class indices")
+    if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class <= 0:
+        raise ValueError(f"per_class must be a positive int, got {per_class!r}")
+    labels = labels.cpu()
+    generator = torch.Generator().manual_seed(seed)
+    chosen = []
+    for c in labels.unique().tolist():
+        where = (labels == c).nonzero().flatten()                                     # positions of class c
+        if where.numel() < per_class:
+            raise ValueError(f"class {c} has only {where.numel()} images; {per_class} per class were asked for")
+        chosen.append(where[torch.randperm(where.numel(), generator=generator)[:per_class]])
+    return torch.cat(chosen).sort().values
+
+
+def linear_probe_accuracy(train_features, train_labels, test_features, test_labels, *,
+                          max_iter: int = 2000, C: float = 1.0) -> float:
+    """Fit a logistic regression on (standardised) features and return its test accuracy, a fraction.
+
+    The classifier is scikit-learn's ``LogisticRegression`` (multinomial, L2 penalty of strength
+    1/C) after a ``StandardScaler`` fitted on the training features: each feature is shifted to mean
+    0 and scaled to variance 1, so pixels, PCA coordinates and autoencoder codes, which come on very
+    different scales, are penalised alike. Features: (N, d) tensors or arrays; labels: (N,).
+
+    The fit runs with one BLAS thread, so the accuracy is the same on every machine whatever its
+    number of cores (with two threads the order of the sums changes, and with it, now and then,
+    the class of a borderline test image). For these sizes it costs a few seconds at most.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from threadpoolctl import threadpool_limits
+
+    def as_numpy(a, dims: int, what: str) -> np.ndarray:
+        a = a.detach().cpu().numpy() if torch.is_tensor(a) else np.asarray(a)
+        if a.ndim != dims:
+            raise ValueError(f"{what} must be {dims}-D, got shape {a.shape}")
+        return a
+
+    x_train = as_numpy(train_features, 2, "train_features")
+    x_test = as_numpy(test_features, 2, "test_features")
+    y_train, y_test = as_numpy(train_labels, 1, "train_labels"), as_numpy(test_labels, 1, "test_labels")
+    if x_train.shape[0] != y_train.shape[0] or x_test.shape[0] != y_test.shape[0]:
+        raise ValueError(f"{x_train.shape[0]} training features for {y_train.shape[0]} labels, or "
+                         f"{x_test.shape[0]} test features for {y_test.shape[0]} labels; they must match")
+    if x_train.shape[1] != x_test.shape[1]:
+        raise ValueError(f"training features have {x_train.shape[1]} numbers each, test features "
+                         f"{x_test.shape[1]}; use the same encoder for both")
+    if not (isinstance(C, (int, float)) and math.isfinite(C) and C > 0):
+        raise ValueError(f"C must be a positive number, got {C!r}")
+    classifier = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter))
+    with threadpool_limits(limits=1, user_api="blas"):                      # the same result on any machine
+        classifier.fit(x_train, y_train)
+        return float(classifier.score(x_test, y_test))

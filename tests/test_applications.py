@@ -1,0 +1,262 @@
+"""Lesson 08's applications: anomaly scores, the validation threshold, ROC, few-label classifiers; the
+lesson's plots and exercise checks."""
+
+import math
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+import autoenc_helpers as ah
+from autoenc_helpers import applications as app
+from autoenc_helpers import checks
+
+NORMAL = torch.tensor([0, 1, 2, 3, 4])             # T-shirt/top, Trouser, Pullover, Dress, Coat
+
+
+class _Identity(torch.nn.Module):
+    """A perfect 'autoencoder' (its output is its input), with one parameter so it has a device."""
+
+    def __init__(self):
+        super().__init__()
+        self.p = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        return x
+
+
+class _Zeros(_Identity):
+    def forward(self, x):
+        return torch.zeros_like(x)
+
+
+@pytest.fixture(scope="module")
+def fashion():
+    train = ah.load_dataset("fashion_mnist", "train", n=10_000, verbose=False)
+    test = ah.load_dataset("fashion_mnist", "test", n=2_000, verbose=False)
+    return train, test
+
+
+@pytest.fixture(scope="module")
+def detector(fashion):
+    """An MLP autoencoder trained briefly on the normal classes only."""
+    train, _ = fashion
+    normal = train.subset(torch.isin(train.labels, NORMAL), "normal classes")
+    fit_part, validation = app.train_validation_split(normal, 500, seed=0)
+    ah.set_seed(0)
+    ae = ah.MLPAutoencoder(latent_dim=16, hidden=(128,))
+    ah.fit(ae, fit_part, epochs=3, device="cpu", progress=False, log=False)
+    return ae, validation
+
+
+# -- scores, threshold, rates, ROC -------------------------------------------------------------------
+
+def test_reconstruction_scores_by_hand():
+    x = torch.rand(5, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(app.reconstruction_scores(_Identity(), x), torch.zeros(5))
+    expected = (x ** 2).flatten(1).sum(1)                                  # squared error summed over 784 pixels
+    assert torch.allclose(app.reconstruction_scores(_Zeros(), x, batch_size=2), expected)
+    with pytest.raises(ValueError, match=r"shape \(batch, 1, 28, 28\), got \(5, 784\)"):
+        app.reconstruction_scores(_Identity(), x.flatten(1))
+
+
+def test_anomalies_score_above_normal_images(detector, fashion):
+    ae, validation = detector
+    _, test = fashion
+    scores = app.reconstruction_scores(ae, test)
+    normal = torch.isin(test.labels, NORMAL)
+    _, _, auc = app.roc(scores[normal], scores[~normal])
+    assert auc > 0.8, auc
+    footwear = torch.isin(test.labels, torch.tensor([5, 7, 9]))            # sandals, sneakers, ankle boots
+    assert app.roc(scores[normal], scores[footwear])[2] > 0.9
+    noise = torch.rand(20, 1, 28, 28, generator=torch.Generator().manual_seed(1))   # clearly not clothing
+    assert app.reconstruction_scores(ae, noise).min() > torch.quantile(scores[normal], 0.99)
+    threshold = app.threshold_at_false_alarm_rate(app.reconstruction_scores(ae, validation), 0.05)
+    rates = app.detection_rates(scores[normal], scores[~normal], threshold)
+    assert 0.01 < rates["false_alarm_rate"] < 0.12                          # chosen on validation, close on test
+    assert rates["detection_rate"] > 0.5
+
+
+def test_threshold_flags_the_asked_share():
+    scores = torch.arange(1, 1001, dtype=torch.float32)                      # 1, 2, ..., 1000
+    for rate in (0.01, 0.05, 0.2):
+        threshold = app.threshold_at_false_alarm_rate(scores, rate)
+        assert float((scores > threshold).float().mean()) == pytest.approx(rate, abs=1e-3)
+    assert app.threshold_at_false_alarm_rate(np.array([3.0, 1.0, 2.0]), 0.5) == 2.0
+    with pytest.raises(ValueError, match=r"fraction .* in \(0, 1\), e.g. 0.05 for 5%, got 5"):
+        app.threshold_at_false_alarm_rate(scores, 5)
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        app.threshold_at_false_alarm_rate(torch.tensor([1.0, math.nan]), 0.1)
+    with pytest.raises(ValueError, match="non-empty 1-D"):
+        app.threshold_at_false_alarm_rate(torch.zeros(2, 3), 0.1)
+
+
+def test_detection_rates_by_hand():
+    rates = app.detection_rates([1, 2, 3, 4], [2.5, 5, 6], threshold=3)
+    assert rates == {"false_alarm_rate": 0.25, "detection_rate": 2 / 3}     # 4 > 3; 5 and 6 > 3, 2.5 is not
+
+
+def test_roc_against_counting_pairs_with_ties():
+    g = torch.Generator().manual_seed(2)
+    normal = torch.randint(0, 6, (300,), generator=g).float()
+    anomalous = torch.randint(2, 9, (200,), generator=g).float()
+    wins = (anomalous[:, None] > normal[None, :]).float() + 0.5 * (anomalous[:, None] == normal[None, :]).float()
+    fpr, tpr, auc = app.roc(normal, anomalous)
+    assert auc == pytest.approx(float(wins.mean()))
+    assert (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (0, 0, 1, 1)
+    assert np.all(np.diff(fpr) >= 0) and np.all(np.diff(tpr) >= 0)
+    assert np.trapezoid(tpr, fpr) == pytest.approx(auc)                     # the area under the drawn curve
+    assert app.roc([0.0, 1.0], [2.0, 3.0])[2] == 1.0 and app.roc([2.0, 3.0], [0.0, 1.0])[2] == 0.0
+
+
+def test_train_validation_split_is_disjoint_and_repeatable(fashion):
+    train, _ = fashion
+    part, validation = app.train_validation_split(train, 1_000, seed=3)
+    assert (len(part), len(validation)) == (9_000, 1_000)
+    assert "validation part" in validation.source and validation.classes == train.classes
+    together = torch.cat([part.images, validation.images]).flatten(1)
+    assert torch.unique(together, dim=0).shape[0] == torch.unique(train.images.flatten(1), dim=0).shape[0]
+    again, _ = app.train_validation_split(train, 1_000, seed=3)
+    assert torch.equal(again.images, part.images) and torch.equal(again.labels, part.labels)
+    with pytest.raises(ValueError, match=r"n_validation must be an int between 1 and 9999 .* got 10000"):
+        app.train_validation_split(train, 10_000)
+
+
+def test_subset_by_mask_and_by_positions(fashion):
+    train, _ = fashion
+    shoes = train.subset(train.labels == 7, "sneakers")
+    assert len(shoes) == int((train.labels == 7).sum()) and bool((shoes.labels == 7).all())
+    assert shoes.source.endswith("sneakers") and shoes.classes[7] == "Sneaker"
+    picked = train.subset(torch.tensor([5, 0, 9]))
+    assert torch.equal(picked.images, train.images[[5, 0, 9]]) and picked.labels.tolist() == train.labels[[5, 0, 9]].tolist()
+    with pytest.raises(ValueError, match=r"one entry per image, shape \(10000,\), got \(3,\)"):
+        train.subset(torch.tensor([True, False, True]))
+    with pytest.raises(ValueError, match="boolean mask or a 1-D tensor of whole-number positions"):
+        train.subset(torch.tensor([0.0, 1.0]))
+
+
+# -- few labels and the linear probe --------------------------------------------------------------
+
+def test_few_labels_draws_the_same_number_per_class(fashion):
+    train, _ = fashion
+    idx = app.few_labels(train.labels, 25, seed=0)
+    assert idx.shape == (250,) and torch.equal(idx, idx.sort().values)
+    assert torch.bincount(train.labels[idx], minlength=10).tolist() == [25] * 10
+    assert torch.equal(idx, app.few_labels(train.labels, 25, seed=0))
+    assert not torch.equal(idx, app.few_labels(train.labels, 25, seed=1))
+    with pytest.raises(ValueError, match=r"class \d has only \d+ images; 5000 per class were asked for"):
+        app.few_labels(train.labels, 5_000)
+
+
+def test_linear_probe_accuracy():
+    g = torch.Generator().manual_seed(4)
+    centres = torch.randn(3, 5, generator=g) * 10                            # three far-apart classes in 5-D
+    labels = torch.arange(300) % 3
+    features = centres[labels] + torch.randn(300, 5, generator=g)
+    assert app.linear_probe_accuracy(features[:150], labels[:150], features[150:], labels[150:]) == 1.0
+    shuffled = labels[torch.randperm(300, generator=g)]                      # labels unrelated to the features
+    assert app.linear_probe_accuracy(features[:150], shuffled[:150], features[150:], shuffled[150:]) < 0.6
+    with pytest.raises(ValueError, match="training features have 5 numbers each, test features 4"):
+        app.linear_probe_accuracy(features, labels, features[:, :4], labels)
+    with pytest.raises(ValueError, match="300 training features for 299 labels"):
+        app.linear_probe_accuracy(features, labels[:299], features, labels)
+
+
+def test_codes_of_a_trained_autoencoder_classify_far_above_chance(detector, fashion):
+    ae, _ = detector
+    train, test = fashion
+    idx = app.few_labels(train.labels, 50, seed=0)
+    accuracy = app.linear_probe_accuracy(ah.encode(ae, train.images[idx]), train.labels[idx],
+                                         ah.encode(ae, test), test.labels)
+    assert accuracy > 0.5                                                    # chance is 0.1
+
+
+# -- plots -------------------------------------------------------------------------------------------
+
+def test_score_histograms_and_roc_plots():
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    g = torch.Generator().manual_seed(5)
+    normal, anomalous = torch.randn(200, generator=g), torch.randn(100, generator=g) + 2
+    fig = ah.plots.plot_score_histograms({"normal": normal, "anomalous": anomalous}, threshold=1.5)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["normal", "anomalous", "threshold 1.5"]
+    assert len(ax.patches) == 2 and ax.lines[0].get_xdata()[0] == 1.5     # two outlines, the threshold line
+    assert ax.get_ylabel() == "share of the group per bin"
+    plt.close(fig)
+    curve = app.roc(normal, anomalous)
+    fig = ah.plots.plot_roc({"all": curve}, point=(0.05, 0.6))
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels[0] == f"all (AUC {curve[2]:.3f})" and "5.0% false alarms, 60.0% detected" in labels[-1]
+    plt.close(fig)
+
+
+# -- the exercise checks -----------------------------------------------------------------------------
+
+def _stub(*args):
+    raise NotImplementedError
+
+
+def _auc(normal, anomalous, tie=0.5):
+    a, n = anomalous[:, None], normal[None, :]
+    return ((a > n).float() + tie * (a == n).float()).mean()
+
+
+def test_roc_auc_check_accepts_right_answers(capsys):
+    assert checks.check_roc_auc(lambda n, a: app.roc(n, a)[2])
+    assert checks.check_roc_auc(lambda n, a: _auc(n, a))                     # a 0-dim tensor is one number
+    assert checks.check_roc_auc(lambda n, a: roc_auc_score([0] * len(n) + [1] * len(a), torch.cat([n, a])))
+    assert "all 8 hidden tests pass" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("answer, message", [
+    (lambda n, a: _auc(n, a, tie=0.0), "ties count as 0 here"),
+    (lambda n, a: _auc(n, a, tie=1.0), "ties count as 1 here"),
+    (lambda n, a: _auc(a, n), "normal and anomalous are swapped"),
+    (lambda n, a: _auc(n, a) * len(n) * len(a), "that is the number of winning pairs"),
+    (lambda n, a: 100 * _auc(n, a), "that is a percentage"),
+    (lambda n, a: (a[:, None] > n[None, :]).float().mean(1), "not per image"),
+    (lambda n, a: "0.8", "the AUC is 0.8333, you returned 0.8000"),
+    (lambda n, a: [0.5], "return a number, the AUC, not list"),
+])
+def test_roc_auc_check_names_each_slip(answer, message, capsys):
+    assert not checks.check_roc_auc(answer)
+    assert message in capsys.readouterr().out
+
+
+def test_threshold_check_accepts_right_answers(capsys):
+    assert checks.check_false_alarm_threshold(app.threshold_at_false_alarm_rate)
+    assert checks.check_false_alarm_threshold(lambda s, r: torch.quantile(s, 1 - r))
+    assert checks.check_false_alarm_threshold(lambda s, r: np.percentile(s.numpy(), 100 * (1 - r)))
+    assert checks.check_false_alarm_threshold(lambda s, r: torch.sort(s).values[int((1 - r) * len(s))])
+    assert "all 5 hidden tests pass" in capsys.readouterr().out
+
+
+def _sorts_in_place(scores, rate):
+    values = scores.numpy()
+    values.sort()                                                            # sorts the caller's tensor too
+    return values[int((1 - rate) * len(values))]
+
+
+@pytest.mark.parametrize("answer, message", [
+    (lambda s, r: torch.quantile(s, r), "that is the 0.05 quantile, which flags 95% of normal images"),
+    (lambda s, r: np.percentile(s.numpy(), 1 - r), "np.percentile takes a percentage"),
+    (lambda s, r: s.mean() + 1.6448536 * s.std(), "mean + z * std is right only for normally distributed scores"),
+    (lambda s, r: s.max(), "flags no normal image at all"),
+    (_sorts_in_place, "changed the scores it was given"),
+    (lambda s, r: torch.quantile(s, torch.tensor([1 - r, 0.5])), "not a tensor of shape (2,)"),
+])
+def test_threshold_check_names_each_slip(answer, message, capsys):
+    assert not checks.check_false_alarm_threshold(answer)
+    assert message in capsys.readouterr().out
+
+
+def test_lesson_08_checks_handle_stubs_and_crashes(capsys):
+    for check in (checks.check_roc_auc, checks.check_false_alarm_threshold):
+        assert check(_stub) is False
+        assert "not written yet" in capsys.readouterr().out
+        assert check(lambda *args: 1 / 0) is False
+        assert "raised ZeroDivisionError" in capsys.readouterr().out

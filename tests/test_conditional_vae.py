@@ -1,0 +1,192 @@
+"""Lesson 08's conditional VAE: labels checked, the label really conditions the decoder, fit hands labels over,
+and the class selector widget, tested headlessly."""
+
+import numpy as np
+import pytest
+import torch
+
+import autoenc_helpers as ah
+from autoenc_helpers import widgets
+from autoenc_helpers.models import ConditionalVAE, check_labels
+
+
+@pytest.fixture(scope="module")
+def fashion():
+    train = ah.load_dataset("fashion_mnist", "train", n=6_000, verbose=False)
+    test = ah.load_dataset("fashion_mnist", "test", n=1_000, verbose=False)
+    return train, test
+
+
+@pytest.fixture(scope="module")
+def trained(fashion):
+    """A small CVAE trained for two epochs, and its held-out loss before and after."""
+    train, test = fashion
+    ah.set_seed(0)
+    cvae = ConditionalVAE(latent_dim=2, hidden=(256,))
+    objective = ah.vae_objective()
+    before = ah.evaluate(cvae, test, objective=objective, with_labels=True)
+    history = ah.fit(cvae, train, test, objective=objective, epochs=2, device="cpu", with_labels=True,
+                     progress=False, log=False)
+    return cvae, before, history
+
+
+def test_shapes_at_every_call():
+    cvae = ConditionalVAE(latent_dim=3, n_classes=10, hidden=(64, 32))
+    x, y = torch.rand(5, 1, 28, 28), torch.tensor([0, 1, 9, 4, 4])
+    mu, logvar = cvae.encode(x, y)
+    assert mu.shape == logvar.shape == (5, 3)
+    assert cvae.encoder[0].in_features == 784 + 10 and cvae.decoder[0].in_features == 3 + 10
+    out = cvae(x, y)
+    assert isinstance(out, ah.VAEOutput) and out.logits.shape == (5, 1, 28, 28)
+    probs = cvae.decode(mu, y)
+    assert probs.shape == (5, 1, 28, 28) and 0 < probs.min() and probs.max() < 1
+    assert torch.allclose(torch.sigmoid(cvae.decode(mu, y, logits=True)), probs)
+    assert torch.equal(cvae.reconstruct(x, y), probs)
+    assert cvae.sample(4, 7).shape == (4, 1, 28, 28)
+    assert cvae.sample(2, torch.tensor([3, 8])).shape == (2, 1, 28, 28)
+    assert cvae.sample(3, np.int64(2)).shape == (3, 1, 28, 28)          # a numpy integer is a class index too
+
+
+@pytest.mark.parametrize("labels, error, match", [
+    (torch.tensor([0, 3, 10, 2]), ValueError, r"label 10 is out of range; the classes are 0..9"),
+    (torch.tensor([0, -1, 1, 2]), ValueError, r"label -1 is out of range"),
+    (torch.tensor([0.0, 1.0, 2.0, 3.0]), TypeError, r"whole numbers .* got dtype torch.float32"),
+    (torch.tensor([True, False, True, True]), TypeError, r"got dtype torch.bool"),
+    (torch.nn.functional.one_hot(torch.tensor([0, 1, 2, 3]), 10), ValueError,
+     r"shape \(batch,\).*got \(4, 10\): pass class indices .* not one-hot"),
+    (torch.tensor([1, 2]), ValueError, r"2 labels for 4 images"),
+    ("Trouser", TypeError, r"got str: 'Trouser'"),
+])
+def test_bad_labels_are_named(labels, error, match):
+    cvae = ConditionalVAE(hidden=(16,))
+    with pytest.raises(error, match=match):
+        cvae.encode(torch.rand(4, 1, 28, 28), labels)
+
+
+def test_other_bad_calls_are_named():
+    cvae = ConditionalVAE(hidden=(16,))
+    with pytest.raises(TypeError, match=r"needs each image's label: call model\(x, y\).*with_labels=True"):
+        cvae(torch.rand(2, 1, 28, 28))
+    with pytest.raises(ValueError, match="label 12 is out of range"):
+        cvae.sample(3, 12)
+    with pytest.raises(ValueError, match=r"codes of shape \(batch, 2\), got \(3, 5\)"):
+        cvae.decode(torch.zeros(3, 5), torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="n_classes must be an int >= 2, got 1"):
+        ConditionalVAE(n_classes=1)
+    with pytest.raises(ValueError, match="hidden sizes"):
+        ConditionalVAE(hidden=())
+    assert check_labels(3, 10, "test").tolist() == [3]
+
+
+def test_fit_hands_each_batch_its_own_labels():
+    n = 300
+    images = (torch.arange(n, dtype=torch.float32) / n).reshape(n, 1, 1, 1).expand(n, 1, 28, 28).contiguous()
+    data = ah.ImageSet(images, torch.arange(n), None, "toy", "train", "made here")   # label i on image i
+    model = ah.MLPAutoencoder(latent_dim=2, hidden=(8,))
+    seen = []
+
+    def objective(model, inputs, targets, labels):
+        assert torch.equal((inputs[:, 0, 0, 0] * n).round().long(), labels)        # each image with its label
+        seen.append(labels)
+        return {"mse_per_pixel": ah.squared_error(model(inputs), targets)}
+
+    ah.fit(model, data, data, objective=objective, epochs=2, batch_size=64, with_labels=True, device="cpu",
+           progress=False, log=False)
+    training = torch.cat(seen[:5])                                                    # epoch 1: 5 shuffled batches
+    assert sorted(training.tolist()) == list(range(n)) and training.tolist() != list(range(n))
+    assert ah.evaluate(model, data, objective=objective, with_labels=True, batch_size=100)["mse_per_pixel"] > 0
+
+
+def test_with_labels_needs_labelled_data(fashion):
+    train, test = fashion
+    cvae = ConditionalVAE(hidden=(16,))
+    with pytest.raises(ValueError, match=r"so train must be an ImageSet .* got a tensor of shape \(100, 1, 28, 28\)"):
+        ah.fit(cvae, train.images[:100], objective=ah.vae_objective(), with_labels=True, progress=False, log=False)
+    with pytest.raises(ValueError, match="so test must be an ImageSet"):
+        ah.fit(cvae, train.subset(torch.arange(100)), test.images[:50], objective=ah.vae_objective(),
+               with_labels=True, progress=False, log=False)
+    with pytest.raises(TypeError, match=r"needs each image's label"):          # labels forgotten: a clear error
+        ah.fit(cvae, train.subset(torch.arange(100)), objective=ah.vae_objective(), progress=False, log=False)
+
+
+def test_cvae_learns(trained):
+    _, before, history = trained
+    assert before["total_loss"] > 500                         # about 784 ln 2 = 543 nats: a coin flip per pixel
+    assert history.last("test") < 0.6 * before["total_loss"]
+    assert history.test["total_loss"][-1] < history.test["total_loss"][0]
+    assert list(history.test) == ["total_loss", "recon_nats_per_image", "kl_nats_per_image"]
+
+
+def test_the_decoder_output_depends_on_the_label(trained, fashion):
+    """Same codes, another label: other images; and the true label reconstructs better than a wrong one."""
+    cvae, _, _ = trained
+    _, test = fashion
+    with torch.no_grad():
+        z = torch.randn(16, 2, generator=torch.Generator().manual_seed(0))
+        as_trousers = cvae.decode(z, torch.full((16,), 1))
+        as_sneakers = cvae.decode(z, torch.full((16,), 7))
+        assert (as_trousers - as_sneakers).abs().mean() > 0.03
+        mu, _ = cvae.encode(test.images, test.labels)                      # codes made with the true labels
+        recon = lambda y: float(ah.bce_with_logits(cvae.decode(mu, y, logits=True), test.images, pixels="sum"))
+        right, wrong = recon(test.labels), recon((test.labels + 5) % 10)
+    assert wrong > right + 10, (right, wrong)                              # nats per image
+
+
+def test_negative_elbo_with_labels(trained, fashion):
+    cvae, _, history = trained
+    _, test = fashion
+    gen = lambda: torch.Generator().manual_seed(0)
+    right = ah.negative_elbo(cvae, test, n_samples=2, generator=gen(), labels=test.labels)
+    assert right == pytest.approx(history.last("test"), rel=0.02)         # the one-sample estimate of fit
+    wrong = ah.negative_elbo(cvae, test, n_samples=2, generator=gen(), labels=(test.labels + 1) % 10)
+    assert wrong > right + 10                                             # the label carries information
+    with pytest.raises(ValueError, match=r"labels must be a \(1000,\) tensor"):
+        ah.negative_elbo(cvae, test, labels=test.labels[:10])
+
+
+# -- the widget ------------------------------------------------------------------------------------
+
+def test_conditional_image_is_a_pure_function(trained):
+    cvae, _, _ = trained
+    a = widgets.conditional_image(cvae, [0.5, -0.5], 3)
+    assert a.shape == (28, 28) and a.dtype == np.float32 and 0 <= a.min() and a.max() <= 1
+    assert np.array_equal(a, widgets.conditional_image(cvae, [0.5, -0.5], 3))
+    assert np.allclose(a, cvae.decode(torch.tensor([[0.5, -0.5]]), torch.tensor([3]))[0, 0].detach().numpy(),
+                       atol=1e-6)
+
+
+def test_changing_the_class_changes_the_image(trained):
+    cvae, _, _ = trained
+    explorer = widgets.ConditionalExplorer(cvae, ah.data.FASHION_CLASSES, label=1)
+    assert explorer.renders == 1 and explorer.label == 1 and len(explorer.sliders) == 2
+    assert [name for name, _ in explorer.selector.options][:2] == ["T-shirt/top", "Trouser"]
+    assert all(s.continuous_update is False and (s.min, s.max) == (-3, 3) for s in explorer.sliders)
+    before = explorer.image.copy()
+    explorer.selector.value = 8                                            # Bag
+    assert explorer.renders == 2 and explorer.label == 8
+    assert np.abs(explorer.image - before).mean() > 0.05
+    assert np.array_equal(explorer.image, widgets.conditional_image(cvae, [0.0, 0.0], 8))
+
+
+def test_moving_a_slider_changes_the_image(trained):
+    cvae, _, _ = trained
+    explorer = widgets.ConditionalExplorer(cvae, ah.data.FASHION_CLASSES, label=0)
+    before = explorer.image.copy()
+    explorer.sliders[1].value = 2.5
+    assert explorer.renders == 2 and explorer.code.tolist() == [0.0, 2.5]
+    assert np.abs(explorer.image - before).max() > 0.05
+    assert explorer.label == 0
+
+
+def test_conditional_explorer_bad_inputs_are_named(trained):
+    cvae, _, _ = trained
+    with pytest.raises(ValueError, match="3 class names for a model of 10 classes"):
+        widgets.ConditionalExplorer(cvae, ["a", "b", "c"])
+    with pytest.raises(ValueError, match=r"label must be a class index in 0..9, got 10"):
+        widgets.ConditionalExplorer(cvae, ah.data.FASHION_CLASSES, label=10)
+    with pytest.raises(ValueError, match="a code of 3 numbers for a 2-D code space"):
+        widgets.ConditionalExplorer(cvae, ah.data.FASHION_CLASSES, code=[0, 0, 0])
+    with pytest.raises(ValueError, match=r"limits must be \(low, high\)"):
+        widgets.ConditionalExplorer(cvae, ah.data.FASHION_CLASSES, limits=(1, -1))
+    with pytest.raises(TypeError, match="needs a conditional VAE"):
+        widgets.ConditionalExplorer(ah.MLPVAE(), ah.data.FASHION_CLASSES)
