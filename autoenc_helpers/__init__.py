@@ -3,6 +3,7 @@
 One module per concern; open any of them and read it top to bottom:
 
 - ``config``: smoke mode (``pick``)
+- ``claims``: ``expect``, a lesson's sentence about its results checked by the run
 - ``device``: the GPU toggle (``get_device``) and ``set_seed``
 - ``data``: Fashion-MNIST, MNIST and circles in memory, and batching
 - ``models``: the autoencoders (and PCA, the linear case), the VAE and ``reparameterize``, the sparse AE
@@ -15,18 +16,19 @@ One module per concern; open any of them and read it top to bottom:
 - ``widgets``: sliders that decode live (``LatentExplorer``, ``NoiseExplorer``, ``LossFactorExplorer``,
   ``ConditionalExplorer``)
 - ``checks``: the exercise checks
-- ``applications``: anomaly scores, thresholds and ROC; few-label classifiers on codes (lesson 08)
+- ``applications``: anomaly scores, thresholds and ROC; few-label classifiers on codes (lesson 09)
 - ``notebooks``, ``benchmark``: commands to re-execute the notebooks and to measure the course against reference code
 """
 
-from . import cache, checks, config, data, device, losses, models, noise, plots, training, widgets
+from . import cache, checks, claims, config, data, device, losses, models, noise, plots, training, widgets
 from .config import SMOKE, is_smoke, pick
+from .claims import ClaimError, expect
 from .data import DatasetNotFoundError, ImageSet, load_dataset, make_circles
 from .device import get_device, set_seed
 from .losses import mse_objective, psnr_db, squared_error
 from .losses import kl_sparsity_penalty, l1_activation_penalty, sparse_objective, sparsity_stats
-from .losses import (active_units, bce_with_logits, gaussian_kl, kl_per_dimension, negative_elbo,
-                     vae_objective)
+from .losses import (active_units, bce_with_logits, gaussian_kl, kl_per_dimension, log_likelihood_iw,
+                     negative_elbo, vae_objective)
 from . import applications
 from .models import ConditionalVAE
 from .models import PCA, ConvAutoencoder, MLPAutoencoder, count_parameters

@@ -1,4 +1,4 @@
-"""What a trained autoencoder is good for: anomaly detection and features for a classifier (notebook 08).
+"""What a trained autoencoder is good for: anomaly detection and features for a classifier (notebook 09).
 
 **Anomaly detection by reconstruction error.** An autoencoder trained on normal images only
 reconstructs normal images well and other images badly, so the reconstruction error of an image
@@ -100,7 +100,7 @@ def threshold_at_false_alarm_rate(normal_scores, rate: float) -> float:
     normal_scores: anomaly scores of *validation* normal images. rate: the false-alarm rate to aim
     for, a fraction in (0, 1): 0.05 flags about 5% of normal images. The threshold is the (1 - rate)
     quantile of the scores (linear interpolation between neighbours); an image is flagged as an
-    anomaly when its score is *above* it. Written by hand in exercise 2 of notebook 08.
+    anomaly when its score is *above* it. Written by hand in exercise 2 of notebook 09.
     """
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate < 1:
         raise ValueError(f"rate is a fraction of normal images in (0, 1), e.g. 0.05 for 5%, got {rate!r}")

@@ -13,7 +13,7 @@ autoenc_helpers.benchmark``. Progress goes to stderr.
 The parts (``--parts``, default all of them, in this order):
 
 training   Images per second and seconds per epoch over the training images, for the two models
-           of ``MODELS`` (the 784-400-20 MLP VAE and lesson 07's convolutional VAE), each trained two
+           of ``MODELS`` (the 784-400-20 MLP VAE and lesson 08's convolutional VAE), each trained two
            ways from the same initial weights, epochs interleaved (a, b, a, b, ...) so that both
            see the same machine noise:
            (a) the course: :func:`~autoenc_helpers.training.fit` with ``vae_objective()`` on the
@@ -81,7 +81,7 @@ NOTEBOOK_DIR = ROOT / "notebooks"
 # What is measured
 
 CONV_VAE_CHANNELS = (16, 32, 32, 32)
-"""Lesson 07's convolutional VAE (its ``CHANNELS``): the one place the benchmark names it."""
+"""Lesson 08's convolutional VAE (its ``CHANNELS``): the one place the benchmark names it."""
 
 MODELS: dict[str, tuple[str, Callable[[], torch.nn.Module]]] = {
     "mlp_vae": ("MLP VAE 784-400-20", lambda: MLPVAE(latent_dim=20, hidden=(400,))),
@@ -98,7 +98,7 @@ SPEEDUP_TARGETS = {"mlp_vae": 3.0, "conv_vae": 1.5}       # (b) / (a) seconds pe
 QUALITY_TOLERANCE = 0.01                                  # (a) and (b) negative ELBO within 1%
 MEMORY_TARGET_MB = 2048
 WIDGET_TARGET_MS = 50.0                                   # median, slider change to PNG
-NOTEBOOK_BUDGETS_S = {1: 180, 2: 180, 3: 180, 4: 240, 5: 240, 6: 240, 7: 300, 8: 300}   # lesson -> seconds
+NOTEBOOK_BUDGETS_S = {1: 180, 2: 180, 3: 180, 4: 240, 5: 240, 6: 240, 7: 240, 8: 300, 9: 300, 10: 300, 11: 300, 12: 300}   # lesson -> seconds
 NOTEBOOKS_TOTAL_BUDGET_S = 25 * 60
 
 
@@ -642,12 +642,12 @@ WIDGET_CASES: dict[str, list[tuple[str, Callable]]] = {
         ("lesson 01: MLP AE, 3-D code", _latent_case(MLPAutoencoder)),
         ("lesson 04: MLP VAE 784-512-256-20, 8 sliders",
          _latent_case(lambda: MLPVAE(latent_dim=20, hidden=(512, 256)), dims=range(8), limits=(-3, 3))),
-        ("lesson 07: conv VAE, 2-D code",
+        ("lesson 08: conv VAE, 2-D code",
          _latent_case(lambda: ConvVAE(latent_dim=2, channels=CONV_VAE_CHANNELS), limits=(-3, 3))),
     ],
     "NoiseExplorer": [("lesson 02: two MLP AEs 784-256-128-32", _noise_case)],
     "LossFactorExplorer": [("lesson 06: six MLP VAEs 784-512-256-16", _factor_case)],
-    "ConditionalExplorer": [("lesson 08: conditional MLP VAE, 2-D code", _conditional_case)],
+    "ConditionalExplorer": [("lesson 09: conditional MLP VAE, 2-D code", _conditional_case)],
 }
 """Widget class -> [(case, build(test, device) -> (widget, move(i)))]: one place that lists every widget.
 
@@ -748,18 +748,10 @@ def time_notebook(path: Path, *, smoke: bool, device: str) -> float:
     """
     from .notebooks import execute
 
-    saved = {k: os.environ.get(k) for k in ("AUTOENC_SMOKE", "AUTOENC_DEVICE", "AUTOENC_CHECKPOINTS")}
     with tempfile.TemporaryDirectory(prefix="autoenc-bench-nb-") as folder:
         copy = Path(folder) / path.name
         shutil.copyfile(path, copy)
-        try:
-            return execute(copy, smoke=smoke, device=device)
-        finally:
-            for k, v in saved.items():                   # execute sets these for its kernel; give them back
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+        return execute(copy, smoke=smoke, device=device)
 
 
 def run_notebooks(paths: list[Path], settings: Settings, device: torch.device) -> list[dict]:

@@ -167,7 +167,7 @@ def cached_fit(name: str, model: nn.Module, train, test=None, *, retrain: bool =
                folder: str | os.PathLike | None = None, **fit_kwargs) -> History:
     """:func:`fit`, or load the result of an earlier identical ``fit``: returns the :class:`History`.
 
-    name: a short label for the file, e.g. ``"lesson07_conv_vae"``; the settings digest is appended.
+    name: a short label for the file, e.g. ``"lesson08_conv_vae"``; the settings digest is appended.
     model, train, test, fit_kwargs: exactly what :func:`fit` takes. ``model`` is trained in place or
         gets the saved weights; either way it ends on the device and in eval mode, as after ``fit``.
     retrain: train even when a checkpoint with these settings exists (and overwrite it).

@@ -696,7 +696,7 @@ def check_gaussian_kl(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) 
 
 
 # ---------------------------------------------------------------------------------------------
-# Lesson 07: the convolutional decoder, and the rank correlation of a code with the radius
+# Lesson 08: the convolutional decoder, and the rank correlation of a code with the radius
 
 
 def _decoder_sizes(decoder: nn.Module, z: torch.Tensor) -> tuple[torch.Tensor, list[tuple[int, ...]]]:
@@ -715,7 +715,7 @@ def _decoder_sizes(decoder: nn.Module, z: torch.Tensor) -> tuple[torch.Tensor, l
 def check_conv_decoder(make_decoder: Callable[[int, tuple], nn.Module]) -> bool:
     """Check ``make_decoder(latent_dim, channels) -> nn.Module``: codes (B, k) -> logits (B, 1, 28, 28).
 
-    The decoder of notebook 07: a linear layer to c4 x 7 x 7 features, unflattened, then transposed
+    The decoder of notebook 08: a linear layer to c4 x 7 x 7 features, unflattened, then transposed
     convolutions that keep 7 x 7, double it to 14 x 14 and to 28 x 28, and end on one channel of
     logits (no sigmoid: the loss takes logits). Hidden tests, for three latent sizes and channel
     widths: the output shape, transposed convolutions present, the 7 -> 14 -> 28 sizes, logits that
@@ -850,7 +850,7 @@ def check_spearman(fn: Callable[[torch.Tensor, torch.Tensor], float]) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
-# Lesson 08: anomaly detection, the AUC and the threshold
+# Lesson 09: anomaly detection, the AUC and the threshold
 
 __all__ += ["check_roc_auc", "check_false_alarm_threshold"]
 
@@ -877,7 +877,7 @@ def check_roc_auc(fn: Callable[[torch.Tensor, torch.Tensor], float]) -> bool:
     random ones (one full of ties), each compared with ``sklearn.metrics.roc_auc_score``. The messages
     name the usual slips: ties counted as 0 (``>``) or as 1 (``>=``), normal and anomalous swapped (1 - AUC),
     the count of wins not divided by the number of pairs, one value per image instead of one number.
-    The exercise of notebook 08; ``ah.applications.roc`` is the reference answer.
+    The exercise of notebook 09; ``ah.applications.roc`` is the reference answer.
     """
     from sklearn.metrics import roc_auc_score
 
@@ -945,7 +945,7 @@ def check_false_alarm_threshold(fn: Callable[[torch.Tensor, float], float]) -> b
     (no sorting in place). The messages name the usual slips: the ``rate`` quantile instead of the
     ``1 - rate`` one, ``np.percentile`` given a fraction, a Gaussian rule (mean + z * std) that the skewed
     scores do not follow, the largest score (no false alarms at all).
-    The exercise of notebook 08; ``ah.applications.threshold_at_false_alarm_rate`` is the reference answer.
+    The exercise of notebook 09; ``ah.applications.threshold_at_false_alarm_rate`` is the reference answer.
     """
     from statistics import NormalDist
 

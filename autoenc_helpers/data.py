@@ -248,7 +248,7 @@ def make_circles(n: int, *, seed: int = 0, size: int = 28, r_min: float = 0.03, 
     """Images of one centred circle each; the radius is the only factor of variation.
 
     Radii are drawn uniformly from [r_min, r_max], as fractions of the image
-    side (seed 003 of the course sources uses about 0.03 to 0.47). Edges are
+    side. Edges are
     anti-aliased: a pixel's value is how much of it the disc (or the one-pixel
     ring, ``filled=False``) covers, so a radius change of a fraction of a pixel
     still changes the image.

@@ -29,7 +29,8 @@ from .models import check_images, model_device, reparameterize
 __all__ = ["REDUCTIONS", "squared_error", "psnr_db", "mse_objective",
            "SPARSITY_PENALTIES", "l1_activation_penalty", "bernoulli_kl", "kl_sparsity_penalty", "sparse_objective",
            "sparsity_stats",
-           "KL_DIMS", "bce_with_logits", "gaussian_kl", "vae_objective", "negative_elbo", "kl_per_dimension",
+           "KL_DIMS", "bce_with_logits", "gaussian_kl", "vae_objective", "negative_elbo", "log_likelihood_iw",
+           "kl_per_dimension",
            "active_units"]
 
 REDUCTIONS = {"pixels": ("mean", "sum"), "batch": ("mean", "sum", "none")}
@@ -320,11 +321,11 @@ def vae_objective(*, recon: str = "bce", reduction: str = "sum", recon_factor: f
     With ``recon="bce"``, factors 1 and no free bits, ``total_loss`` is the one-sample estimate of the
     negative ELBO in nats per image.
 
-    For a conditional VAE (``ConditionalVAE``, notebook 08), train with ``ah.fit(..., with_labels=True)``:
+    For a conditional VAE (``ConditionalVAE``, notebook 09), train with ``ah.fit(..., with_labels=True)``:
     the objective then receives each batch's ``labels`` and calls ``model(inputs, labels)``.
 
     reduction: ``"sum"`` (scale 1): per image, each term summed over its own axis (pixels, latent
-        dimensions) and averaged over the batch. ``"mean"`` (scale 1/784, seed 004's choice): the
+        dimensions) and averaged over the batch. ``"mean"`` (scale 1/784): the
         reconstruction averaged over the batch *and* the pixels (what ``nn.MSELoss()`` gives) and the
         KL summed over dimensions and divided by batch * 784. That is the "sum" loss divided by 784,
         the same balance of the two terms, and Adam, which hardly notices a constant scale of the
@@ -420,6 +421,78 @@ def negative_elbo(model: torch.nn.Module, images, n_samples: int = 1, generator:
     finally:
         model.train(was_training)
     return total / (x_all.shape[0] * n_samples)
+
+
+@torch.no_grad()
+def log_likelihood_iw(model: torch.nn.Module, images, k: int = 100, *, labels: torch.Tensor | None = None,
+                      generator: torch.Generator | None = None, batch_size: int = 500,
+                      reduction: str = "mean") -> float | torch.Tensor:
+    """The importance-weighted estimate of log p(x) (Burda et al. 2016), in nats per image.
+
+    For each image, draw z_1..z_k from the encoder's q(z | x) and weigh each by
+    w_i = p(x | z_i) p(z_i) / q(z_i | x), with the decoder's Bernoulli pixels for p(x | z) and N(0, I)
+    for p(z). Then
+
+        log p(x)  >=  L_k = log (1/k) sum_i w_i,      computed as logsumexp_i(log w_i) - log k.
+
+    L_1 is the ELBO (one sample); in expectation L_k never decreases as k grows and reaches log p(x)
+    as k -> infinity, so ``-log_likelihood_iw(model, x, k)`` sits at or below ``negative_elbo`` and
+    the difference measures how loose the ELBO is. The BCE caveat of :func:`negative_elbo` holds here
+    too: grey pixels make p(x | z) an unnormalised likelihood, fine for comparing models.
+
+    model: a VAE with ``encode(x) -> (mu, logvar)`` and ``decode(z, logits=True)`` (for a conditional
+        VAE pass ``labels``: it is then called ``encode(x, y)``, ``decode(z, y, logits=True)`` and the
+        result estimates log p(x | y)); it runs in eval mode.
+    images: an ImageSet or an (N, 1, 28, 28) tensor in [0, 1].
+    k: importance samples per image (positive int). generator: on the model's device, for draws that repeat.
+    batch_size: images decoded together; the work per batch is ``batch_size * k`` decodes, done in
+        chunks so memory stays bounded.
+    reduction: ``"mean"`` returns the average over the images as a float; ``"none"`` returns the (N,)
+        tensor of per-image estimates on the CPU.
+    Used in notebook 04 to show the gap between the ELBO and log p(x).
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
+        raise ValueError(f"k={k!r}; expected a positive int (importance samples per image)")
+    if reduction not in ("mean", "none"):
+        raise ValueError(f"reduction={reduction!r}; expected 'mean' or 'none'")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+        raise ValueError(f"batch_size={batch_size!r}; expected a positive int")
+    x_all = _images_of(images, "log_likelihood_iw")
+    if labels is not None and (not torch.is_tensor(labels) or labels.shape[:1] != x_all.shape[:1]):
+        got = tuple(labels.shape) if torch.is_tensor(labels) else type(labels).__name__
+        raise ValueError(f"log_likelihood_iw: labels must be a ({x_all.shape[0]},) tensor, one per image, got {got}")
+    device = model_device(model)
+    log_2pi = math.log(2 * math.pi)
+    chunk = max(1, 20_000 // min(batch_size, x_all.shape[0]))                  # samples decoded at once
+    was_training = model.training
+    model.eval()
+    estimates = []
+    try:
+        for start in range(0, x_all.shape[0], batch_size):
+            x = x_all[start:start + batch_size].to(device)                       # (b, 1, 28, 28)
+            b = x.shape[0]
+            given = () if labels is None else (labels[start:start + batch_size].to(device),)
+            mu, logvar = model.encode(x, *given)                                 # (b, d), (b, d)
+            std = torch.exp(0.5 * logvar)
+            log_w = []
+            for first in range(0, k, chunk):
+                s = min(chunk, k - first)
+                eps = torch.randn((s, *mu.shape), generator=generator, device=device, dtype=mu.dtype)  # (s, b, d)
+                z = mu + std * eps                                               # (s, b, d)
+                log_q = -0.5 * (eps.pow(2) + logvar + log_2pi).sum(-1)           # (s, b) log q(z | x)
+                log_prior = -0.5 * (z.pow(2) + log_2pi).sum(-1)                  # (s, b) log p(z)
+                repeated = tuple(g.repeat(s, *([1] * (g.dim() - 1))) for g in given)   # labels for s copies
+                logits = model.decode(z.reshape(s * b, -1), *repeated, logits=True)      # (s*b, 1, 28, 28)
+                targets = x.repeat(s, 1, 1, 1)                                   # (s*b, 1, 28, 28)
+                log_px_z = -F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+                log_px_z = log_px_z.flatten(1).sum(1).reshape(s, b)              # (s, b) log p(x | z)
+                log_w.append(log_px_z + log_prior - log_q)                       # (s, b)
+            log_w = torch.cat(log_w)                                             # (k, b)
+            estimates.append((torch.logsumexp(log_w, 0) - math.log(k)).cpu())   # (b,)
+    finally:
+        model.train(was_training)
+    per_image = torch.cat(estimates)                                             # (N,)
+    return per_image if reduction == "none" else float(per_image.mean())
 
 
 @torch.no_grad()

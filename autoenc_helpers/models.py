@@ -5,25 +5,24 @@ Every model takes images of shape (B, 1, 28, 28) and gives back the same shape.
 ``forward`` is ``decode(encode(x))``. A batch of the wrong shape raises a
 ValueError that names the shape it got and the shape it expected.
 
-- :class:`MLPAutoencoder`: fully connected, 784-128-64-12-3 by default (the
-  architecture of seeds 001 and 004), built step by step in notebook 01.
+- :class:`MLPAutoencoder`: fully connected, 784-128-64-12-3 by default, built step
+  by step in notebook 01.
 - :class:`ConvAutoencoder`: Conv2d/MaxPool2d down to an 8x2x2 code and
-  ConvTranspose2d back up (seed 004's shapes), built in notebook 01.
+  ConvTranspose2d back up, built in notebook 01.
 - :class:`PCA`: the linear special case, fitted in closed form, with the same
   ``encode``/``decode`` interface so it can stand beside the autoencoders;
   built by hand in notebook 01.
-- :class:`MLPVAE`: the variational autoencoder, 784-512-256-z by default (seed
-  000), whose encoder gives a mean and a log-variance per latent dimension and
+- :class:`MLPVAE`: the variational autoencoder, 784-512-256-z by default, whose encoder gives a mean and a log-variance per latent dimension and
   whose ``forward`` samples z with :func:`reparameterize`; built in notebook 04.
 - :class:`ConvVAE`: the same interface with a convolutional encoder (four 3x3
   convolutions down to 64x7x7 = 3136 features) and a transposed-convolution
-  decoder (seed 003's network); built in notebook 07.
+  decoder; built in notebook 08.
 - :class:`SparseAutoencoder`: one wide hidden layer, 784-1024-784 by default
   (over-complete), whose activations a sparsity penalty keeps mostly near zero;
   built in notebook 03.
 - :class:`ConditionalVAE`: MLPVAE's network with the class label, one-hot, fed
   to the encoder and to the decoder, so z holds the style and the label the
-  class; built in notebook 08.
+  class; built in notebook 09.
 """
 
 from __future__ import annotations
@@ -83,8 +82,7 @@ class MLPAutoencoder(nn.Module):
     hidden: widths of the encoder's hidden layers; the decoder mirrors them.
     output: ``"sigmoid"`` for images in [0, 1], ``"tanh"`` for [-1, 1], ``"none"``.
 
-    With the defaults this is the 784-128-64-12-3 network of the course sources,
-    ReLU after every hidden layer and no activation on the code itself.
+    With the defaults this is a 784-128-64-12-3 network, ReLU after every hidden layer and no activation on the code itself.
     """
 
     def __init__(self, latent_dim: int = 3, hidden: Sequence[int] = (128, 64, 12), output: str = "sigmoid"):
@@ -132,7 +130,7 @@ class ConvAutoencoder(nn.Module):
 
     The encoder halves the image with strided convolutions and max pooling;
     the decoder grows it back with transposed convolutions. With the default
-    channels (16, 8), the shapes are those of the course source (seed 004):
+    channels (16, 8), the shapes are:
 
         1x28x28 -> 16x10x10 -> 16x5x5 -> 8x3x3 -> 8x2x2  (a code of 32 numbers)
         8x2x2 -> 16x5x5 -> 8x15x15 -> 1x28x28
@@ -310,8 +308,8 @@ class MLPVAE(_GaussianVAE):
 
     latent_dim: size of z; 2 by default, so the latent space can be drawn.
     hidden: widths of the encoder's hidden layers; the decoder mirrors them. The default (512, 256)
-        gives the 784-512-256-z network of the course sources (seed 000); ``hidden=(400,),
-        latent_dim=20`` gives the classic 784-400-20 VAE of Kingma and Welling and pytorch/examples.
+        gives a 784-512-256-z network; ``hidden=(400,), latent_dim=20`` gives the 784-400-20 VAE
+        of pytorch/examples ``vae/main.py`` (Kingma and Welling 2013 used 500 hidden units on MNIST).
 
     The interface, shared by every VAE of the course:
 
@@ -369,12 +367,12 @@ class MLPVAE(_GaussianVAE):
         return out if logits else torch.sigmoid(out)
 
 class ConvVAE(_GaussianVAE):
-    """A convolutional variational autoencoder (the architecture of seed 003), same interface as MLPVAE.
+    """A convolutional variational autoencoder, with the same interface as MLPVAE.
 
     latent_dim: size of z (1 for the circles, whose only factor is the radius; 2 to draw Fashion-MNIST).
-    channels: (c1, c2, c3, c4), the widths of the four convolutions. The default (32, 64, 64, 64) is
-        seed 003's network, whose flattened features are 64 x 7 x 7 = 3136 numbers; narrower
-        channels give the same shapes with fewer features and train faster on a CPU (notebook 07).
+    channels: (c1, c2, c3, c4), the widths of the four convolutions. The default (32, 64, 64, 64)
+        flattens to 64 x 7 x 7 = 3136 features; narrower channels give the same shapes with fewer
+        features and train faster on a CPU (notebook 08).
     negative_slope: of the LeakyReLU after every convolution (0.01, PyTorch's default).
 
     Encoder, each convolution 3x3 with padding 1, so only the stride changes the size::
@@ -388,7 +386,7 @@ class ConvVAE(_GaussianVAE):
         z (B, k) -> linear (B, c4*49) -> (B, c4, 7, 7) -> (B, c3, 7, 7) -> (B, c2, 14, 14)
         -> (B, c1, 28, 28) -> (B, 1, 28, 28) logits; ``decode`` applies the sigmoid unless ``logits=True``.
 
-    Built step by step in notebook 07.
+    Built step by step in notebook 08.
     """
 
     def __init__(self, latent_dim: int = 2, channels: Sequence[int] = (32, 64, 64, 64), negative_slope: float = 0.01):
@@ -505,7 +503,7 @@ class SparseAutoencoder(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------
-# Lesson 08: the conditional VAE, whose encoder and decoder are both told the class
+# Lesson 09: the conditional VAE, whose encoder and decoder are both told the class
 
 __all__ += ["check_labels", "ConditionalVAE"]
 
@@ -568,7 +566,7 @@ class ConditionalVAE(nn.Module):
       decoded from z ~ N(0, I).
 
     Labels are (B,) tensors of class indices; a float, out-of-range or one-hot label raises an error
-    that names it (:func:`check_labels`). Built in notebook 08.
+    that names it (:func:`check_labels`). Built in notebook 09.
     """
 
     def __init__(self, latent_dim: int = 2, n_classes: int = 10, hidden: Sequence[int] = (512, 256)):

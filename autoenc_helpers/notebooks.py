@@ -34,7 +34,7 @@ from pathlib import Path
 
 from .config import BRANCH, REPOSITORY
 
-__all__ = ["NOTEBOOK_DIR", "code_digest", "problems", "execute", "colab_url", "install_line", "colab_problems",
+__all__ = ["NOTEBOOK_DIR", "code_digest", "problems", "execute", "STUDY_TIME", "computing_time", "write_computing_time", "colab_url", "install_line", "colab_problems",
            "set_repository", "main"]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -205,6 +205,36 @@ def problems(path: str | os.PathLike) -> list[str]:
     return found
 
 
+# The lesson header's study-time line. The author writes the study time (a judgement); the run writes
+# the computing time it measured, so no wall time in a lesson is ever written by hand.
+STUDY_TIME = re.compile(r"^\*\*Study time:\*\* about (?P<minutes>\d+) minutes\.(?P<computing> \*\*Computing time:\*\*[^\n]*)?$",
+                        re.M)
+
+
+def computing_time(seconds: float, threads: int) -> str:
+    """The sentence the run writes after the study time: its own wall time, rounded, and the cores it had."""
+    minutes = round(seconds / 60)
+    took = "under a minute" if minutes < 1 else f"about {minutes} minute{'s' * (minutes != 1)}"
+    return (f"**Computing time:** {took} to run top to bottom on {threads} CPU core{'s' * (threads != 1)}, "
+            "measured by the run that made these outputs.")
+
+
+def run_threads() -> int:
+    """How many cores a notebook kernel started from here computes on (``OMP_NUM_THREADS``, else all)."""
+    raw = os.environ.get("OMP_NUM_THREADS", "")
+    return int(raw) if raw.isdigit() and int(raw) > 0 else (os.cpu_count() or 1)
+
+
+def write_computing_time(nb, seconds: float, threads: int) -> bool:
+    """Put the measured computing time into the first cell's study-time line; False when it has none."""
+    first = nb.cells[0] if nb.cells else None
+    if first is None or first.cell_type != "markdown" or not STUDY_TIME.search(first.source):
+        return False
+    first.source = STUDY_TIME.sub(lambda m: f"**Study time:** about {m['minutes']} minutes. "
+                                            f"{computing_time(seconds, threads)}", first.source, count=1)
+    return True
+
+
 def execute(path: str | os.PathLike, *, smoke: bool = False, device: str = "cpu", timeout: int = 1800,
             use_checkpoints: bool = False) -> float:
     """Run one notebook top to bottom in place; return its wall time in seconds.
@@ -217,25 +247,21 @@ def execute(path: str | os.PathLike, *, smoke: bool = False, device: str = "cpu"
 
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
-    os.environ["AUTOENC_SMOKE"] = "1" if smoke else "0"
-    os.environ["AUTOENC_DEVICE"] = device
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
     with tempfile.TemporaryDirectory(prefix="autoenc-run-") as scratch:
-        saved = os.environ.get("AUTOENC_CHECKPOINTS")
+        # the kernel's own environment: this process's variables are left as they are
+        env = {**os.environ, "AUTOENC_SMOKE": "1" if smoke else "0", "AUTOENC_DEVICE": device}
         if not use_checkpoints:
-            os.environ["AUTOENC_CHECKPOINTS"] = str(Path(scratch) / "checkpoints")
-        try:
-            start = time.perf_counter()
-            client.execute()
-            seconds = time.perf_counter() - start
-        finally:
-            if saved is None:
-                os.environ.pop("AUTOENC_CHECKPOINTS", None)
-            else:
-                os.environ["AUTOENC_CHECKPOINTS"] = saved
+            env["AUTOENC_CHECKPOINTS"] = str(Path(scratch) / "checkpoints")
+        start = time.perf_counter()
+        client.execute(env=env)
+        seconds = time.perf_counter() - start
+    threads = run_threads()
     nb.metadata[META_KEY] = {"code_digest": code_digest(nb), "mode": "smoke" if smoke else "full",
-                             "device": device, "seconds": round(seconds, 1)}
+                             "device": device, "seconds": round(seconds, 1), "threads": threads}
+    if not smoke:
+        write_computing_time(nb, seconds, threads)
     nbformat.write(nb, path)
     return seconds
 

@@ -276,7 +276,7 @@ def plot_twin_sweep(x: Sequence[float], left: Sequence[float], right: Sequence[f
 
 
 # ---------------------------------------------------------------------------------------------
-# Lesson 08: anomaly scores and ROC curves
+# Lesson 09: anomaly scores and ROC curves
 
 __all__ += ["plot_score_histograms", "plot_roc"]
 

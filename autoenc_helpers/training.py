@@ -6,7 +6,7 @@ minimise: a function ``objective(model, inputs, targets) -> dict`` whose
 first entry is the loss to minimise and whose keys carry the unit
 (``"mse_per_pixel"``). Every entry is logged. With ``with_labels=True`` the
 objective is also handed each batch's labels, ``objective(model, inputs,
-targets, labels=...)``, for a model conditioned on the class (notebook 08).
+targets, labels=...)``, for a model conditioned on the class (notebook 09).
 
 Built step by step in notebook 01, where the loop is first written by hand.
 """
@@ -81,7 +81,7 @@ def use_fast_layout(model: nn.Module, device: torch.device) -> nn.Module:
     PyTorch's CPU convolutions (oneDNN) work on channels-last tensors, (B, H, W, C) in memory; a
     model in the default layout pays for converting every activation there and back. Storing the
     weights channels-last makes every convolution's output channels-last too: the same numbers,
-    about 1.7x faster per epoch for lesson 07's convolutional VAE on a 2-core CPU (measured by
+    about 1.7x faster per epoch for lesson 08's convolutional VAE on a 2-core CPU (measured by
     ``python -m autoenc_helpers.benchmark``). Models without convolutions are left alone, and so are
     GPUs, whose gain depends on the card and the precision.
     """
@@ -159,7 +159,7 @@ def fit(model: nn.Module, train, test=None, *, objective: Objective = mse_object
         switched to the faster channels-last layout (:func:`use_fast_layout`).
     corrupt: for denoising, a function applied to each batch of inputs; the
         clean images stay the targets.
-    with_labels: for a model conditioned on the class (``ConditionalVAE``, notebook 08): the
+    with_labels: for a model conditioned on the class (``ConditionalVAE``, notebook 09): the
         objective is also handed each batch's labels, ``objective(model, inputs, targets,
         labels=train.labels[idx])``; ``train`` and ``test`` must then be ImageSets.
     seed: seeds the shuffling, so two runs from the same model give the same losses.

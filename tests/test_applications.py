@@ -1,4 +1,4 @@
-"""Lesson 08's applications: anomaly scores, the validation threshold, ROC, few-label classifiers; the
+"""Lesson 09's applications: anomaly scores, the validation threshold, ROC, few-label classifiers; the
 lesson's plots and exercise checks."""
 
 import math
@@ -254,7 +254,7 @@ def test_threshold_check_names_each_slip(answer, message, capsys):
     assert message in capsys.readouterr().out
 
 
-def test_lesson_08_checks_handle_stubs_and_crashes(capsys):
+def test_lesson_09_checks_handle_stubs_and_crashes(capsys):
     for check in (checks.check_roc_auc, checks.check_false_alarm_threshold):
         assert check(_stub) is False
         assert "not written yet" in capsys.readouterr().out

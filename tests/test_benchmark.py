@@ -58,7 +58,7 @@ def test_every_widget_class_has_a_benchmark_case():
     assert not missing, f"add these widgets to benchmark.WIDGET_CASES so that their latency is measured: {missing}"
 
 
-def test_conv_model_is_lesson_07s():
+def test_conv_model_is_lesson_08s():
     assert benchmark.MODELS["conv_vae"][1]().channels == benchmark.CONV_VAE_CHANNELS
 
 

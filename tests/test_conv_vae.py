@@ -1,4 +1,4 @@
-"""The convolutional VAE of lesson 07: shapes at every layer, the VAE interface, and real learning."""
+"""The convolutional VAE of lesson 08: shapes at every layer, the VAE interface, and real learning."""
 
 import pytest
 import torch

@@ -34,3 +34,16 @@ def test_downloads_are_not_committed():
     ignore = (ROOT / ".gitignore").read_text().splitlines()
     assert "data/*" in ignore and "!data/README.md" in ignore
     assert "browser-failures/" in ignore, "screenshots and logs of a failed browser test"
+
+
+def _learner_files():
+    """What a learner reads: the notebooks, the package, README and the contributors' guide."""
+    files = sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "autoenc_helpers").rglob("*.py"))
+    return files + [p for p in (ROOT / "README.md", ROOT / "CONTRIBUTING.md") if p.exists()]
+
+
+def test_no_learner_text_names_the_reference_articles_by_their_internal_labels():
+    pattern = re.compile(r"seed 00\d|the course sources", re.I)
+    found = [f"{p.relative_to(ROOT)}: {m.group(0)!r}" for p in _learner_files()
+             for m in pattern.finditer(p.read_text(encoding="utf-8", errors="replace"))]
+    assert not found, "cite papers and public code a learner can open: " + "; ".join(found[:10])

@@ -1,4 +1,4 @@
-"""The exercise checks of lesson 07, with right and wrong answers."""
+"""The exercise checks of lesson 08, with right and wrong answers."""
 
 import pytest
 import torch
