@@ -16,6 +16,7 @@ One module per concern; open any of them and read it top to bottom:
 - ``widgets``: sliders that decode live (``LatentExplorer``, ``NoiseExplorer``, ``LossFactorExplorer``,
   ``ConditionalExplorer``)
 - ``checks``: the exercise checks
+- ``distributed``: the convolutional VAE trained with DistributedDataParallel under torchrun (lesson 12)
 - ``applications``: anomaly scores, thresholds and ROC; few-label classifiers on codes (lesson 09)
 - ``notebooks``, ``benchmark``: commands to re-execute the notebooks and to measure the course against reference code
 """
@@ -30,6 +31,7 @@ from .losses import kl_sparsity_penalty, l1_activation_penalty, sparse_objective
 from .losses import (active_units, bce_with_logits, gaussian_kl, kl_per_dimension, log_likelihood_iw,
                      negative_elbo, vae_objective)
 from . import applications
+from . import distributed
 from .models import ConditionalVAE
 from .models import PCA, ConvAutoencoder, MLPAutoencoder, count_parameters
 from .models import SparseAutoencoder

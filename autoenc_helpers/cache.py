@@ -42,7 +42,8 @@ from .data import ImageSet, data_root
 from .device import get_device
 from .training import History, fit, use_fast_layout
 
-__all__ = ["FORMAT", "checkpoint_dir", "settings_of", "checkpoint_path", "cached_fit"]
+__all__ = ["FORMAT", "checkpoint_dir", "settings_of", "checkpoint_path", "save_checkpoint", "load_checkpoint",
+           "cached_fit"]
 
 FORMAT = 1
 """The layout of a checkpoint file; a file of another format is retrained, not misread."""
@@ -139,8 +140,11 @@ def _history_to_dict(history: History) -> dict:
     return {"train": history.train, "test": history.test, "seconds": history.seconds}
 
 
-def _load(path: Path, model: nn.Module, settings: dict, device: torch.device) -> tuple[History, dict]:
-    """Load a checkpoint into ``model``; raise ValueError with the reason when it cannot be used."""
+def _load(path: Path, model: nn.Module, settings: dict | None, device: torch.device) -> tuple[History, dict]:
+    """Load a checkpoint into ``model``; raise ValueError with the reason when it cannot be used.
+
+    settings: the checkpoint must have been saved for these (None: any settings).
+    """
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:            # truncated, not a torch file, or holding something that is not data
@@ -150,7 +154,7 @@ def _load(path: Path, model: nn.Module, settings: dict, device: torch.device) ->
         raise ValueError(f"the file cannot be read ({type(err).__name__}: {str(err).splitlines()[0][:120]})")
     if not isinstance(saved, dict) or saved.get("format") != FORMAT:
         raise ValueError(f"it is not a format-{FORMAT} checkpoint of this course")
-    if saved.get("settings") != json.dumps(settings, sort_keys=True, default=repr):
+    if settings is not None and saved.get("settings") != json.dumps(settings, sort_keys=True, default=repr):
         raise ValueError("it was saved for other settings")
     try:
         model.load_state_dict(saved["state_dict"], strict=True)
@@ -161,6 +165,46 @@ def _load(path: Path, model: nn.Module, settings: dict, device: torch.device) ->
     use_fast_layout(model.to(device), device)
     model.eval()
     return history, saved
+
+
+def save_checkpoint(path: str | os.PathLike, model: nn.Module, history: History, settings: dict) -> bool:
+    """Write ``model``'s weights and ``history`` to ``path`` in the checkpoint format of :func:`cached_fit`.
+
+    The file is written to a temporary name first and renamed, so a crash never leaves a half-written
+    checkpoint. Returns True when saved; when the disk refuses (read-only folder, full disk, ...) it
+    prints why, removes the temporary file and returns False: a failed save never loses a trained model.
+    """
+    path = Path(path)
+    state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
+    record = {"format": FORMAT, "settings": json.dumps(settings, sort_keys=True, default=repr),
+              "state_dict": state, "history": _history_to_dict(history),
+              "saved": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "torch": str(torch.__version__)}
+    partial = path.with_suffix(f".{os.getpid()}.{time.monotonic_ns()}.part")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(record, partial)
+        os.replace(partial, path)
+        return True
+    except Exception as err:                # read-only, disk full, ...: say so and keep the trained model
+        print(f"could not save the checkpoint {path.name} ({type(err).__name__}: {err})")
+        partial.unlink(missing_ok=True)
+        return False
+
+
+def load_checkpoint(path: str | os.PathLike, model: nn.Module, device: torch.device | str | None = None) -> History:
+    """Load a checkpoint written by :func:`save_checkpoint` into ``model``; return its :class:`History`.
+
+    For a file whose settings you know (a distributed run's output, lesson 12); :func:`cached_fit` finds
+    and checks its own files. Read with ``weights_only=True``. Raises ValueError naming the file and
+    the reason when it cannot be used; ``model`` ends on ``device`` (default: the course's) in eval mode.
+    """
+    path = Path(path)
+    device = torch.device(device) if device is not None else get_device(verbose=False)
+    try:
+        history, _ = _load(path, model, None, device)
+    except ValueError as reason:
+        raise ValueError(f"checkpoint {path} cannot be used: {reason}") from None
+    return history
 
 
 def cached_fit(name: str, model: nn.Module, train, test=None, *, retrain: bool = False,
@@ -193,17 +237,8 @@ def cached_fit(name: str, model: nn.Module, train, test=None, *, retrain: bool =
             return history
 
     history = fit(model, train, test, **fit_kwargs)
-    state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
-    record = {"format": FORMAT, "settings": json.dumps(settings, sort_keys=True, default=repr),
-              "state_dict": state, "history": _history_to_dict(history),
-              "saved": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "torch": str(torch.__version__)}
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(f".{os.getpid()}.{time.monotonic_ns()}.part")
-        torch.save(record, partial)
-        os.replace(partial, path)           # a crash while saving never leaves a half-written checkpoint
+    if save_checkpoint(path, model, history, settings):
         print(f"saved checkpoint {path.name} in {path.parent.name}/; the next run with these settings loads it.")
-    except OSError as err:                  # a read-only disk: the lesson goes on without a cache
-        print(f"could not save a checkpoint for {name} ({type(err).__name__}: {err}); the model is trained "
-              "but will be trained again next time.")
+    else:
+        print(f"the model of {name} is trained but will be trained again next time.")
     return history

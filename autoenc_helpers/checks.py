@@ -17,7 +17,7 @@ from torch import nn
 __all__ = ["check_conv_output_size", "check_conv_transpose_output_size", "check_per_image_squared_error",
            "check_gaussian_noise", "check_psnr", "check_vae_loss", "check_reparameterize",
            "check_l1_activation_penalty", "check_kl_sparsity_penalty", "check_gaussian_kl",
-           "check_conv_decoder", "check_spearman"]
+           "check_conv_decoder", "check_spearman", "check_shard_indices"]
 
 PASS, FAIL = "✅", "❌"
 
@@ -998,4 +998,73 @@ def check_false_alarm_threshold(fn: Callable[[torch.Tensor, float], float]) -> b
         slip = next((text for wrong, text in slips if math.isclose(value, wrong, rel_tol=1e-4, abs_tol=1e-6)), None)
         failures.append(f"{case}: your threshold {value:.4g} flags {n_above:,} of these {n:,} normal images "
                         f"({above:.2%}), not about {rate * n:,.0f} ({rate:.0%})" + (f": {slip}" if slip else ""))
+    return _report(title, failures, len(cases))
+
+
+# ---------------------------------------------------------------------------------------------
+# Lesson 12: which images each process trains on (DistributedSampler's indexing)
+
+
+def check_shard_indices(fn: Callable[[int, int, int, int, int], object]) -> bool:
+    """Check ``fn(n, world_size, rank, epoch, seed)``: the positions process ``rank`` trains on in ``epoch``.
+
+    The reference is PyTorch's own ``torch.utils.data.DistributedSampler(shuffle=True)`` with that
+    seed, after ``set_epoch(epoch)``. Hidden tests: sizes that divide evenly and sizes that need
+    padding, one to five processes, several epochs and seeds. The messages name the usual slips:
+    no padding, contiguous blocks instead of every ``world_size``-th entry, the same order every epoch,
+    a shuffle seeded with ``seed`` alone or with ``seed * epoch``, and no shuffle at all.
+    The exercise of notebook 12; ``ah.distributed.shard_indices`` is the reference answer.
+    """
+    from torch.utils.data import DistributedSampler
+
+    title = "shard_indices"
+    cases = [(10, 2, 0, 0, 0), (10, 2, 1, 0, 0), (10, 3, 2, 1, 0), (7, 4, 3, 2, 5), (100, 5, 1, 4, 1), (8, 1, 0, 3, 2)]
+
+    def reference(n, world, rank, epoch, seed):
+        sampler = DistributedSampler(range(n), num_replicas=world, rank=rank, shuffle=True, seed=seed)
+        sampler.set_epoch(epoch)
+        return list(sampler)
+
+    def permutation(n, seed):
+        return torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+
+    def slips(n, world, rank, epoch, seed):
+        total = math.ceil(n / world) * world
+        order = permutation(n, seed + epoch)
+        padded = order + order[:total - n]
+        per = total // world
+        return [
+            (order[rank::world], "pad the shuffled positions by repeating their start until the length divides "
+                                 "by world_size, so every process takes as many steps as the others"),
+            (padded[rank * per:(rank + 1) * per], "take every world_size-th position starting at rank "
+                                                  "(order[rank::world_size]), not a contiguous block"),
+            ((permutation(n, seed) + permutation(n, seed)[:total - n])[rank:total:world],
+             "seed the shuffle with seed + epoch, so each epoch has a new order that every process agrees on"),
+            ((permutation(n, seed * epoch) + permutation(n, seed * epoch)[:total - n])[rank:total:world],
+             "seed the shuffle with seed + epoch, not seed * epoch"),
+            ((list(range(n)) + list(range(total - n)))[rank:total:world],
+             "shuffle first: torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch))"),
+        ]
+
+    failures: list[str] = []
+    for case in cases:
+        expected = reference(*case)
+        try:
+            ok, got = _call(fn, case, title)
+        except Exception as err:  # the learner's code crashed: report it, do not raise
+            failures.append(f"shard_indices{case} raised {type(err).__name__}: {err}")
+            continue
+        if not ok:
+            return False
+        try:
+            got = [int(i) for i in (got.tolist() if torch.is_tensor(got) else got)]
+        except (TypeError, ValueError):
+            failures.append(f"shard_indices{case} returned {type(got).__name__}; return a 1-D tensor or list of "
+                            "positions")
+            continue
+        if got == expected:
+            continue
+        slip = next((text for wrong, text in slips(*case) if got == wrong), None)
+        failures.append(f"shard_indices{case}: DistributedSampler gives {expected[:6]}{'...' * (len(expected) > 6)}, "
+                        f"you returned {got[:6]}{'...' * (len(got) > 6)}" + (f": {slip}" if slip else ""))
     return _report(title, failures, len(cases))
