@@ -119,7 +119,7 @@ def _is_vae(model, images: torch.Tensor) -> bool:
     if not hasattr(model, "latent_dim") or not callable(getattr(model, "encode", None)):
         return False
     with eval_mode(model):
-        out = model.encode(images[:1].to(next(model.parameters()).device))
+        out = model.encode(images[:1].to(next(iter(model.parameters()), images).device))
     return isinstance(out, tuple) and len(out) == 2
 
 
@@ -331,7 +331,7 @@ class NoiseExplorer(_Widget):
         _check_labels(labels, classes, images.shape[0])
         for name, model in self.models.items():                  # each model must map an image to an image
             with torch.no_grad(), eval_mode(model):
-                out = model(images[:1].to(next(model.parameters()).device))
+                out = model(images[:1].to(next(iter(model.parameters()), images).device))   # nn.Identity has none
             if not torch.is_tensor(out) or out.shape != images[:1].shape:
                 got = type(out).__name__ if not torch.is_tensor(out) else f"shape {tuple(out.shape)}"
                 raise ValueError(f"models[{name!r}] returned {got}; the noise explorer needs models whose output "
