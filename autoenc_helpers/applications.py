@@ -31,7 +31,7 @@ from torch import nn
 
 from .data import ImageSet
 from .losses import squared_error
-from .models import check_images, model_device
+from .models import check_images, eval_mode, model_device
 
 __all__ = ["reconstruction_scores", "train_validation_split", "threshold_at_false_alarm_rate", "detection_rates",
            "roc", "few_labels", "linear_probe_accuracy"]
@@ -66,15 +66,11 @@ def reconstruction_scores(model: nn.Module, data, *, batch_size: int = 1000) -> 
     """
     images = _images(data, "reconstruction_scores")
     device = model_device(model)
-    was_training = model.training
-    model.eval()
-    try:
-        parts = []
+    parts = []
+    with eval_mode(model):
         for start in range(0, images.shape[0], batch_size):
             x = images[start:start + batch_size].to(device)                          # (b, 1, 28, 28)
             parts.append(squared_error(model(x), x, pixels="sum", batch="none").cpu())   # (b,)
-    finally:
-        model.train(was_training)
     return torch.cat(parts)                                                           # (N,)
 
 

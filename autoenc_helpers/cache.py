@@ -25,13 +25,15 @@ never stops a lesson. Delete the folder to start afresh; nothing in it is commit
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import inspect
 import json
 import os
+import pickle
 import re
 import time
-from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -42,7 +44,7 @@ from .data import ImageSet, data_root
 from .device import get_device
 from .training import History, fit, use_fast_layout
 
-__all__ = ["FORMAT", "checkpoint_dir", "settings_of", "checkpoint_path", "save_checkpoint", "load_checkpoint",
+__all__ = ["FORMAT", "Unkeyable", "checkpoint_dir", "settings_of", "checkpoint_path", "save_checkpoint", "load_checkpoint",
            "cached_fit"]
 
 FORMAT = 1
@@ -58,20 +60,110 @@ def checkpoint_dir() -> Path:
     return Path(env).expanduser() if env else data_root() / "checkpoints"
 
 
-def _describe_function(fn) -> object:
-    """A stable description of an objective or corruption: its settings, else its name and source."""
+class Unkeyable(ValueError):
+    """The settings of an argument cannot be determined, so no checkpoint can safely stand for them."""
+
+
+_PLAIN = (type(None), bool, int, float, str)
+_TRUSTED = ("autoenc_helpers", "torch", "numpy", "math", "builtins", "functools")   # code versioned elsewhere
+
+
+def _code_digest(code) -> str:
+    """A digest of compiled code (bytecode, constants, names), stable across runs for the same code."""
+    h = hashlib.sha256()
+    h.update(code.co_code)
+    h.update(repr(code.co_names).encode())
+    for const in code.co_consts:
+        h.update(_code_digest(const).encode() if inspect.iscode(const) else repr(const).encode())
+    return h.hexdigest()
+
+
+def _global_names(code) -> set[str]:
+    """The names a code object (and the functions and comprehensions inside it) may read as globals."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if inspect.iscode(const):
+            names |= _global_names(const)
+    return names
+
+
+def _trusted(obj) -> bool:
+    return (getattr(obj, "__module__", None) or "").split(".")[0] in _TRUSTED
+
+
+def _describe_value(value, depth: int) -> object:
+    """A JSON-ready description of a value an objective depends on; Unkeyable when there is none."""
+    if isinstance(value, _PLAIN):
+        return value if not isinstance(value, float) else repr(value)
+    if isinstance(value, (tuple, list)):
+        return [_describe_value(v, depth) for v in value]
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {k: _describe_value(v, depth) for k, v in sorted(value.items())}
+    if torch.is_tensor(value):
+        data = value.detach().cpu().contiguous()
+        return {"tensor": list(data.shape), "dtype": str(data.dtype),
+                "sha256": hashlib.sha256(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"").hexdigest()}
+    if inspect.ismodule(value):
+        return {"module": value.__name__}
+    if inspect.isclass(value):
+        return {"class": f"{value.__module__}.{value.__qualname__}",
+                "code": None if _trusted(value) else _class_code(value)}
+    if callable(value):
+        return _describe_callable(value, depth + 1)
+    raise Unkeyable(f"it depends on a {type(value).__name__} value, whose settings cannot be read")
+
+
+def _describe_callable(fn, depth: int = 0) -> object:
+    """What decides what ``fn`` computes: declared settings, or its code and every value it reads."""
     if fn is None:
         return None
-    settings = getattr(fn, "settings", None)
+    if depth > 4:
+        raise Unkeyable("it calls functions nested too deeply to follow")
     name = getattr(fn, "__qualname__", type(fn).__qualname__)
-    if settings is not None:
-        return {"name": name, "settings": settings}
-    if not inspect.isroutine(fn):                          # a callable object, e.g. ah.Corruption(...)
-        return {"name": name, "state": repr(sorted((k, repr(v)) for k, v in vars(fn).items()))}
-    try:
-        return {"name": name, "source": inspect.getsource(fn)}
-    except (OSError, TypeError):                           # no source to read: the name must do
-        return {"name": name, "module": getattr(fn, "__module__", None)}
+    settings = getattr(fn, "settings", None)
+    if settings is not None:                                  # the package's objectives and corruptions say it
+        return {"name": name, "settings": _describe_value(settings, depth)}
+    if isinstance(fn, functools.partial):
+        return {"partial": _describe_callable(fn.func, depth + 1), "args": _describe_value(list(fn.args), depth),
+                "keywords": _describe_value(dict(fn.keywords), depth)}
+    if inspect.isbuiltin(fn) or (inspect.isfunction(fn) and _trusted(fn) and not fn.__closure__):
+        return {"function": f"{getattr(fn, '__module__', None)}.{name}"}   # library code: its version decides
+    if inspect.ismethod(fn):
+        raise Unkeyable(f"{name} is a method: what it computes depends on its object")
+    if not inspect.isfunction(fn):
+        raise Unkeyable(f"{type(fn).__name__} objects declare no settings")
+    reads = {}
+    for global_name in sorted(_global_names(fn.__code__)):
+        if global_name in fn.__globals__:
+            reads[global_name] = _describe_value(fn.__globals__[global_name], depth)
+    return {"name": name, "code": _code_digest(fn.__code__),
+            "defaults": _describe_value(list(fn.__defaults__ or ()), depth),
+            "kwdefaults": _describe_value(dict(fn.__kwdefaults__ or {}), depth),
+            "closure": _describe_value([cell.cell_contents for cell in fn.__closure__ or ()], depth),
+            "globals": reads}
+
+
+def _class_code(cls) -> dict:
+    """Digests of the code of every method a class (and its non-torch bases) defines."""
+    out = {}
+    for klass in cls.__mro__:
+        if _trusted(klass) and not klass.__module__.startswith("autoenc_helpers"):
+            continue                                          # torch's own classes: their repr says enough
+        for attr, member in sorted(vars(klass).items()):
+            function = getattr(member, "__func__", member)
+            if inspect.isfunction(function):
+                out[f"{klass.__qualname__}.{attr}"] = _code_digest(function.__code__)
+    return out
+
+
+def _model_code(model: nn.Module) -> dict:
+    """The code of the model's own classes (its forward and every other method), for every submodule."""
+    out = {}
+    for module in model.modules():
+        cls = type(module)
+        if not cls.__module__.startswith("torch.") and cls.__qualname__ not in out:
+            out[cls.__qualname__] = _class_code(cls)
+    return out
 
 
 def _fingerprint_data(data) -> object:
@@ -102,7 +194,10 @@ def settings_of(model: nn.Module, train, test=None, **fit_kwargs) -> dict:
     """Everything that decides the trained weights, as a JSON-ready dict (the checkpoint's key).
 
     Takes the same arguments as :func:`~autoenc_helpers.training.fit`; call it on the *untrained*
-    model, since its initial weights are part of the settings.
+    model, since its initial weights are part of the settings. The model counts with its architecture,
+    its initial weights and the code of its own classes; an objective or corruption with its declared
+    ``settings``, or else its code and every value it reads (defaults, closure, globals). Raises
+    :class:`Unkeyable` when an argument's settings cannot be determined.
     """
     if "optimizer" in fit_kwargs:
         raise ValueError("cached_fit cannot key a ready-made optimizer; pass lr and weight_decay instead")
@@ -113,10 +208,16 @@ def settings_of(model: nn.Module, train, test=None, **fit_kwargs) -> dict:
     chosen = {name: fit_kwargs.get(name, p.default) for name, p in arguments.items()
               if p.kind is p.KEYWORD_ONLY and name not in _NOT_SETTINGS and name != "optimizer"}
     for name in ("objective", "corrupt"):
-        chosen[name] = _describe_function(chosen[name])
+        try:
+            chosen[name] = _describe_callable(chosen[name])
+        except Unkeyable as reason:
+            what = getattr(chosen[name], '__qualname__', type(chosen[name]).__name__ + ' object')
+            raise Unkeyable(f"the settings of {name}={what} "
+                            f"cannot be determined: {reason}") from None
     return {"format": FORMAT,
             "model": type(model).__qualname__,
             "architecture": repr(model),
+            "code": _model_code(model),
             "initial_weights_sha256": _fingerprint_weights(model),
             "train": _fingerprint_data(train),
             "test": _fingerprint_data(test),
@@ -140,28 +241,62 @@ def _history_to_dict(history: History) -> dict:
     return {"train": history.train, "test": history.test, "seconds": history.seconds}
 
 
-def _load(path: Path, model: nn.Module, settings: dict | None, device: torch.device) -> tuple[History, dict]:
-    """Load a checkpoint into ``model``; raise ValueError with the reason when it cannot be used.
+def _first_line(err: BaseException) -> str:
+    """The first line of an exception's message (some, like a bare EOFError, have none)."""
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0][:120]}" if text else type(err).__name__
 
-    settings: the checkpoint must have been saved for these (None: any settings).
-    """
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:            # truncated, not a torch file, or holding something that is not data
-        if "Unsupported global" in str(err):
-            raise ValueError("the file cannot be read: it holds Python objects other than tensors and plain "
-                             "values, which loading with weights_only=True refuses to run")
-        raise ValueError(f"the file cannot be read ({type(err).__name__}: {str(err).splitlines()[0][:120]})")
+
+def _check_record(saved, model: nn.Module, settings: dict | None) -> History:
+    """Check the whole record against the model before anything is copied; return its History."""
     if not isinstance(saved, dict) or saved.get("format") != FORMAT:
         raise ValueError(f"it is not a format-{FORMAT} checkpoint of this course")
     if settings is not None and saved.get("settings") != json.dumps(settings, sort_keys=True, default=repr):
         raise ValueError("it was saved for other settings")
+    state, expected = saved.get("state_dict"), model.state_dict()
+    if not isinstance(state, dict) or set(state) != set(expected):
+        missing = sorted(set(expected) - set(state or {}))[:3]
+        extra = sorted(set(state or {}) - set(expected))[:3]
+        raise ValueError(f"its weights do not fit the model (missing {missing}, unexpected {extra})")
+    for key, tensor in expected.items():
+        if not torch.is_tensor(state[key]) or state[key].shape != tensor.shape:
+            got = tuple(state[key].shape) if torch.is_tensor(state[key]) else type(state[key]).__name__
+            raise ValueError(f"its weights do not fit the model ({key}: {got} in the file, "
+                             f"{tuple(tensor.shape)} in the model)")
+    record = saved.get("history")
+    try:
+        history = History(**{key: record[key] for key in ("train", "test", "seconds")})
+        if not (isinstance(history.train, dict) and isinstance(history.test, dict)
+                and isinstance(history.seconds, list) and history.seconds):
+            raise TypeError("not a history of at least one epoch")
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"its training history is incomplete ({_first_line(err)})") from None
+    return history
+
+
+def _load(path: Path, model: nn.Module, settings: dict | None, device: torch.device) -> tuple[History, dict]:
+    """Load a checkpoint into ``model``; raise ValueError with the reason when it cannot be used.
+
+    settings: the checkpoint must have been saved for these (None: any settings). The record is
+    checked in full before the model is touched, so a file that cannot be used leaves the model as
+    it was (its initial weights, which the retraining then starts from).
+    """
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:   # holds objects weights_only refuses ("unsupported GLOBAL ...")
+        if "global" in str(err).lower() or "weights_only" in str(err):
+            raise ValueError("the file cannot be read: it holds Python objects other than tensors and plain "
+                             "values, which loading with weights_only=True refuses to run") from None
+        raise ValueError(f"the file cannot be read ({_first_line(err)})") from None
+    except Exception as err:            # empty, truncated, not a torch file
+        raise ValueError(f"the file cannot be read ({_first_line(err)})") from None
+    history = _check_record(saved, model, settings)
+    before = {key: value.clone() for key, value in model.state_dict().items()}
     try:
         model.load_state_dict(saved["state_dict"], strict=True)
-        history = History(**{key: saved["history"][key] for key in ("train", "test", "seconds")})
-    except (KeyError, RuntimeError, TypeError) as err:
-        raise ValueError(f"its weights do not fit the model ({type(err).__name__}: "
-                         f"{str(err).splitlines()[0][:120]})")
+    except Exception as err:            # a dtype that does not convert, ...: give the model its weights back
+        model.load_state_dict(before)
+        raise ValueError(f"its weights do not fit the model ({_first_line(err)})") from None
     use_fast_layout(model.to(device), device)
     model.eval()
     return history, saved
@@ -186,8 +321,9 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, history: History,
         os.replace(partial, path)
         return True
     except Exception as err:                # read-only, disk full, ...: say so and keep the trained model
-        print(f"could not save the checkpoint {path.name} ({type(err).__name__}: {err})")
-        partial.unlink(missing_ok=True)
+        print(f"could not save the checkpoint {path.name} ({_first_line(err)})")
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
         return False
 
 
@@ -219,7 +355,11 @@ def cached_fit(name: str, model: nn.Module, train, test=None, *, retrain: bool =
 
     Prints one line saying whether the model was loaded or trained and saved, with the file name.
     """
-    settings = settings_of(model, train, test, **fit_kwargs)
+    try:
+        settings = settings_of(model, train, test, **fit_kwargs)
+    except Unkeyable as reason:             # never key a model by a name alone: train, and say so
+        print(f"{name}: {reason}, so no checkpoint can stand for this run; training without the cache.")
+        return fit(model, train, test, **fit_kwargs)
     path = checkpoint_path(name, settings, folder)
     device = fit_kwargs.get("device")
     device = torch.device(device) if device is not None else get_device(verbose=False)
@@ -235,6 +375,15 @@ def cached_fit(name: str, model: nn.Module, train, test=None, *, retrain: bool =
                   f"on {saved.get('saved', '?')}). Same settings, so no training; to train again pass "
                   f"retrain=True or delete the file from {path.parent.name}/.")
             return history
+
+    history = fit(model, train, test, **fit_kwargs)
+    if history.interrupted:
+        print(f"{name}: training was stopped after {history.epochs} epoch(s), so no checkpoint is saved.")
+    elif save_checkpoint(path, model, history, settings):
+        print(f"saved checkpoint {path.name} in {path.parent.name}/; the next run with these settings loads it.")
+    else:
+        print(f"the model of {name} is trained but will be trained again next time.")
+    return history
 
     history = fit(model, train, test, **fit_kwargs)
     if save_checkpoint(path, model, history, settings):

@@ -8,7 +8,10 @@ never a crash, so a notebook runs top to bottom before the exercises are done.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
+import threading
 from collections.abc import Callable, Iterable
 
 import torch
@@ -34,13 +37,63 @@ def _report(title: str, failures: list[str], n_cases: int) -> bool:
     return True
 
 
-def _call(fn: Callable, args: tuple, title: str) -> tuple[bool, object]:
-    """Call the learner's function; turn NotImplementedError into a friendly message."""
+TIME_LIMIT_S = 5
+"""Seconds one hidden test may take before the check gives up on it ("took too long")."""
+
+
+class TookTooLong(Exception):
+    """The learner's function ran past the time limit of one hidden test."""
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float):
+    """Interrupt the block after ``seconds`` (main thread on Unix; elsewhere no limit)."""
+    usable = hasattr(signal, "SIGALRM") and threading.current_thread() is threading.main_thread()
+    if not usable:
+        yield
+        return
+
+    def stop(signum, frame):
+        raise TookTooLong(f"it took longer than {seconds:g} s on one hidden test; look for a loop that never ends")
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
-        return True, fn(*args)
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _as_float32(value):
+    """A floating result in another precision (float64, float16) as float32, so it compares with the reference."""
+    if torch.is_tensor(value) and value.is_floating_point() and value.dtype != torch.float32:
+        return value.float()
+    if isinstance(value, tuple) and any(torch.is_tensor(v) for v in value):
+        return type(value)(*map(_as_float32, value)) if hasattr(value, "_fields") else tuple(map(_as_float32, value))
+    return value
+
+
+def _call(fn: Callable, args: tuple, title: str) -> tuple[bool, object]:
+    """Call the learner's function on one hidden test.
+
+    Returns (True, result), with a floating result in float32; (False, None) after a friendly "not
+    written yet" when it still raises NotImplementedError. Raises TookTooLong past the time limit,
+    and ValueError when the function changed one of its input tensors in place (which a caller
+    would not expect), so the check reports both as findings.
+    """
+    before = [a.detach().clone() if torch.is_tensor(a) else None for a in args]
+    try:
+        with _time_limit(TIME_LIMIT_S):
+            result = fn(*args)
     except NotImplementedError:
         print(f"⏳ {title}: not written yet. Replace `raise NotImplementedError` with your code and run the cell again.")
         return False, None
+    for position, (arg, copy) in enumerate(zip(args, before)):
+        if copy is not None and not torch.equal(arg.detach(), copy):
+            raise ValueError(f"it changed its input number {position + 1} in place; compute a new tensor "
+                             "instead (for example x = x + noise, not x += noise or x.add_(noise))")
+    return True, _as_float32(result)
 
 
 def _check_sizes(fn: Callable, title: str, cases: Iterable[tuple], make_layer: Callable, hint: Callable) -> bool:

@@ -31,6 +31,8 @@ import functools
 import gzip
 import os
 import shutil
+import warnings
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +77,10 @@ _CIRCLES_SEED = {"train": 0, "test": 1}  # one fixed seed per split: the splits 
 
 class DatasetNotFoundError(FileNotFoundError):
     """No copy of a dataset was found and it could not be downloaded."""
+
+
+class CorruptDataFileError(ValueError):
+    """A data file is there but cannot be read (an interrupted download, a truncated or foreign file)."""
 
 
 @dataclass
@@ -163,19 +169,33 @@ def _find(folder: Path, stem: str) -> Path | None:
     return None
 
 
-def _read_idx(path: Path) -> np.ndarray:
-    """Read an IDX file (the MNIST file format), plain or gzipped, into a uint8 array."""
+def _read_idx(path: Path, ndim: int) -> np.ndarray:
+    """Read an IDX file (the MNIST file format), plain or gzipped, into a uint8 array of ``ndim`` axes.
+
+    Raises :class:`CorruptDataFileError`, naming the file and what is wrong with it, when it cannot be
+    read: a truncated or damaged gzip stream, another format, or a header that does not fit the data.
+    """
+    def corrupt(what: str) -> CorruptDataFileError:
+        return CorruptDataFileError(f"{path} is damaged or not a dataset file ({what}); delete it and run again, "
+                                    "so that the next copy in the lookup order (or a fresh download) is used")
+
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError, zlib.error) as err:      # BadGzipFile is an OSError; a cut-off stream an EOFError
+        raise corrupt(f"{type(err).__name__}: {err}") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise ValueError(f"{path.name} is not an IDX file of unsigned bytes (header {raw[:4]!r})")
-    ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+        raise corrupt(f"not an IDX file of unsigned bytes, header {raw[:4]!r}")
+    if raw[3] != ndim:
+        raise corrupt(f"the header says {raw[3]} axes, {'a labels' if ndim == 1 else 'an images'} file has {ndim}")
     offset = 4 + 4 * ndim
+    if len(raw) < offset:
+        raise corrupt(f"the file ends inside its header ({len(raw)} bytes)")
+    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
     expected = int(np.prod(dims))
     if len(raw) - offset != expected:
-        raise ValueError(f"{path.name}: header promises {dims} = {expected:,} bytes, file holds {len(raw) - offset:,}")
+        raise corrupt(f"the header promises {dims} = {expected:,} bytes, the file holds {len(raw) - offset:,}")
     return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(dims)
 
 
@@ -195,52 +215,86 @@ def _download(name: str, split: str, root: Path) -> None:
     cls(root=str(root), train=(split == "train"), download=True)
 
 
+def _read_pair(name: str, split: str, images_file: Path, labels_file: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    images = torch.from_numpy(_read_idx(images_file, 3).copy())                        # (N, 28, 28) uint8
+    labels = torch.from_numpy(_read_idx(labels_file, 1).astype(np.int64))              # (N,)
+    if images.shape[0] != labels.shape[0] or images.shape[1:] != (28, 28):
+        raise CorruptDataFileError(
+            f"{name}/{split}: {images_file} holds {images.shape[0]} images of {tuple(images.shape[1:])} and "
+            f"{labels_file} {labels.shape[0]} labels; expected N images of (28, 28) and N labels. Delete the "
+            "files that do not belong together and run again")
+    return images, labels
+
+
 @functools.lru_cache(maxsize=8)
 def _read_split(name: str, split: str, root: str, download: bool) -> tuple[torch.Tensor, torch.Tensor, str]:
-    """uint8 images (N, 28, 28), int64 labels (N,), and where they came from. Cached."""
+    """uint8 images (N, 28, 28), int64 labels (N,), and where they came from. Cached: never hand these out.
+
+    Looks in each place of the lookup order in turn; a place whose files are damaged is reported and
+    skipped, so an intact copy further on (the system copy, a download) is still found.
+    """
     root_path = Path(root)
     images_stem, labels_stem = _FILES[split]
-    tried = []
+    tried, damaged = [], []
     for folder, description in _folders(name, root_path):
         images_file, labels_file = _find(folder, images_stem), _find(folder, labels_stem)
-        if images_file and labels_file:
-            source = "system copy" if folder == SYSTEM_FASHION_MNIST else "data folder"
-            break
-        tried.append(description)
+        if not (images_file and labels_file):
+            tried.append(description)
+            continue
+        try:
+            images, labels = _read_pair(name, split, images_file, labels_file)
+        except CorruptDataFileError as err:
+            damaged.append(str(err))
+            tried.append(f"{description}: damaged")
+            continue
+        if damaged:
+            warnings.warn("skipped a damaged copy of the data: " + " | ".join(damaged), stacklevel=3)
+        return images, labels, "system copy" if folder == SYSTEM_FASHION_MNIST else "data folder"
+    if not download:
+        reason = "download=False"
     else:
-        if not download:
-            reason = "download=False"
-        else:
-            try:
-                _download(name, split, root_path)
-                reason = None
-            except Exception as err:  # offline, blocked, checksum mismatch...
-                reason = f"{type(err).__name__}: {err}"
-        folder = _folders(name, root_path)[0][0]
-        images_file, labels_file = _find(folder, images_stem), _find(folder, labels_stem)
-        if reason is not None or not (images_file and labels_file):
-            fixes = [f"put {images_stem}[.gz] and {labels_stem}[.gz] in {folder}",
-                     "or set AUTOENC_DATA to a folder that holds them in that layout"]
-            if name == "fashion_mnist":
-                fixes.insert(0, "on Debian/Ubuntu: sudo apt-get install dataset-fashion-mnist")
-            fixes.append("or run once with internet access so torchvision can download it")
-            raise DatasetNotFoundError(
-                f"dataset {name!r} ({split} split) was not found. Looked in: "
-                + "; ".join(tried)
-                + f"; then torchvision's download into {root_path} failed ({reason or 'files missing afterwards'}). "
-                + "To fix: " + "; ".join(fixes) + "."
-            )
-        source = "torchvision download"
-    images = torch.from_numpy(_read_idx(images_file).copy())
-    labels = torch.from_numpy(_read_idx(labels_file).astype(np.int64))
-    if images.shape[0] != labels.shape[0] or images.shape[1:] != (28, 28):
-        raise ValueError(f"{name}/{split}: {images.shape[0]} images of {tuple(images.shape[1:])} "
-                         f"against {labels.shape[0]} labels; expected N images of (28, 28) and N labels")
-    return images, labels, source
+        try:
+            _download(name, split, root_path)
+            reason = None
+        except Exception as err:  # offline, blocked, checksum mismatch...
+            reason = f"{type(err).__name__}: {err}"
+    folder = _folders(name, root_path)[0][0]
+    images_file, labels_file = _find(folder, images_stem), _find(folder, labels_stem)
+    if reason is not None or not (images_file and labels_file):
+        fixes = [f"put {images_stem}[.gz] and {labels_stem}[.gz] in {folder}",
+                 "or set AUTOENC_DATA to a folder that holds them in that layout"]
+        if name == "fashion_mnist":
+            fixes.insert(0, "on Debian/Ubuntu: sudo apt-get install dataset-fashion-mnist")
+        fixes.append("or run once with internet access so torchvision can download it")
+        raise DatasetNotFoundError(
+            f"dataset {name!r} ({split} split) was not found. Looked in: "
+            + "; ".join(tried)
+            + f"; then torchvision's download into {root_path} failed ({reason or 'files missing afterwards'}). "
+            + ("Damaged files: " + " | ".join(damaged) + ". " if damaged else "")
+            + "To fix: " + "; ".join(fixes) + "."
+        )
+    images, labels = _read_pair(name, split, images_file, labels_file)
+    return images, labels, "torchvision download"
 
 
 # --------------------------------------------------------------------------------------
 # Circles
+
+
+def _memory_bytes() -> int | None:
+    """This machine's physical memory in bytes, where the system says (Linux, macOS); else None."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _check_memory(needed: int, what: str) -> None:
+    """Refuse, before any work, a request that needs more than half of this machine's memory."""
+    total = _memory_bytes()
+    if total is not None and needed > total // 2:
+        raise MemoryError(f"{what} needs about {needed / 1e9:,.1f} GB, more than half of this machine's "
+                          f"{total / 1e9:,.1f} GB of memory; ask for fewer images")
 
 
 def make_circles(n: int, *, seed: int = 0, size: int = 28, r_min: float = 0.03, r_max: float = 0.47,
@@ -257,6 +311,7 @@ def make_circles(n: int, *, seed: int = 0, size: int = 28, r_min: float = 0.03, 
     """
     n = _check_positive(n, "n")
     size = _check_positive(size, "size")
+    _check_memory(3 * n * size * size * 4, f"make_circles(n={n:,}, size={size})")   # images and two temporaries
     if not 0 < r_min < r_max <= 0.5:
         raise ValueError(f"need 0 < r_min < r_max <= 0.5 (fractions of the image side), got r_min={r_min}, r_max={r_max}")
     g = torch.Generator().manual_seed(seed)
@@ -301,8 +356,8 @@ def load_dataset(name: str = "fashion_mnist", split: str = "train", *, n: int | 
         if n is not None and n > total:
             raise ValueError(f"n={n:,} asks for more images than {key}/{split} has ({total:,})")
         keep = slice(0, n or total)
-        images = raw_images[keep].to(device).unsqueeze(1).float().div_(255)           # (N, 1, 28, 28)
-        labels = raw_labels[keep].to(device)                                           # (N,)
+        images = raw_images[keep].to(device).unsqueeze(1).float().div_(255)   # (N, 1, 28, 28), a new tensor
+        labels = raw_labels[keep].to(device, copy=True)    # (N,) the caller's own; the cache stays as read
         classes = FASHION_CLASSES if key == "fashion_mnist" else MNIST_CLASSES
         out = ImageSet(images, labels, classes, key, split, source)
     if verbose:

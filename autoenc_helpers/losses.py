@@ -24,7 +24,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .models import check_images, model_device, reparameterize
+from .models import check_images, eval_mode, model_device, reparameterize
 
 __all__ = ["REDUCTIONS", "squared_error", "psnr_db", "mse_objective",
            "SPARSITY_PENALTIES", "l1_activation_penalty", "bernoulli_kl", "kl_sparsity_penalty", "sparse_objective",
@@ -86,6 +86,9 @@ def mse_objective(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.T
     entry of the dict it gets back and logs every entry under its name.
     """
     return {"mse_per_pixel": squared_error(model(inputs), targets)}
+
+
+mse_objective.settings = {}       # no knobs: its code is the package's, versioned with the course
 
 
 # ---------------------------------------------------------------------------------------------
@@ -405,10 +408,8 @@ def negative_elbo(model: torch.nn.Module, images, n_samples: int = 1, generator:
         got = tuple(labels.shape) if torch.is_tensor(labels) else type(labels).__name__
         raise ValueError(f"negative_elbo: labels must be a ({x_all.shape[0]},) tensor, one per image, got {got}")
     device = model_device(model)
-    was_training = model.training
-    model.eval()
     total = 0.0
-    try:
+    with eval_mode(model):
         for start in range(0, x_all.shape[0], batch_size):
             x = x_all[start:start + batch_size].to(device)                       # (b, 1, 28, 28)
             given = () if labels is None else (labels[start:start + batch_size],)   # the condition, if any
@@ -418,8 +419,6 @@ def negative_elbo(model: torch.nn.Module, images, n_samples: int = 1, generator:
                 z = reparameterize(mu, logvar, generator)                        # (b, k)
                 logits = model.decode(z, *given, logits=True)                    # (b, 1, 28, 28)
                 total += float(bce_with_logits(logits, x, pixels="sum", batch="sum") + kl)
-    finally:
-        model.train(was_training)
     return total / (x_all.shape[0] * n_samples)
 
 
@@ -464,10 +463,8 @@ def log_likelihood_iw(model: torch.nn.Module, images, k: int = 100, *, labels: t
     device = model_device(model)
     log_2pi = math.log(2 * math.pi)
     chunk = max(1, 20_000 // min(batch_size, x_all.shape[0]))                  # samples decoded at once
-    was_training = model.training
-    model.eval()
     estimates = []
-    try:
+    with eval_mode(model):
         for start in range(0, x_all.shape[0], batch_size):
             x = x_all[start:start + batch_size].to(device)                       # (b, 1, 28, 28)
             b = x.shape[0]
@@ -489,8 +486,6 @@ def log_likelihood_iw(model: torch.nn.Module, images, k: int = 100, *, labels: t
                 log_w.append(log_px_z + log_prior - log_q)                       # (s, b)
             log_w = torch.cat(log_w)                                             # (k, b)
             estimates.append((torch.logsumexp(log_w, 0) - math.log(k)).cpu())   # (b,)
-    finally:
-        model.train(was_training)
     per_image = torch.cat(estimates)                                             # (N,)
     return per_image if reduction == "none" else float(per_image.mean())
 
@@ -505,16 +500,12 @@ def kl_per_dimension(model: torch.nn.Module, data, *, batch_size: int = 1000) ->
     """
     x_all = _images_of(data, "kl_per_dimension")
     device = model_device(model)
-    was_training = model.training
-    model.eval()
     total = None
-    try:
+    with eval_mode(model):
         for start in range(0, x_all.shape[0], batch_size):
             mu, logvar = model.encode(x_all[start:start + batch_size].to(device))    # (b, k), (b, k)
             part = gaussian_kl(mu, logvar, dims="none", batch="sum")               # (k,)
             total = part if total is None else total + part
-    finally:
-        model.train(was_training)
     return total / x_all.shape[0]                                                  # (k,)
 
 

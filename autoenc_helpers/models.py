@@ -27,12 +27,15 @@ ValueError that names the shape it got and the shape it expected.
 
 from __future__ import annotations
 
+import contextlib
 import numbers
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
 import torch
 from torch import nn
+
+from .validate import positive_int, positive_ints
 
 __all__ = ["IMAGE_SHAPE", "OUTPUT_ACTIVATIONS", "check_images", "MLPAutoencoder", "ConvAutoencoder", "PCA",
            "count_parameters", "model_device", "VAEOutput", "reparameterize", "MLPVAE", "ConvVAE", "HIDDEN_ACTIVATIONS", "SparseAutoencoder"]
@@ -70,6 +73,18 @@ def model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """``with eval_mode(model):`` runs the block in eval mode and restores the model's mode afterwards,
+    also when the block raises (a learner's Stop, a bad input), so a model is never left switched."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
 def count_parameters(model: nn.Module) -> int:
     """The number of trainable numbers in a model."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -87,11 +102,8 @@ class MLPAutoencoder(nn.Module):
 
     def __init__(self, latent_dim: int = 3, hidden: Sequence[int] = (128, 64, 12), output: str = "sigmoid"):
         super().__init__()
-        if not isinstance(latent_dim, int) or latent_dim <= 0:
-            raise ValueError(f"latent_dim must be a positive int, got {latent_dim!r}")
-        hidden = tuple(hidden)
-        if any(not isinstance(h, int) or h <= 0 for h in hidden):
-            raise ValueError(f"hidden sizes must be positive ints, got {hidden!r}")
+        latent_dim = positive_int(latent_dim, "latent_dim")
+        hidden = positive_ints(hidden, "hidden")
         self.latent_dim, self.hidden, self.output = latent_dim, hidden, output
         n_pixels = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]        # 784
 
@@ -142,9 +154,7 @@ class ConvAutoencoder(nn.Module):
 
     def __init__(self, channels: Sequence[int] = (16, 8), output: str = "sigmoid"):
         super().__init__()
-        channels = tuple(channels)
-        if len(channels) != 2 or any(not isinstance(c, int) or c <= 0 for c in channels):
-            raise ValueError(f"channels must be two positive ints (c1, c2), got {channels!r}")
+        channels = positive_ints(channels, "channels (c1, c2)", count=2)
         c1, c2 = channels
         self.channels, self.output = channels, output
         self.code_shape = (c2, 2, 2)
@@ -192,7 +202,7 @@ class PCA(nn.Module):
 
     def __init__(self, n_components: int):
         super().__init__()
-        if not isinstance(n_components, int) or not 0 < n_components <= 784:
+        if positive_int(n_components, "n_components") > 784:
             raise ValueError(f"n_components must be an int in 1..784, got {n_components!r}")
         self.latent_dim = n_components
         self.register_buffer("mean", torch.zeros(784))                         # (784,)
@@ -203,6 +213,8 @@ class PCA(nn.Module):
     def fit(self, images: torch.Tensor) -> "PCA":
         """Fit to (N, 1, 28, 28) images; returns self."""
         check_images(images, "PCA.fit")
+        if images.shape[0] < 2:
+            raise ValueError(f"PCA.fit needs at least 2 images to estimate a covariance, got {images.shape[0]}")
         x = images.flatten(1).float()                                           # (N, 784)
         mean = x.mean(0)                                                         # (784,)
         centred = x - mean                                                       # (N, 784)
@@ -216,7 +228,7 @@ class PCA(nn.Module):
 
     def first(self, k: int) -> "PCA":
         """A PCA that keeps only the first k of these components (no refit: they are nested)."""
-        if not isinstance(k, int) or not 0 < k <= self.latent_dim:
+        if isinstance(k, bool) or not isinstance(k, int) or not 0 < k <= self.latent_dim:
             raise ValueError(f"k must be an int in 1..{self.latent_dim}, got {k!r}")
         smaller = PCA(k).to(self.mean.device)
         smaller.mean.copy_(self.mean)

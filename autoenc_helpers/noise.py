@@ -22,6 +22,8 @@ Built step by step in notebook 02, where each corruption is first written by han
 
 from __future__ import annotations
 
+import hashlib
+
 from collections.abc import Mapping
 
 import torch
@@ -125,6 +127,15 @@ class _Seeded:
             self.generator = torch.Generator(device=images.device).manual_seed(self.seed)
         return self.generator
 
+    def _stream(self) -> str:
+        """Where the random stream stands: "fresh" before the first draw, else a digest of its state.
+
+        A used object draws other noise than a fresh one with the same seed, so the two must not
+        share a checkpoint (``cached_fit``); the same use in a rerun reaches the same state."""
+        if self.generator is None:
+            return "fresh"
+        return hashlib.sha256(self.generator.get_state().cpu().numpy().tobytes()).hexdigest()[:16]
+
 
 class Corruption(_Seeded):
     """One kind of noise at one level, seeded: ``Corruption("gaussian", 0.3, seed=1)(images)``.
@@ -139,6 +150,11 @@ class Corruption(_Seeded):
         _level(level, torch.zeros(1), f"Corruption({kind!r})", LEVEL_NAMES[kind],
                None if kind == "gaussian" else 1.0)
         self.kind, self.level = kind, level
+
+    @property
+    def settings(self) -> dict:
+        """What decides the noise it draws (the checkpoint cache keys a denoiser by it)."""
+        return {"kind": self.kind, "level": float(self.level), "seed": self.seed, "stream": self._stream()}
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         return corrupt(images, self.kind, self.level, generator=self._generator(images))
@@ -164,6 +180,12 @@ class RandomCorruption(_Seeded):
             _level(level, torch.zeros(1), "RandomCorruption", f"the maximum {LEVEL_NAMES[kind]} of {kind!r}",
                    None if kind == "gaussian" else 1.0)
         self.max_levels = dict(max_levels)
+
+    @property
+    def settings(self) -> dict:
+        """What decides the noise it draws (the checkpoint cache keys a denoiser by it)."""
+        return {"max_levels": {k: float(v) for k, v in sorted(self.max_levels.items())}, "seed": self.seed,
+                "stream": self._stream()}
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         g = self._generator(images)
@@ -192,6 +214,7 @@ def expected_mse(images: torch.Tensor, kind: str, level: float) -> float:
     """
     _check_images(images, "expected_mse")
     _kind(kind)
+    _level(level, images, "expected_mse", LEVEL_NAMES[kind], None if kind == "gaussian" else 1.0)
     if kind == "gaussian":
         return float(level) ** 2
     if kind == "masking":

@@ -300,7 +300,11 @@ def main(argv: list[str] | None = None) -> int:
                               use_checkpoints=args.use_checkpoints)
             print(f"  done in {seconds:.0f} s", flush=True)
         else:
-            found = problems(path) + colab_problems(path)
+            try:
+                found = problems(path) + colab_problems(path)
+            except Exception as err:          # not JSON, not a notebook, missing keys: one line, then the rest
+                message = str(err).strip().splitlines()[0][:160] if str(err).strip() else ""
+                found = [f"cannot be read as a notebook ({type(err).__name__}{': ' + message if message else ''})"]
             bad += bool(found)
             print(f"{path.name}: " + ("ok" if not found else "\n  - " + "\n  - ".join(found)))
     return 1 if bad else 0

@@ -25,9 +25,10 @@ from tqdm.auto import tqdm
 from .data import ImageSet, batch_indices
 from .device import get_device
 from .losses import mse_objective
-from .models import model_device
+from .models import eval_mode, model_device
 
-__all__ = ["History", "fit", "evaluate", "predict", "encode", "model_device", "make_optimizer", "use_fast_layout"]
+__all__ = ["History", "fit", "evaluate", "predict", "encode", "eval_mode", "model_device", "make_optimizer",
+           "use_fast_layout"]
 
 Objective = Callable[[nn.Module, torch.Tensor, torch.Tensor], dict]
 
@@ -37,12 +38,15 @@ class History:
     """Per-epoch averages: ``train[name][e]`` and ``test[name][e]`` for epoch e+1.
 
     ``test`` is empty when no held-out data was given. ``seconds[e]`` is the
-    wall time of epoch e+1, training and evaluation together.
+    wall time of epoch e+1, training and evaluation together. ``interrupted`` is True when
+    training was stopped (Stop pressed, KeyboardInterrupt) before its last epoch: the history
+    then holds the epochs that finished.
     """
 
     train: dict[str, list[float]] = field(default_factory=dict)
     test: dict[str, list[float]] = field(default_factory=dict)
     seconds: list[float] = field(default_factory=list)
+    interrupted: bool = False
 
     @property
     def epochs(self) -> int:
@@ -90,12 +94,33 @@ def use_fast_layout(model: nn.Module, device: torch.device) -> nn.Module:
     return model
 
 
-def _images(data, what: str) -> torch.Tensor:
+def _images(data, what: str, model: nn.Module | None = None) -> torch.Tensor:
+    """The (N, C, H, W) image tensor of an ImageSet or tensor; its dtype must be the model's."""
     images = data.images if isinstance(data, ImageSet) else data
     if not torch.is_tensor(images) or images.dim() != 4:
         got = tuple(images.shape) if torch.is_tensor(images) else type(images).__name__
         raise ValueError(f"{what} must be an ImageSet or a (N, C, H, W) tensor of images, got {got}")
+    weights = next((p for p in model.parameters()), None) if model is not None else None
+    if weights is not None and images.dtype != weights.dtype:
+        cast = {torch.float32: ".float()", torch.float64: ".double()", torch.float16: ".half()"}.get(weights.dtype, "")
+        raise TypeError(f"{what} holds {images.dtype} values but the model computes in {weights.dtype}; "
+                        f"convert the images with {cast or f'.to({weights.dtype})'} (the course's data is float32)")
     return images
+
+
+def _check_values(images: torch.Tensor, what: str) -> None:
+    """Before training: no empty set, no NaN or inf, and values on an image scale ([0, 1] or [-1, 1])."""
+    if images.shape[0] == 0:
+        raise ValueError(f"{what} holds no images; give fit at least one")
+    finite = torch.isfinite(images)
+    if not bool(finite.all()):
+        bad = int((~finite).flatten(1).any(1).sum())
+        raise ValueError(f"{what} holds NaN or infinite values in {bad} of its {images.shape[0]:,} images; "
+                         "every loss would become NaN. Remove or repair those images")
+    low, high = float(images.min()), float(images.max())
+    if high > 1.5 or low < -1.5:
+        raise ValueError(f"{what} values run from {low:g} to {high:g}; the course's models expect images in [0, 1] "
+                         "(or [-1, 1] for a Tanh output). Pixel values 0-255 must be divided by 255 first")
 
 
 def _labels(data, what: str) -> torch.Tensor:
@@ -105,6 +130,15 @@ def _labels(data, what: str) -> torch.Tensor:
         raise ValueError(f"with_labels=True hands each batch's labels to the objective, so {what} must be an "
                          f"ImageSet (images with labels), got {got}")
     return data.labels
+
+
+def _terms(terms) -> dict:
+    """An objective's result, checked: a non-empty dict of tensors, ``{"name_with_unit": value}``."""
+    if not isinstance(terms, dict) or not terms or not all(torch.is_tensor(v) for v in terms.values()):
+        got = type(terms).__name__ if not isinstance(terms, dict) else f"a dict of {[type(v).__name__ for v in terms.values()]}"
+        raise TypeError(f"an objective must return a dict of tensors, its first entry the loss to minimise, "
+                        f"e.g. {{'mse_per_pixel': loss}}; this one returned {got}")
+    return terms
 
 
 def _check_finite(values: dict[str, float], epoch: int, batch: int, n_batches: int, lr: float) -> None:
@@ -127,18 +161,16 @@ def evaluate(model: nn.Module, data, *, objective: Objective = mse_objective, ba
     with_labels: hand each batch's labels to the objective as ``labels=`` (``data`` an ImageSet), as in :func:`fit`.
     """
     device = torch.device(device) if device is not None else model_device(model)
-    images = _images(data, "data").to(device)
+    images = _images(data, "data", model).to(device)
     labels = _labels(data, "data").to(device) if with_labels else None
-    was_training = model.training
-    model.eval()
     totals: dict[str, float] = {}
-    for idx in batch_indices(images.shape[0], batch_size, shuffle=False, device=device):
-        targets = images[idx]
-        inputs = corrupt(targets) if corrupt else targets
-        extra = {"labels": labels[idx]} if with_labels else {}                # the batch's labels, when asked
-        for name, value in objective(model, inputs, targets, **extra).items():
-            totals[name] = totals.get(name, 0.0) + float(value) * idx.numel()
-    model.train(was_training)
+    with eval_mode(model):
+        for idx in batch_indices(images.shape[0], batch_size, shuffle=False, device=device):
+            targets = images[idx]
+            inputs = corrupt(targets) if corrupt else targets
+            extra = {"labels": labels[idx]} if with_labels else {}            # the batch's labels, when asked
+            for name, value in _terms(objective(model, inputs, targets, **extra)).items():
+                totals[name] = totals.get(name, 0.0) + float(value) * idx.numel()
     return {name: total / images.shape[0] for name, total in totals.items()}
 
 
@@ -165,6 +197,12 @@ def fit(model: nn.Module, train, test=None, *, objective: Objective = mse_object
     seed: seeds the shuffling, so two runs from the same model give the same losses.
     progress: a tqdm progress bar (works in JupyterLab, Colab and a terminal).
     log: print one line per epoch.
+
+    Stopping: pressing Stop (a KeyboardInterrupt) ends training at once and returns the history of
+    the epochs that finished, with ``history.interrupted = True`` (``cached_fit`` does not save it).
+    A loss that becomes NaN or infinite raises ``FloatingPointError``, whose ``history`` attribute
+    holds the finished epochs. Either way the model is left in eval mode. Images must be finite and
+    on an image scale ([0, 1], or [-1, 1]), in the model's dtype.
     """
     if not isinstance(epochs, int) or epochs <= 0:
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
@@ -172,8 +210,11 @@ def fit(model: nn.Module, train, test=None, *, objective: Objective = mse_object
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     device = torch.device(device) if device is not None else get_device(verbose=False)
     use_fast_layout(model.to(device), device)
-    x_train = _images(train, "train").to(device)
-    x_test = _images(test, "test").to(device) if test is not None else None
+    x_train = _images(train, "train", model).to(device)
+    x_test = _images(test, "test", model).to(device) if test is not None else None
+    _check_values(x_train, "train")
+    if x_test is not None:
+        _check_values(x_test, "test")
     y_train = _labels(train, "train").to(device) if with_labels else None
     if with_labels and test is not None:
         _labels(test, "test")                                               # fail now, not after the first epoch
@@ -194,11 +235,15 @@ def fit(model: nn.Module, train, test=None, *, objective: Objective = mse_object
                 targets = x_train[idx]                                      # (b, 1, 28, 28)
                 inputs = corrupt(targets) if corrupt else targets
                 extra = {"labels": y_train[idx]} if with_labels else {}        # the batch's labels, when asked
-                terms = objective(model, inputs, targets, **extra)
+                terms = _terms(objective(model, inputs, targets, **extra))
                 values = {name: float(value.detach()) for name, value in terms.items()}
                 _check_finite(values, epoch, b, n_batches, lr)
+                loss = next(iter(terms.values()))                          # the first term is the loss
+                if not loss.requires_grad:
+                    raise TypeError(f"the objective's first entry, {next(iter(terms))!r}, carries no gradient: "
+                                    "compute it from the model's output, without .detach(), .item() or no_grad()")
                 optimizer.zero_grad(set_to_none=True)
-                next(iter(terms.values())).backward()                      # the first term is the loss
+                loss.backward()
                 optimizer.step()
                 for name, value in values.items():
                     sums[name] = sums.get(name, 0.0) + value * idx.numel()
@@ -215,9 +260,20 @@ def fit(model: nn.Module, train, test=None, *, objective: Objective = mse_object
                 parts = [f"train {name} {v[-1]:.5f}" for name, v in history.train.items()]
                 parts += [f"test {name} {v[-1]:.5f}" for name, v in history.test.items()]
                 print(f"epoch {epoch:>3}/{epochs}  " + "  ".join(parts) + f"  ({history.seconds[-1]:.1f} s)")
+    except KeyboardInterrupt:                   # the learner pressed Stop: keep what finished
+        history.interrupted = True
+        # hold the history consistent: an epoch counts only with its time, train and held-out values
+        for logs in (history.train, history.test):
+            for name in logs:
+                del logs[name][history.epochs:]
+        print(f"training stopped after {history.epochs} of {epochs} epochs; the history of the finished epochs "
+              "is returned (the model keeps the weights it had when stopped)")
+    except FloatingPointError as err:           # a NaN loss: stop, but hand over the finished epochs
+        err.history = history
+        raise
     finally:
         bar.close()
-    model.eval()
+        model.eval()
     return history
 
 
@@ -230,12 +286,10 @@ def predict(model: nn.Module, data, *, batch_size: int = 1000, fn: Callable | No
     and the same kind of tuple comes back.
     """
     device = model_device(model)
-    images = _images(data, "data").to(device)
+    images = _images(data, "data", model).to(device)
     fn = fn or model
-    was_training = model.training
-    model.eval()
-    outs = [fn(images[i:i + batch_size]) for i in range(0, images.shape[0], batch_size)]
-    model.train(was_training)
+    with eval_mode(model):                      # an empty set still runs once, so the result has its shape
+        outs = [fn(images[i:i + batch_size]) for i in range(0, max(images.shape[0], 1), batch_size)]
     if isinstance(outs[0], tuple):
         parts = [torch.cat(part) for part in zip(*outs)]
         return type(outs[0])(*parts) if hasattr(outs[0], "_fields") else tuple(parts)   # a NamedTuple keeps its names

@@ -30,6 +30,8 @@ from IPython.display import Image, clear_output, display
 from matplotlib.figure import Figure
 
 from .losses import psnr_db
+from .models import eval_mode
+from .validate import number, positive_int
 from .noise import LEVEL_NAMES, corrupt
 from .plots import image_grid
 
@@ -103,6 +105,36 @@ def _distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.cdist(a.float(), b.float(), compute_mode="donot_use_mm_for_euclid_dist")
 
 
+def _check_image_batch(images, name: str) -> None:
+    """A non-empty (N, 1, 28, 28) torch tensor, or a ValueError naming the argument."""
+    if not torch.is_tensor(images) or images.dim() != 4 or images.shape[0] == 0:
+        got = tuple(images.shape) if torch.is_tensor(images) else type(images).__name__
+        hint = " (a numpy array: torch.from_numpy(...) makes it a tensor)" if isinstance(images, np.ndarray) else ""
+        raise ValueError(f"{name} must be a non-empty (N, 1, 28, 28) torch tensor, got {got}{hint}")
+
+
+@torch.no_grad()
+def _is_vae(model, images: torch.Tensor) -> bool:
+    """Whether ``model`` encodes an image into a (mu, logvar) pair and knows its latent size (draws nothing)."""
+    if not hasattr(model, "latent_dim") or not callable(getattr(model, "encode", None)):
+        return False
+    with eval_mode(model):
+        out = model.encode(images[:1].to(next(iter(model.parameters()), images).device))
+    return isinstance(out, tuple) and len(out) == 2
+
+
+def _check_labels(labels, classes, n: int) -> None:
+    """Labels, when given: an (n,) tensor of class indices, each naming one of ``classes``."""
+    if labels is None:
+        return
+    if not torch.is_tensor(labels) or labels.shape != (n,):
+        got = tuple(labels.shape) if torch.is_tensor(labels) else type(labels).__name__
+        raise ValueError(f"labels must be an ({n},) tensor, one per image, got {got}")
+    if classes is not None and len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= len(classes)):
+        bad = int(labels.max()) if int(labels.max()) >= len(classes) else int(labels.min())
+        raise ValueError(f"label {bad} names no class: there are {len(classes)} classes, 0..{len(classes) - 1}")
+
+
 def typical_gap(codes: torch.Tensor, sample: int = 1000) -> float:
     """The median distance from a real code to its nearest *other* real code (over the first ``sample`` codes)."""
     if codes.dim() != 2 or codes.shape[0] < 2:
@@ -144,11 +176,15 @@ class LatentExplorer(_Widget):
                  classes: Sequence[str] | None = None, max_sliders: int = 8, margin: float = 0.25,
                  n_choices: int = 20, dims: Sequence[int] | None = None,
                  limits: tuple[float, float] | None = None):
-        if not torch.is_tensor(codes) or codes.dim() != 2:
-            raise ValueError(f"codes must be an (N, k) tensor of real images' codes, got "
+        if not torch.is_tensor(codes) or codes.dim() != 2 or codes.shape[0] == 0:
+            raise ValueError(f"codes must be a non-empty (N, k) tensor of real images' codes, got "
                              f"{tuple(codes.shape) if torch.is_tensor(codes) else type(codes).__name__}")
-        if images is not None and images.shape[0] != codes.shape[0]:
-            raise ValueError(f"{images.shape[0]} images for {codes.shape[0]} codes; they must match")
+        if images is not None:
+            _check_image_batch(images, "images")
+            if images.shape[0] != codes.shape[0]:
+                raise ValueError(f"{images.shape[0]} images for {codes.shape[0]} codes; they must match")
+        _check_labels(labels, classes, codes.shape[0])
+        margin = number(margin, "margin", low=0.0)
         self.decode = decode
         self.codes = codes.detach()
         self.device = codes.device
@@ -272,10 +308,8 @@ def denoise_panels(models: Mapping[str, torch.nn.Module], image: torch.Tensor, k
     noisy = corrupt(clean, kind, level, generator=generator)                    # (1, 1, 28, 28)
     panels = {"corrupted": noisy}
     for name, model in models.items():
-        was_training = model.training
-        model.eval()
-        panels[name] = model(noisy)
-        model.train(was_training)
+        with eval_mode(model):
+            panels[name] = model(noisy)
     panels["clean"] = clean
     return {name: x[0, 0].clamp(0, 1).float().cpu().numpy() for name, x in panels.items()}
 
@@ -293,11 +327,24 @@ class NoiseExplorer(_Widget):
                  max_levels: Mapping[str, float] | None = None, seed: int = 0, n_choices: int = 20,
                  labels: torch.Tensor | None = None, classes: Sequence[str] | None = None):
         self.models = dict(models) if isinstance(models, Mapping) else {"denoised": models}
-        if not torch.is_tensor(images) or images.dim() != 4 or images.shape[0] == 0:
-            raise ValueError(f"images must be a non-empty (N, 1, 28, 28) tensor, got "
-                             f"{tuple(images.shape) if torch.is_tensor(images) else type(images).__name__}")
+        _check_image_batch(images, "images")
+        _check_labels(labels, classes, images.shape[0])
+        for name, model in self.models.items():                  # each model must map an image to an image
+            with torch.no_grad(), eval_mode(model):
+                out = model(images[:1].to(next(iter(model.parameters()), images).device))   # nn.Identity has none
+            if not torch.is_tensor(out) or out.shape != images[:1].shape:
+                got = type(out).__name__ if not torch.is_tensor(out) else f"shape {tuple(out.shape)}"
+                raise ValueError(f"models[{name!r}] returned {got}; the noise explorer needs models whose output "
+                                 "is the denoised image, (1, 1, 28, 28) for one image (a plain or denoising "
+                                 "autoencoder, not a VAE)")
         self.images, self.seed = images, seed
         self.max_levels = dict(max_levels or {"gaussian": 1.0, "masking": 1.0, "salt_and_pepper": 1.0})
+        for name, top in self.max_levels.items():
+            if name not in LEVEL_NAMES:
+                raise ValueError(f"max_levels names {name!r}; the noise kinds are {tuple(LEVEL_NAMES)}")
+            number(top, f"max_levels[{name!r}]", low=0.0, high=None if name == "gaussian" else 1.0)
+            if top <= 0:
+                raise ValueError(f"max_levels[{name!r}] must be above 0, got {top!r}")
         if kind not in self.max_levels:
             raise ValueError(f"kind {kind!r} is not one of {tuple(self.max_levels)}")
         self.renders = 0
@@ -379,14 +426,10 @@ def factor_panels(model: torch.nn.Module, images: torch.Tensor, noise: torch.Ten
         raise ValueError(f"images must be a non-empty (n, 1, 28, 28) tensor, got "
                          f"{tuple(images.shape) if torch.is_tensor(images) else type(images).__name__}")
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         mu, _ = model.encode(images.to(device))                           # (n, k)
         reconstructions = model.decode(mu)                                 # (n, 1, 28, 28)
         samples = model.decode(noise.to(device))                           # (m, 1, 28, 28)
-    finally:
-        model.train(was_training)
     arrays = {"originals": images, "reconstructions": reconstructions, "samples": samples}
     return {name: x[:, 0].clamp(0, 1).float().cpu().numpy() for name, x in arrays.items()}
 
@@ -424,6 +467,11 @@ class LossFactorExplorer(_Widget):
             missing = [key for key in _RESULT_KEYS if not isinstance(r, Mapping) or key not in r]
             if missing:
                 raise ValueError(f"results[{i}] lacks {missing}; each result is a dict with keys {_RESULT_KEYS}")
+            if not _is_vae(r["model"], images):
+                raise ValueError(f"results[{i}]['model'] is a {type(r['model']).__name__}, not a VAE; the loss-factor "
+                                 "explorer shows VAEs (encode gives mu and logvar, decode draws the prior's samples)")
+        n_samples = positive_int(n_samples, "n_samples")
+        n_images = positive_int(n_images, "n_images")
         self.results = sorted(results, key=lambda r: float(r["factor"]))
         self.factors = [float(r["factor"]) for r in self.results]
         if len(set(self.factors)) != len(self.factors):
@@ -512,12 +560,8 @@ def conditional_image(model: torch.nn.Module, code: Sequence[float], label: int)
     """
     device = next(model.parameters()).device
     y = torch.tensor([int(label)], device=device)                                       # (1,)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         return decode_image(lambda z: model.decode(z, y), code, device)                  # (28, 28)
-    finally:
-        model.train(was_training)
 
 
 class ConditionalExplorer(_Widget):

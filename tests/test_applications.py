@@ -246,7 +246,7 @@ def _sorts_in_place(scores, rate):
     (lambda s, r: np.percentile(s.numpy(), 1 - r), "np.percentile takes a percentage"),
     (lambda s, r: s.mean() + 1.6448536 * s.std(), "mean + z * std is right only for normally distributed scores"),
     (lambda s, r: s.max(), "flags no normal image at all"),
-    (_sorts_in_place, "changed the scores it was given"),
+    (_sorts_in_place, "changed its input number 1 in place"),
     (lambda s, r: torch.quantile(s, torch.tensor([1 - r, 0.5])), "not a tensor of shape (2,)"),
 ])
 def test_threshold_check_names_each_slip(answer, message, capsys):

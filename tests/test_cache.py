@@ -1,6 +1,8 @@
 """The classroom cache: the first run trains and saves, a later run loads, a changed setting retrains,
 and a corrupt or mismatched checkpoint is reported and retrained, never a crash."""
 
+import json
+
 import pytest
 import torch
 
@@ -148,3 +150,180 @@ def test_bad_arguments_are_named(tmp_path, data):
     with pytest.raises(ValueError, match="ready-made optimizer"):
         model = _model()
         ah.cached_fit("ok", model, *data, folder=tmp_path, optimizer=torch.optim.SGD(model.parameters(), 0.1))
+
+
+# -- reliability: never a wrong model, never a lost run -----------------------------------------------------------
+
+
+def _sparse_run(folder, weight, penalty="kl", capsys=None):
+    data = torch.rand(64, 1, 28, 28)
+    torch.manual_seed(0)
+    model = ah.SparseAutoencoder(64)
+    ah.cached_fit("sae", model, data, objective=ah.sparse_objective(penalty, weight=weight), epochs=1, folder=folder,
+                  device="cpu", progress=False, log=False)
+    return model
+
+
+def test_a_changed_penalty_weight_or_kind_retrains(tmp_path, capsys):
+    _sparse_run(tmp_path, 0.0)
+    _sparse_run(tmp_path, 5.0)
+    _sparse_run(tmp_path, 5.0, penalty="l1")
+    out = capsys.readouterr().out
+    assert out.count("saved checkpoint sae-") == 3 and "loaded" not in out
+
+
+def _key(objective=None, corrupt=None, model=None):
+    torch.manual_seed(0)
+    model = model or ah.MLPAutoencoder(latent_dim=2, hidden=(8,))
+    return cache._digest(cache.settings_of(model, torch.rand(8, 1, 28, 28), objective=objective, corrupt=corrupt))
+
+
+def _weighted(model, inputs, targets, weight=1.0):
+    return {"loss": weight * ((model(inputs) - targets) ** 2).mean()}
+
+
+WEIGHT = 1.0
+
+
+def _reads_a_global(model, inputs, targets):
+    return {"loss": WEIGHT * ((model(inputs) - targets) ** 2).mean()}
+
+
+def test_the_values_a_partial_a_closure_or_a_global_captures_are_in_the_key(monkeypatch):
+    import functools
+
+    assert _key(functools.partial(_weighted, weight=1.0)) != _key(functools.partial(_weighted, weight=2.0))
+    assert _key(functools.partial(_weighted, weight=1.0)) == _key(functools.partial(_weighted, weight=1.0))
+
+    def closure(weight):
+        return lambda model, x, y: {"loss": weight * ((model(x) - y) ** 2).mean()}
+
+    assert _key(closure(1.0)) != _key(closure(3.0))
+    before = _key(_reads_a_global)
+    monkeypatch.setattr(__import__(__name__), "WEIGHT", 4.0)
+    assert _key(_reads_a_global) != before
+
+
+def test_a_callable_whose_settings_cannot_be_read_trains_and_says_so(tmp_path, capsys):
+    class Loss:
+        def __call__(self, model, inputs, targets):
+            return {"loss": ((model(inputs) - targets) ** 2).mean()}
+
+    for _ in range(2):
+        history = ah.cached_fit("opaque", ah.MLPAutoencoder(latent_dim=2, hidden=(8,)), torch.rand(16, 1, 28, 28),
+                                objective=Loss(), epochs=1, folder=tmp_path, progress=False, log=False)
+        assert history.epochs == 1
+    out = capsys.readouterr().out
+    assert out.count("training without the cache") == 2 and "Loss objects declare no settings" in out
+    assert not list(tmp_path.iterdir())
+
+
+def _model_class(forward_source):
+    scope = {"nn": torch.nn, "__name__": "__main__"}       # as in a notebook
+    exec("class Tiny(nn.Module):\n"
+         "    def __init__(self):\n        super().__init__()\n        self.layer = nn.Linear(784, 784)\n"
+         "    def forward(self, x):\n        " + forward_source + "\n", scope)
+    torch.manual_seed(0)
+    return scope["Tiny"]()
+
+
+def test_the_models_code_is_in_the_key():
+    plain = _model_class("return self.layer(x.flatten(1)).reshape(x.shape)")
+    edited = _model_class("return torch_sigmoid(self.layer(x.flatten(1))).reshape(x.shape)")
+    same = _model_class("return self.layer(x.flatten(1)).reshape(x.shape)")
+    assert repr(plain) == repr(edited)                           # the architecture alone cannot tell them apart
+    assert _key(model=plain) != _key(model=edited) and _key(model=plain) == _key(model=same)
+
+
+@pytest.mark.parametrize("failure", [RuntimeError("PytorchStreamWriter failed writing file: file write failed"),
+                                     OSError(28, "No space left on device")])
+def test_a_failed_save_keeps_the_trained_model_and_leaves_no_partial_file(tmp_path, data, monkeypatch, capsys,
+                                                                          failure):
+    real_save = torch.save
+
+    def save_then_fail(obj, f, *args, **kwargs):
+        real_save(obj, f, *args, **kwargs)                       # the partial file exists...
+        raise failure                                            # ...and then the disk gives up
+
+    monkeypatch.setattr(torch, "save", save_then_fail)
+    model, history = _run(tmp_path, data)
+    assert history.epochs == 1 and not model.training
+    out = capsys.readouterr().out
+    assert "could not save the checkpoint" in out and "trained but will be trained again next time" in out
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_folder_that_is_a_file_does_not_stop_the_lesson(tmp_path, data, capsys):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    model, history = _run(blocker / "checkpoints", data)
+    assert history.epochs == 1
+    assert "could not save the checkpoint" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 truncated zip", bytes(range(256)) * 8])
+def test_empty_truncated_and_garbage_checkpoints_are_reported_and_retrained(tmp_path, data, capsys, content):
+    _run(tmp_path, data)
+    (path,) = tmp_path.glob("tiny_vae-*.pt")
+    path.write_bytes(content)
+    capsys.readouterr()
+    _, history = _run(tmp_path, data)
+    out = capsys.readouterr().out
+    assert "cannot be used: the file cannot be read" in out and "Training again" in out and history.epochs == 1
+
+
+@pytest.mark.parametrize("damage", ["no history", "one tensor of the wrong size", "a missing tensor"])
+def test_a_checkpoint_that_cannot_be_used_leaves_the_model_untouched(tmp_path, data, damage):
+    _run(tmp_path, data)
+    (path,) = tmp_path.glob("tiny_vae-*.pt")
+    record = torch.load(path, weights_only=True)
+    if damage == "no history":
+        del record["history"]
+    elif damage == "one tensor of the wrong size":
+        last = list(record["state_dict"])[-1]
+        record["state_dict"][last] = torch.zeros(3)
+    else:
+        record["state_dict"].pop(next(iter(record["state_dict"])))
+    torch.save(record, path)
+    model = _model()
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError):
+        cache._load(path, model, None, torch.device("cpu"))
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, initial[name]), name
+
+
+def test_a_file_holding_code_gets_the_friendly_message(tmp_path, data, capsys):
+    _run(tmp_path, data)
+    (path,) = tmp_path.glob("tiny_vae-*.pt")
+    torch.save({"format": cache.FORMAT, "payload": cache.Unkeyable("not data")}, path)   # a pickled object
+    capsys.readouterr()
+    _run(tmp_path, data)
+    assert "it holds Python objects other than tensors and plain values" in capsys.readouterr().out
+
+
+def test_stopped_training_is_returned_but_never_saved(tmp_path, data, capsys):
+    calls = {"n": 0}
+
+    def stops_in_the_second_epoch(model, inputs, targets):
+        calls["n"] += 1
+        if calls["n"] > 9:                                        # 1,000 images / 128 = 8 batches per epoch
+            raise KeyboardInterrupt
+        return ah.vae_objective()(model, inputs, targets)
+
+    history = ah.cached_fit("stopped", _model(), *data, objective=stops_in_the_second_epoch, epochs=3,
+                            folder=tmp_path, device="cpu", progress=False, log=False)
+    assert history.interrupted and history.epochs == 1
+    assert "so no checkpoint is saved" in capsys.readouterr().out and not list(tmp_path.iterdir())
+
+
+def test_a_reused_corruption_is_keyed_by_where_its_stream_stands():
+    used, fresh = ah.Corruption("gaussian", 0.3, seed=1), ah.Corruption("gaussian", 0.3, seed=1)
+    assert _key(corrupt=used) == _key(corrupt=fresh)
+    used(torch.rand(2, 1, 28, 28))
+    again = ah.Corruption("gaussian", 0.3, seed=1)
+    again(torch.rand(2, 1, 28, 28))
+    assert _key(corrupt=used) != _key(corrupt=fresh)             # it would draw other noise
+    assert _key(corrupt=used) == _key(corrupt=again)             # the same use in a rerun: the same key
+    assert "0x" not in json.dumps(cache.settings_of(ah.MLPAutoencoder(2, (8,)), torch.zeros(4, 1, 28, 28),
+                                                    corrupt=used), default=repr)

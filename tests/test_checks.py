@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+import autoenc_helpers as ah
 from autoenc_helpers import checks
 
 
@@ -228,3 +229,36 @@ def test_gaussian_kl_check_handles_stubs_and_crashes(capsys):
     assert "not written yet" in capsys.readouterr().out
     assert checks.check_gaussian_kl(lambda mu, logvar: mu @ logvar) is False
     assert "raised RuntimeError" in capsys.readouterr().out
+
+
+# -- reliability: answers in another precision, endless loops and in-place edits ----------------------------------
+
+
+def test_a_right_answer_computed_in_float64_is_accepted(capsys):
+    assert ah.checks.check_per_image_squared_error(lambda x_hat, x: ((x_hat.double() - x.double()) ** 2).flatten(1).sum(1))
+
+    def reparameterize64(mu, logvar):
+        mu, logvar = mu.double(), logvar.double()
+        return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+
+    assert ah.checks.check_reparameterize(reparameterize64)
+
+
+def test_an_endless_loop_is_reported_as_too_long(monkeypatch, capsys):
+    monkeypatch.setattr(ah.checks, "TIME_LIMIT_S", 0.2)
+
+    def never_returns(x_hat, x):
+        while True:
+            pass
+
+    assert not ah.checks.check_per_image_squared_error(never_returns)
+    assert "took longer than 0.2 s" in capsys.readouterr().out
+
+
+def test_an_in_place_edit_of_the_input_is_reported(capsys):
+    def edits_its_input(x_hat, x):
+        x_hat.sub_(x)
+        return (x_hat ** 2).flatten(1).sum(1)
+
+    assert not ah.checks.check_per_image_squared_error(edits_its_input)
+    assert "changed its input number 1 in place" in capsys.readouterr().out

@@ -143,8 +143,9 @@ def test_corrupt_file_is_reported(offline):
     raw.mkdir(parents=True)
     (raw / "t10k-images-idx3-ubyte").write_bytes(b"\x00\x00\x08\x03" + (5).to_bytes(4, "big") * 3 + b"short")
     _write_idx(raw / "t10k-labels-idx1-ubyte", np.zeros(5), False)
-    with pytest.raises(ValueError, match="header promises"):
+    with pytest.raises(ah.DatasetNotFoundError, match="header promises") as info:
         ah.load_dataset("mnist", "test", root=offline)
+    assert "t10k-images-idx3-ubyte is damaged" in str(info.value) and "delete it" in str(info.value)
 
 
 def test_torchvision_layout_export_matches(tmp_path):
@@ -205,3 +206,61 @@ def test_batch_indices_cover_every_image_once():
     assert torch.equal(everything, again)                            # and reproducible
     with pytest.raises(ValueError, match="batch_size"):
         next(data.batch_indices(10, 0, shuffle=False))
+
+
+# -- reliability: the caller owns its tensors; damaged files; sizes that cannot fit -----------------------------
+
+
+def test_a_learners_in_place_edit_does_not_change_later_loads():
+    first = ah.load_dataset("fashion_mnist", "test", n=1000, verbose=False)
+    first.labels[first.labels == 9] = 0
+    first.images.zero_()
+    again = ah.load_dataset("fashion_mnist", "test", n=1000, verbose=False)
+    assert int((again.labels == 9).sum()) > 0 and float(again.images.sum()) > 0
+
+
+def _fashion_folder(root):
+    raw = root / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    return raw
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
+def test_a_damaged_file_in_the_data_folder_falls_back_to_the_system_copy(tmp_path, damage):
+    raw = _fashion_folder(tmp_path)
+    intact = (data.SYSTEM_FASHION_MNIST / "t10k-images-idx3-ubyte.gz").read_bytes()
+    broken = {"truncated": intact[: len(intact) // 3], "garbage": bytes(range(256)) * 40, "empty": b""}[damage]
+    (raw / "t10k-images-idx3-ubyte.gz").write_bytes(broken)
+    (raw / "t10k-labels-idx1-ubyte.gz").write_bytes((data.SYSTEM_FASHION_MNIST / "t10k-labels-idx1-ubyte.gz").read_bytes())
+    data._read_split.cache_clear()
+    with pytest.warns(UserWarning, match="t10k-images-idx3-ubyte.gz is damaged"):
+        test = ah.load_dataset("fashion_mnist", "test", root=tmp_path, verbose=False)
+    assert test.source == "system copy" and len(test) == 10_000
+    data._read_split.cache_clear()
+
+
+def test_a_damaged_file_with_no_other_copy_is_named_with_the_fix(offline):
+    raw = _fashion_folder(offline)
+    (raw / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(b"\x00\x00\x08\x03" + b"\x00" * 20)[:-9])
+    _write_idx(raw / "train-labels-idx1-ubyte", np.zeros(5), True)
+    with pytest.raises(ah.DatasetNotFoundError) as info:
+        ah.load_dataset("fashion_mnist", "train", root=offline)
+    message = str(info.value)
+    assert "train-images-idx3-ubyte.gz is damaged" in message and "delete it and run again" in message
+
+
+def test_an_idx_header_with_no_axes_is_a_damaged_file(offline):
+    raw = offline / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "t10k-images-idx3-ubyte").write_bytes(b"\x00\x00\x08\x00" + b"\x07")
+    _write_idx(raw / "t10k-labels-idx1-ubyte", np.zeros(1), False)
+    with pytest.raises(ah.DatasetNotFoundError, match="the header says 0 axes, an images file has 3"):
+        ah.load_dataset("mnist", "test", root=offline)
+
+
+def test_circles_too_large_for_memory_are_refused_before_any_work():
+    import time
+    start = time.perf_counter()
+    with pytest.raises(MemoryError, match="needs about .* GB, more than half of this machine's"):
+        ah.load_dataset("circles", n=10**9)
+    assert time.perf_counter() - start < 1.0

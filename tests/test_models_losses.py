@@ -120,3 +120,26 @@ def test_mse_objective_names_its_unit():
     terms = ah.mse_objective(model, x, x)
     assert list(terms) == ["mse_per_pixel"]
     assert terms["mse_per_pixel"].item() == pytest.approx(nn.MSELoss()(model(x), x).item())
+
+
+# -- reliability: bools are not sizes; PCA needs a covariance; noise levels are checked ------------------------
+
+
+@pytest.mark.parametrize("make", [lambda: ah.MLPAutoencoder(latent_dim=True), lambda: ah.MLPAutoencoder(hidden=(8, False)),
+                                  lambda: ah.ConvAutoencoder(channels=(True, 8)), lambda: ah.PCA(True),
+                                  lambda: ah.MLPVAE(latent_dim=True), lambda: ah.ConvVAE(latent_dim=False),
+                                  lambda: ah.SparseAutoencoder(n_hidden=True)])
+def test_bools_are_not_sizes(make):
+    with pytest.raises(ValueError, match="positive int"):
+        make()
+
+
+def test_pca_needs_two_images():
+    with pytest.raises(ValueError, match="at least 2 images .* got 1"):
+        ah.PCA(2).fit(torch.rand(1, 1, 28, 28))
+
+
+@pytest.mark.parametrize("kind, level", [("gaussian", -1.0), ("masking", 1.5), ("salt_and_pepper", -0.1)])
+def test_expected_mse_checks_the_level(kind, level):
+    with pytest.raises(ValueError, match="must lie in"):
+        ah.noise.expected_mse(torch.rand(2, 1, 28, 28), kind, level)

@@ -78,3 +78,15 @@ def test_lesson_template(path):
     for source in code:   # only the package reads the environment
         assert "os.environ" not in source and "AUTOENC_" not in source
         assert ".cuda()" not in source, "models and data go to DEVICE, never to a hard-coded GPU"
+
+
+def test_check_reports_a_broken_notebook_in_one_line_and_checks_the_rest(tmp_path, capsys):
+    (tmp_path / "01_broken.ipynb").write_text("{not json")
+    (tmp_path / "02_missing_keys.ipynb").write_text('{"nbformat": 4}')
+    shutil.copy(NOTEBOOKS[0], tmp_path / NOTEBOOKS[0].name)
+    code = notebooks.main(["check", *map(str, sorted(tmp_path.glob("*.ipynb")))])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "01_broken.ipynb: \n  - cannot be read as a notebook (NotJSONError" in out
+    assert "02_missing_keys.ipynb:" in out and f"{NOTEBOOKS[0].name}:" in out
+    assert "Traceback" not in out

@@ -108,3 +108,98 @@ def test_predict_and_encode_shapes(fashion):
     assert ah.predict(model, test.images[:250], batch_size=100).shape == (250, 1, 28, 28)
     assert ah.encode(model, test, batch_size=300).shape == (len(test), 3)
     assert ah.encode(ah.PCA(2).fit(test.images), test).shape == (len(test), 2)
+
+
+# -- reliability: stopped runs keep their history, modes are restored, bad inputs are named -------------------------
+
+
+def _objective_failing_after(n_batches, exception):
+    calls = {"n": 0}
+
+    def objective(model, inputs, targets):
+        calls["n"] += 1
+        if calls["n"] > n_batches:
+            if exception is None:                                  # a NaN loss
+                return {"mse_per_pixel": ((model(inputs) - targets) ** 2).mean() * float("nan")}
+            raise exception
+        return ah.losses.mse_objective(model, inputs, targets)
+
+    return objective
+
+
+def test_pressing_stop_returns_the_finished_epochs_in_eval_mode(capsys):
+    images = torch.rand(64, 1, 28, 28)
+    model = ah.MLPAutoencoder(latent_dim=2, hidden=(8,))
+    history = ah.fit(model, images, images[:16], objective=_objective_failing_after(3, KeyboardInterrupt()),
+                     epochs=5, batch_size=32, device="cpu", progress=False, log=False)
+    assert history.interrupted and history.epochs == 1
+    assert len(history.train["mse_per_pixel"]) == 1 and len(history.test["mse_per_pixel"]) == 1
+    assert not model.training
+    assert "training stopped after 1 of 5 epochs" in capsys.readouterr().out
+
+
+def test_a_nan_loss_hands_over_the_finished_epochs_in_eval_mode():
+    images = torch.rand(64, 1, 28, 28)
+    model = ah.MLPAutoencoder(latent_dim=2, hidden=(8,))
+    with pytest.raises(FloatingPointError, match="became nan at epoch 2, batch 2") as info:
+        ah.fit(model, images, objective=_objective_failing_after(3, None), epochs=5, batch_size=32, device="cpu",
+               progress=False, log=False)
+    assert info.value.history.epochs == 1 and not info.value.history.interrupted
+    assert not model.training
+
+
+class _Breaks(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layer = torch.nn.Linear(784, 784)
+
+    def forward(self, x):
+        raise RuntimeError("broken on purpose")
+
+
+@pytest.mark.parametrize("call", [lambda m, x: ah.evaluate(m, x), lambda m, x: ah.predict(m, x),
+                                  lambda m, x: ah.widgets.denoise_panels({"m": m}, x[0], "gaussian", 0.1)])
+def test_eval_mode_is_restored_when_inference_raises(call):
+    model = _Breaks().train()
+    with pytest.raises(RuntimeError, match="broken on purpose"):
+        call(model, torch.rand(3, 1, 28, 28))
+    assert model.training
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16])
+def test_images_in_another_precision_are_named(dtype):
+    model = ah.MLPAutoencoder(latent_dim=2, hidden=(8,))
+    images = torch.rand(8, 1, 28, 28, dtype=dtype)
+    for call in (lambda: ah.fit(model, images, epochs=1, progress=False, log=False), lambda: ah.predict(model, images)):
+        with pytest.raises(TypeError, match=f"holds {dtype} values but the model computes in torch.float32"):
+            call()
+
+
+def test_inference_on_no_images_returns_empty_results():
+    model = ah.MLPAutoencoder(latent_dim=2, hidden=(8,))
+    assert ah.predict(model, torch.rand(0, 1, 28, 28)).shape == (0, 1, 28, 28)
+    assert ah.encode(model, torch.rand(0, 1, 28, 28)).shape == (0, 2)
+    mu, logvar = ah.encode(ah.MLPVAE(latent_dim=3, hidden=(8,)), torch.rand(0, 1, 28, 28))
+    assert mu.shape == logvar.shape == (0, 3)
+
+
+@pytest.mark.parametrize("train, test, message", [
+    (torch.rand(0, 1, 28, 28), None, "train holds no images"),
+    (torch.rand(8, 1, 28, 28) * 255, None, "train values run from .* to .*; .*divided by 255"),
+    (torch.rand(8, 1, 28, 28), torch.full((4, 1, 28, 28), float("nan")), "test holds NaN or infinite values in 4 of"),
+])
+def test_bad_training_data_is_named_before_training(train, test, message):
+    with pytest.raises(ValueError, match=message):
+        ah.fit(ah.MLPAutoencoder(latent_dim=2, hidden=(8,)), train, test, epochs=1, progress=False, log=False)
+
+
+@pytest.mark.parametrize("objective, message", [
+    (lambda m, x, y: ((m(x) - y) ** 2).mean(), "must return a dict of tensors.*returned Tensor"),
+    (lambda m, x, y: {}, "must return a dict of tensors"),
+    (lambda m, x, y: {"loss": float(((m(x) - y) ** 2).mean())}, "returned a dict of \\['float'\\]"),
+    (lambda m, x, y: {"loss": ((m(x) - y) ** 2).mean().detach()}, "'loss', carries no gradient"),
+])
+def test_an_objective_that_returns_the_wrong_thing_is_named(objective, message):
+    with pytest.raises(TypeError, match=message):
+        ah.fit(ah.MLPAutoencoder(latent_dim=2, hidden=(8,)), torch.rand(8, 1, 28, 28), objective=objective, epochs=1,
+               progress=False, log=False)

@@ -196,3 +196,44 @@ def test_widgets_redraw_one_kept_figure_outside_pyplot(trained, vaes):
     factor = widgets.LossFactorExplorer(results, vtest.images, n_images=4, n_samples=4)
     assert len(factor.pngs) == len(results) and all(png.data[:4] == b"\x89PNG" for png in factor.pngs)
     assert plt.get_fignums() == []                                          # pyplot holds none of them
+
+
+# -- reliability: wrong arguments are named at construction ---------------------------------------------------------
+
+
+def _ae():
+    torch.manual_seed(0)
+    return ah.MLPAutoencoder(latent_dim=2, hidden=(8,))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(codes=torch.zeros(0, 2)), "codes must be a non-empty"),
+    (dict(images=np.zeros((10, 1, 28, 28), dtype=np.float32)), "images must be .* torch tensor.*torch.from_numpy"),
+    (dict(labels=torch.arange(10) + 5, classes=[str(i) for i in range(10)]), "label 14 names no class"),
+    (dict(labels=torch.arange(4)), "labels must be an \\(10,\\) tensor"),
+    (dict(margin=-0.5), "margin must be a finite number in \\[0, inf\\]"),
+])
+def test_latent_explorer_names_a_bad_argument(kwargs, message):
+    arguments = {"codes": torch.randn(10, 2), **kwargs}
+    with pytest.raises(ValueError, match=message):
+        ah.widgets.LatentExplorer(_ae().decode, arguments.pop("codes"), **arguments)
+
+
+@pytest.mark.parametrize("models, kwargs, message", [
+    (lambda: ah.MLPVAE(latent_dim=2, hidden=(8,)), {}, "returned VAEOutput.*not a VAE"),
+    (_ae, dict(max_levels={"masking": 1.5}), "max_levels\\['masking'\\] must be a finite number in \\[0, 1\\]"),
+    (_ae, dict(max_levels={"blur": 0.5}), "names 'blur'"),
+])
+def test_noise_explorer_names_a_bad_argument(models, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ah.widgets.NoiseExplorer(models(), torch.rand(5, 1, 28, 28), **kwargs)
+
+
+@pytest.mark.parametrize("model, kwargs, message", [
+    (_ae, {}, "is a MLPAutoencoder, not a VAE"),
+    (lambda: ah.MLPVAE(latent_dim=2, hidden=(8,)), dict(n_samples=0), "n_samples must be a positive int"),
+])
+def test_loss_factor_explorer_names_a_bad_argument(model, kwargs, message):
+    results = [{"factor": 1.0, "model": model(), "recon": 1.0, "kl": 1.0}]
+    with pytest.raises(ValueError, match=message):
+        ah.widgets.LossFactorExplorer(results, torch.rand(5, 1, 28, 28), **kwargs)

@@ -1,0 +1,42 @@
+"""Argument checks shared by the package, so every bad value gets the same kind of clear message.
+
+Each check returns the value it accepted (as a plain Python number) or raises ``ValueError`` naming
+the argument, the value it got and what was expected. ``True`` and ``False`` are never accepted as
+numbers: ``latent_dim=True`` is a slip, not a size of 1.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+__all__ = ["positive_int", "positive_ints", "number"]
+
+
+def positive_int(value, name: str) -> int:
+    """``value`` as an int > 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def positive_ints(values, name: str, count: int | None = None) -> tuple[int, ...]:
+    """``values`` as a tuple of ints > 0 (exactly ``count`` of them when given, else at least one)."""
+    try:
+        values = tuple(values)
+    except TypeError:
+        values = None
+    wanted = f"{count} positive ints" if count else "one or more positive ints"
+    if values is None or (count and len(values) != count) or not values or any(
+            isinstance(v, bool) or not isinstance(v, numbers.Integral) or v <= 0 for v in values):
+        raise ValueError(f"{name} must be {wanted}, got {values if values is not None else name!r}")
+    return tuple(int(v) for v in values)
+
+
+def number(value, name: str, *, low: float | None = None, high: float | None = None) -> float:
+    """``value`` as a finite float in [low, high] (either bound may be left open with None)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
+            or (low is not None and value < low) or (high is not None and value > high):
+        span = f"[{'-inf' if low is None else f'{low:g}'}, {'inf' if high is None else f'{high:g}'}]"
+        raise ValueError(f"{name} must be a finite number in {span}, got {value!r}")
+    return float(value)
