@@ -18,7 +18,8 @@ import torch
 from torch import nn
 
 __all__ = ["check_conv_output_size", "check_conv_transpose_output_size", "check_per_image_squared_error",
-           "check_gaussian_noise", "check_psnr", "check_vae_loss", "check_reparameterize",
+           "check_gaussian_noise", "check_psnr", "check_random_corruption", "check_vae_loss", "check_reparameterize",
+           "check_leave_one_out_score",
            "check_l1_activation_penalty", "check_kl_sparsity_penalty", "check_gaussian_kl",
            "check_conv_decoder", "check_spearman", "check_shard_indices"]
 
@@ -268,6 +269,124 @@ def check_psnr(fn: Callable[[float], float]) -> bool:
     return _report(title, failures, len(cases))
 
 
+def check_random_corruption(fn: Callable[[torch.Tensor, dict, torch.Generator], torch.Tensor]) -> bool:
+    """Check ``fn(images, max_levels, generator) -> corrupted images``: a kind and a level drawn per image.
+
+    For every image, a kind drawn uniformly from the keys of ``max_levels`` and a level uniform in
+    [0, that kind's maximum], all random numbers from ``generator``. Hidden tests: the shape, the range
+    [0, 1], the input left alone, the same seed giving the same result whatever the global seed,
+    another seed giving another result, one level per image (spread as uniform numbers are) and
+    never above the maximum, one kind per image (each kind in about its share of the images), and
+    an unknown kind refused with an error that names it. The exercise of notebook 02;
+    :class:`~autoenc_helpers.noise.RandomCorruption` does the same with its own generator.
+    """
+    from .noise import NOISE_KINDS
+
+    title = "random_corruption"
+    cases = ["shape", "range", "input left alone", "same seed, same damage", "another seed, other damage",
+             "one level per image", "levels within the maximum", "one kind per image", "unknown kind refused"]
+    failures: list[str] = []
+
+    def run(images, max_levels, seed, global_seed=0):
+        torch.manual_seed(global_seed)                   # a learner who uses the global generator is caught
+        return _learner(fn, (images, dict(max_levels), torch.Generator().manual_seed(seed)), title)
+
+    def as_images(out, like, what):
+        if not torch.is_tensor(out) or tuple(out.shape) != tuple(like.shape):
+            got = tuple(out.shape) if torch.is_tensor(out) else type(out).__name__
+            raise _Slip(f"{what}: return a tensor of the input's shape {tuple(like.shape)}, got {got}")
+        return out.detach().float()
+
+    try:
+        with torch.random.fork_rng(devices=[]):          # the hidden tests leave the learner's random state alone
+            mixed = {"gaussian": 0.6, "masking": 0.5, "salt_and_pepper": 0.3}
+            pictures = torch.rand(96, 1, 28, 28, generator=torch.Generator().manual_seed(11))
+            before = pictures.clone()
+            try:
+                first = as_images(run(pictures, mixed, seed=1), pictures, "with three kinds")
+                if not torch.equal(pictures, before):
+                    failures.append("your function changed the clean images in place: corrupt a copy "
+                                    "(images.clone()) and return it")
+                if float(first.min()) < 0 or float(first.max()) > 1:
+                    failures.append(f"values run from {float(first.min()):.2f} to {float(first.max()):.2f}: keep them "
+                                    "in [0, 1] (ah.corrupt clips Gaussian noise for you)")
+                again = as_images(run(before.clone(), mixed, seed=1, global_seed=123), pictures, "a second call")
+                if not torch.equal(again, first):
+                    failures.append("two calls with generators seeded alike gave different results: draw every "
+                                    "random number (the kinds, the levels and the noise) with generator=generator, "
+                                    "never from the global torch random state")
+                other = as_images(run(before.clone(), mixed, seed=2), pictures, "another seed")
+                if torch.equal(other, first):
+                    failures.append("another seed gave exactly the same damage: the random numbers must come "
+                                    "from the generator you are given")
+            except _Slip as slip:
+                failures.append(str(slip))
+
+            # one kind, masking up to 0.8, on white images: each image's share of black pixels is its level
+            white = torch.ones(400, 1, 28, 28)
+            try:
+                out = as_images(run(white, {"masking": 0.8}, seed=3), white, "masking only")
+                share = (out == 0).float().flatten(1).mean(1)                          # (400,) about each level
+                if float(share.std()) < 0.1:
+                    failures.append(f"every image got about the same level (black share {float(share.mean()):.2f} "
+                                    f"+- {float(share.std()):.2f}): draw one level per image, "
+                                    "torch.rand(B, generator=generator) * the maximum")
+                elif not 0.17 <= float(share.std()) <= 0.29 or float(share.min()) > 0.1 or float(share.max()) < 0.65:
+                    failures.append(f"the levels should spread evenly over [0, 0.8] (from about 0 to 0.8, standard "
+                                    f"deviation about 0.23); your images' black shares run from "
+                                    f"{float(share.min()):.2f} to {float(share.max()):.2f} (standard deviation "
+                                    f"{float(share.std()):.2f})")
+                if float(share.max()) > 0.86:
+                    failures.append(f"some images lost {float(share.max()):.0%} of their pixels, above the maximum "
+                                    "p = 0.8: a level is a uniform number in [0, 1) times the kind's maximum")
+            except _Slip as slip:
+                failures.append(str(slip))
+
+            # three kinds on mid-grey images: the values tell the kind (masking: 0 and 0.5; salt-and-pepper:
+            # also 1; Gaussian: anything else)
+            grey = torch.full((600, 1, 28, 28), 0.5)
+            try:
+                out = as_images(run(grey, mixed, seed=4), grey, "three kinds")
+                flat = out.flatten(1)
+                other_values = ((flat != 0) & (flat != 0.5) & (flat != 1)).any(1)
+                salt = (flat == 1).any(1) & ~other_values
+                masked = (flat == 0).any(1) & ~salt & ~other_values
+                shares = {"gaussian": float(other_values.float().mean()), "masking": float(masked.float().mean()),
+                          "salt_and_pepper": float(salt.float().mean())}
+                if max(shares.values()) > 0.9 or sum(v > 0.05 for v in shares.values()) < 2:
+                    failures.append("every image got the same kind of noise: draw one kind per image, "
+                                    "torch.randint(len(kinds), (B,), generator=generator)")
+                elif not all(0.2 <= v <= 0.47 for v in shares.values()):
+                    failures.append("each of the three kinds should hit about a third of the images; yours: "
+                                    + ", ".join(f"{k} {v:.0%}" for k, v in shares.items()))
+                std = (flat[other_values] - 0.5).std(1) if other_values.any() else torch.zeros(1)
+                if float(std.max()) > 0.6 * 1.15:
+                    failures.append(f"a Gaussian image has noise of standard deviation {float(std.max()):.2f}, "
+                                    "above the maximum sigma = 0.6")
+            except _Slip as slip:
+                failures.append(str(slip))
+
+            try:
+                _learner(fn, (grey[:4], {"blur": 0.5}, torch.Generator().manual_seed(5)), title)
+                failures.append("an unknown kind ('blur') was accepted silently: let it raise an error that names "
+                                "it (ah.corrupt does)")
+            except _NotWritten:
+                raise
+            except Exception as err:
+                if "blur" not in str(err):
+                    failures.append(f"an unknown kind raised {type(err).__name__}: {err!s:.80}, which does not "
+                                    "name the kind ('blur')")
+    except _NotWritten:
+        return False
+    except Exception as err:  # the learner's code crashed: report it, do not raise
+        failures.append(f"your function raised {type(err).__name__}: {err}")
+    return _report(title, failures, len(cases))
+
+
+class _Slip(Exception):
+    """A learner's answer of the wrong kind or shape, reported in plain words."""
+
+
 # ---------------------------------------------------------------------------------------------
 # Lesson 05: the reparameterization trick
 
@@ -417,6 +536,101 @@ def check_reparameterize(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor
             except Exception as err:
                 problems = [f"on 20,000 draws your function raised {type(err).__name__}: {err}"]
             failures = list(dict.fromkeys(failures + problems))   # the same sentence once
+    except _NotWritten:
+        return False
+    return _report(title, failures, n_cases)
+
+
+def _loo_reference(f: Callable, mu: float, sigma: float, eps: torch.Tensor, own: bool = False,
+                   denominator: str = "S - 1", score_power: int = 2) -> torch.Tensor:
+    """The leave-one-out score-function estimate (and, with the flags, the usual slips), (R, S) -> (R,)."""
+    z = mu + sigma * eps                                        # (R, S)
+    fz = f(z)                                                   # (R, S)
+    s = eps.shape[1]
+    if own:
+        baseline = fz.mean(1, keepdim=True)                     # every sample, its own included: biased
+    else:
+        baseline = (fz.sum(1, keepdim=True) - fz) / ((s - 1) if denominator == "S - 1" else s)
+    score = (z - mu) / sigma ** score_power                     # d/dmu log N(z; mu, sigma^2) = (z - mu) / sigma^2
+    return ((fz - baseline) * score).mean(1)
+
+
+def check_leave_one_out_score(fn: Callable) -> bool:
+    """Check ``fn(f, mu, sigma, eps) -> (R,)``: the score-function estimate of d/dmu E[f(z)] with a leave-one-out baseline.
+
+    z = mu + sigma * eps, eps of shape (R, S): R independent estimates of S samples each. Each sample's
+    baseline is the mean of f over the *other* S - 1 samples of its row, so the estimate stays unbiased:
+    mean over the row of (f(z_i) - b_i) * (z_i - mu) / sigma^2. Hidden tests: the shape for three eps
+    shapes; the values, exactly, for three (f, mu, sigma); and S = 1 refused with an error that names
+    S. The messages name the usual slips: the own sample in the baseline (a biased estimate), S instead
+    of S - 1, the score divided by sigma instead of sigma^2, no baseline, f(z) = z^2 written in place of f.
+    The exercise of notebook 05.
+    """
+    title = "leave_one_out_score"
+    failures: list[str] = []
+    square = lambda z: z ** 2                                  # noqa: E731 - the lesson's objective
+    cube = lambda z: z ** 3                                    # noqa: E731
+    bumpy = lambda z: torch.sin(3 * z) + z                     # noqa: E731
+    n_cases = 3 + 3 + 1
+    try:
+        gen = torch.Generator().manual_seed(7)
+        for shape in [(5, 4), (1, 2), (64, 16)]:
+            eps = torch.randn(shape, generator=gen, dtype=torch.float64)
+            try:
+                got = _learner(fn, (square, 1.0, 1.0, eps.clone()), title)
+                if not torch.is_tensor(got) or tuple(got.shape) != (shape[0],):
+                    have = tuple(got.shape) if torch.is_tensor(got) else type(got).__name__
+                    failures.append(f"for eps of shape {shape} return one estimate per row, shape ({shape[0]},); you "
+                                    f"returned {have}. Average over the S samples of each row, .mean(1)")
+            except _NotWritten:
+                raise
+            except Exception as err:  # the learner's code crashed: report it, do not raise
+                failures.append(f"for eps of shape {shape} your function raised {type(err).__name__}: {err}")
+        eps = torch.randn(2000, 5, generator=gen, dtype=torch.float64)
+        for f, name, mu, sigma in [(square, "z**2", 1.0, 1.0), (cube, "z**3", -0.5, 2.0), (bumpy, "sin(3z) + z", 0.3, 0.5)]:
+            case = f"f(z) = {name}, mu = {mu}, sigma = {sigma}"
+            try:
+                got = _learner(fn, (f, mu, sigma, eps.clone()), title)
+            except _NotWritten:
+                raise
+            except Exception as err:
+                failures.append(f"for {case} your function raised {type(err).__name__}: {err}")
+                continue
+            if not torch.is_tensor(got) or tuple(got.shape) != (eps.shape[0],):
+                continue                                         # reported by the shape cases
+            got = got.detach().double()
+            expected = _loo_reference(f, mu, sigma, eps)
+            if torch.allclose(got, expected, rtol=1e-6, atol=1e-8):
+                continue
+            slips = [
+                (_loo_reference(f, mu, sigma, eps, own=True), "your baseline includes the sample's own f(z_i) "
+                 "(the mean of the whole row), so the estimate is biased: leave it out, "
+                 "b_i = (sum of f over the row - f(z_i)) / (S - 1)"),
+                (_loo_reference(f, mu, sigma, eps, denominator="S"), "the baseline divides by S; the other samples "
+                 "of the row are S - 1"),
+                (_loo_reference(f, mu, sigma, eps, score_power=1), "the score of mu is (z - mu) / sigma**2, "
+                 "you divided by sigma"),
+                (_loo_reference(f, mu, sigma, eps, score_power=0), "the score of mu is (z - mu) / sigma**2, "
+                 "you left out the division"),
+                (((mu + sigma * eps) ** 2 - ((mu + sigma * eps) ** 2).sum(1, keepdim=True).sub((mu + sigma * eps) ** 2)
+                  / (eps.shape[1] - 1)).mul((sigma * eps) / sigma ** 2).mean(1),
+                 "you wrote z**2 where f(z) belongs: call the f you are given"),
+                ((f(mu + sigma * eps) * eps / sigma).mean(1), "there is no baseline: subtract b_i from f(z_i)"),
+            ]
+            hint = next((text for wrong, text in slips if torch.allclose(got, wrong, rtol=1e-6, atol=1e-8)), None)
+            gap = float((got - expected).abs().max())
+            failures.append(f"for {case} your estimates differ from the right ones by up to {gap:.3g}"
+                            + (f": {hint}" if hint else ""))
+        try:
+            _learner(fn, (square, 1.0, 1.0, torch.randn(10, 1, generator=gen, dtype=torch.float64)), title)
+            failures.append("with S = 1 sample there is no other sample to make a baseline from: raise a ValueError "
+                            "that says S must be at least 2")
+        except _NotWritten:
+            raise
+        except Exception as err:
+            if "S" not in str(err) and "sample" not in str(err):
+                failures.append(f"S = 1 raised {type(err).__name__}: {err!s:.80}, which names neither S nor the "
+                                "samples: say that S must be at least 2")
     except _NotWritten:
         return False
     return _report(title, failures, n_cases)

@@ -17,6 +17,10 @@ level with its own seeded generator, for ``ah.fit(corrupt=...)`` and
 ``ah.evaluate(corrupt=...)``; :class:`RandomCorruption` draws a kind and a level
 per image, to train one denoiser for every kind of noise.
 
+Two classical denoisers that learn nothing, the baselines a learned denoiser must
+beat: ``gaussian_blur(images, sigma)`` and ``median_filter(images, size)``, and
+:class:`ImageFilter`, either one as an ``nn.Module`` for ``ah.evaluate``.
+
 Built step by step in notebook 02, where each corruption is first written by hand.
 """
 
@@ -26,10 +30,15 @@ import hashlib
 
 from collections.abc import Mapping
 
+import math
+
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 __all__ = ["NOISE_KINDS", "LEVEL_NAMES", "gaussian_noise", "masking_noise", "salt_and_pepper", "corrupt",
-           "Corruption", "RandomCorruption", "expected_mse"]
+           "Corruption", "RandomCorruption", "expected_mse", "gaussian_blur", "median_filter", "FILTERS",
+           "ImageFilter"]
 
 # what the level means for each kind, for error messages and axis labels
 LEVEL_NAMES = {"gaussian": "sigma", "masking": "p", "salt_and_pepper": "p"}
@@ -221,3 +230,72 @@ def expected_mse(images: torch.Tensor, kind: str, level: float) -> float:
         return float(level) * float((images ** 2).mean())
     return float(level) * float(((images ** 2 + (1 - images) ** 2) / 2).mean())
 
+
+
+# ---------------------------------------------------------------------------------------------
+# Classical denoisers: no learning, one setting each. Zero padding (black borders), like the
+# Fashion-MNIST background; ``scipy.ndimage`` with ``mode="constant"`` gives the same numbers.
+
+
+def _check_batch(images: torch.Tensor, who: str) -> None:
+    if not torch.is_tensor(images) or not images.is_floating_point() or images.dim() != 4:
+        got = f"shape {tuple(images.shape)}, dtype {images.dtype}" if torch.is_tensor(images) else type(images).__name__
+        raise ValueError(f"{who} expects a (B, C, H, W) floating-point tensor of images, got {got}")
+
+
+def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Blur each image with a Gaussian of standard deviation ``sigma`` pixels (sigma > 0).
+
+    The kernel reaches int(3 * sigma + 0.5) pixels each way (as ``scipy.ndimage.gaussian_filter``
+    with ``truncate=3``), is normalised to sum 1 and applied along rows, then columns.
+    images: (B, C, H, W) -> (B, C, H, W); values in [0, 1] stay in [0, 1].
+    """
+    _check_batch(images, "gaussian_blur")
+    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not math.isfinite(sigma) or sigma <= 0:
+        raise ValueError(f"gaussian_blur: sigma must be a positive number of pixels, got {sigma!r}")
+    radius = int(3 * sigma + 0.5)
+    x = torch.arange(-radius, radius + 1, device=images.device, dtype=images.dtype)
+    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
+    kernel = kernel / kernel.sum()                                         # (2r + 1,)
+    c = images.shape[1]
+    rows = kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1)                    # (C, 1, 1, 2r + 1)
+    out = F.conv2d(images, rows, padding=(0, radius), groups=c)            # along each row
+    return F.conv2d(out, rows.transpose(2, 3), padding=(radius, 0), groups=c)   # then each column
+
+
+def median_filter(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Replace each pixel by the median of the ``size`` x ``size`` window around it (size odd, >= 1).
+
+    images: (B, C, H, W) -> (B, C, H, W). Pixels beyond the border count as 0 (black).
+    """
+    _check_batch(images, "median_filter")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1 or size % 2 == 0:
+        raise ValueError(f"median_filter: size must be an odd whole number >= 1, got {size!r}")
+    b, c, h, w = images.shape
+    windows = F.unfold(images.reshape(b * c, 1, h, w), size, padding=size // 2)   # (B*C, size*size, H*W)
+    return windows.median(dim=1).values.reshape(b, c, h, w)
+
+
+FILTERS = {"gaussian_blur": gaussian_blur, "median": median_filter}
+_SETTING_NAMES = {"gaussian_blur": "sigma", "median": "size"}
+
+
+class ImageFilter(nn.Module):
+    """A classical filter as a model: ``ImageFilter("median", 3)(images)``, for ``ah.evaluate``.
+
+    kind: ``"gaussian_blur"`` (setting: sigma in pixels) or ``"median"`` (setting: window size).
+    It has no parameters and learns nothing.
+    """
+
+    def __init__(self, kind: str, setting):
+        super().__init__()
+        if kind not in FILTERS:
+            raise ValueError(f"filter kind {kind!r} is not one of {tuple(FILTERS)}")
+        FILTERS[kind](torch.zeros(1, 1, 3, 3), setting)                     # checks the setting now
+        self.kind, self.setting = kind, setting
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return FILTERS[self.kind](images, self.setting)
+
+    def extra_repr(self) -> str:
+        return f"{self.kind!r}, {_SETTING_NAMES[self.kind]}={self.setting:g}"

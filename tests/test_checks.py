@@ -262,3 +262,71 @@ def test_an_in_place_edit_of_the_input_is_reported(capsys):
 
     assert not ah.checks.check_per_image_squared_error(edits_its_input)
     assert "changed its input number 1 in place" in capsys.readouterr().out
+
+# -- lesson 05: the leave-one-out baseline ----------------------------------------------------------
+
+def _loo_right(f, mu, sigma, eps):
+    if eps.shape[1] < 2:
+        raise ValueError(f"S must be at least 2 for a leave-one-out baseline, got S = {eps.shape[1]}")
+    z = mu + sigma * eps
+    fz = f(z)
+    baseline = (fz.sum(1, keepdim=True) - fz) / (eps.shape[1] - 1)
+    return ((fz - baseline) * (z - mu) / sigma ** 2).mean(1)
+
+
+def _loo_loop(f, mu, sigma, eps):                    # the same, one row and one sample at a time
+    if eps.shape[1] < 2:
+        raise ValueError("need at least 2 samples per row")
+    out = []
+    for row in eps:
+        z = mu + sigma * row
+        fz = f(z)
+        terms = [(fz[i] - torch.cat([fz[:i], fz[i + 1:]]).mean()) * (z[i] - mu) / sigma ** 2 for i in range(len(row))]
+        out.append(torch.stack(terms).mean())
+    return torch.stack(out)
+
+
+def _loo_with(**changes):
+    def answer(f, mu, sigma, eps):
+        s = eps.shape[1]
+        if s < 2 and not changes.get("no_error"):
+            raise ValueError("S must be at least 2")
+        z = mu + sigma * eps
+        fz = z ** 2 if changes.get("square") else f(z)
+        if changes.get("own"):
+            baseline = fz.mean(1, keepdim=True)
+        elif changes.get("none"):
+            baseline = 0
+        else:
+            baseline = (fz.sum(1, keepdim=True) - fz) / (s if changes.get("by_s") else s - 1)
+        return ((fz - baseline) * (z - mu) / sigma ** changes.get("power", 2)).mean(1)
+    return answer
+
+
+@pytest.mark.parametrize("answer", [_loo_right, _loo_loop])
+def test_leave_one_out_check_accepts_right_answers(answer, capsys):
+    assert checks.check_leave_one_out_score(answer) is True
+    assert "all 7 hidden tests pass" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("answer, words", [
+    (_loo_with(own=True), "includes the sample's own"),
+    (_loo_with(by_s=True), "divides by S"),
+    (_loo_with(power=1), "you divided by sigma"),
+    (_loo_with(power=0), "you left out the division"),
+    (_loo_with(square=True), "call the f you are given"),
+    (_loo_with(none=True), "there is no baseline"),
+    (_loo_with(no_error=True), "raise a ValueError"),
+    (lambda f, mu, sigma, eps: _loo_right(f, mu, sigma, eps)[:, None], "one estimate per row"),
+])
+def test_leave_one_out_check_names_each_slip(answer, words, capsys):
+    assert checks.check_leave_one_out_score(answer) is False
+    out = capsys.readouterr().out
+    assert words in out, out
+
+
+def test_leave_one_out_check_handles_stubs_and_crashes(capsys):
+    assert checks.check_leave_one_out_score(_stub) is False
+    assert "not written yet" in capsys.readouterr().out
+    assert checks.check_leave_one_out_score(lambda f, mu, sigma, eps: eps @ eps) is False
+    assert "raised RuntimeError" in capsys.readouterr().out

@@ -235,3 +235,197 @@ def test_checks_say_not_written_yet(capsys):
 
     assert checks.check_gaussian_noise(stub) is False and checks.check_psnr(stub) is False
     assert capsys.readouterr().out.count("not written yet") == 2
+
+
+# -- the corruption pipeline exercise (check_random_corruption) ------------------------------------
+
+
+def right_pipeline(images, max_levels, generator):
+    kinds = list(max_levels)
+    which = torch.randint(len(kinds), (images.shape[0],), generator=generator)
+    fraction = torch.rand(images.shape[0], generator=generator)
+    out = images.clone()
+    for k, kind in enumerate(kinds):
+        rows = which == k
+        if rows.any():
+            out[rows] = ah.corrupt(images[rows], kind, fraction[rows] * max_levels[kind], generator=generator)
+    return out
+
+
+def right_pipeline_one_image_at_a_time(images, max_levels, generator):
+    kinds = list(max_levels)
+    rows = []
+    for image in images:
+        kind = kinds[int(torch.randint(len(kinds), (1,), generator=generator))]
+        level = float(torch.rand(1, generator=generator)) * max_levels[kind]
+        rows.append(ah.corrupt(image[None], kind, level, generator=generator))
+    return torch.cat(rows)
+
+
+def one_level_for_the_batch(images, max_levels, generator):
+    kinds = list(max_levels)
+    which = torch.randint(len(kinds), (images.shape[0],), generator=generator)
+    level = float(torch.rand(1, generator=generator))
+    out = images.clone()
+    for k, kind in enumerate(kinds):
+        rows = which == k
+        if rows.any():
+            out[rows] = ah.corrupt(images[rows], kind, level * max_levels[kind], generator=generator)
+    return out
+
+
+def one_kind_for_the_batch(images, max_levels, generator):
+    kinds = list(max_levels)
+    kind = kinds[int(torch.randint(len(kinds), (1,), generator=generator))]
+    levels = torch.rand(images.shape[0], generator=generator) * max_levels[kind]
+    return ah.corrupt(images, kind, levels, generator=generator)
+
+
+def levels_ignore_the_maximum(images, max_levels, generator):
+    kinds = list(max_levels)
+    which = torch.randint(len(kinds), (images.shape[0],), generator=generator)
+    fraction = torch.rand(images.shape[0], generator=generator)
+    out = images.clone()
+    for k, kind in enumerate(kinds):
+        rows = which == k
+        if rows.any():
+            out[rows] = ah.corrupt(images[rows], kind, fraction[rows], generator=generator)
+    return out
+
+
+def global_random_state(images, max_levels, generator):
+    kinds = list(max_levels)
+    which = torch.randint(len(kinds), (images.shape[0],))                 # no generator
+    fraction = torch.rand(images.shape[0])
+    out = images.clone()
+    for k, kind in enumerate(kinds):
+        rows = which == k
+        if rows.any():
+            out[rows] = ah.corrupt(images[rows], kind, fraction[rows] * max_levels[kind])
+    return out
+
+
+def in_place(images, max_levels, generator):
+    out = right_pipeline(images, max_levels, generator)
+    images.copy_(out)
+    return images
+
+
+def unclipped_gaussian(images, max_levels, generator):
+    kinds = list(max_levels)
+    which = torch.randint(len(kinds), (images.shape[0],), generator=generator)
+    fraction = torch.rand(images.shape[0], generator=generator)
+    out = images.clone()
+    for k, kind in enumerate(kinds):
+        rows = which == k
+        if not rows.any():
+            continue
+        levels = fraction[rows] * max_levels[kind]
+        if kind == "gaussian":                                             # hand-written, without the clamp
+            out[rows] = images[rows] + levels.view(-1, 1, 1, 1) * torch.randn(images[rows].shape, generator=generator)
+        elif kind in noise.NOISE_KINDS:
+            out[rows] = ah.corrupt(images[rows], kind, levels, generator=generator)
+    return out
+
+
+def silent_on_unknown_kinds(images, max_levels, generator):
+    known = {k: v for k, v in max_levels.items() if k in noise.NOISE_KINDS}
+    return right_pipeline(images, known, generator) if known else images.clone()
+
+
+@pytest.mark.parametrize("fn", [right_pipeline, right_pipeline_one_image_at_a_time])
+def test_check_random_corruption_accepts_right_answers(fn, capsys):
+    state = torch.get_rng_state()
+    assert checks.check_random_corruption(fn) is True
+    assert "all 9 hidden tests pass" in capsys.readouterr().out
+    assert torch.equal(torch.get_rng_state(), state)          # the hidden tests leave the learner's seed alone
+
+
+def test_the_package_pipeline_passes_the_same_check(capsys):
+    def with_the_package(images, max_levels, generator):   # RandomCorruption, handed the learner's generator
+        corruption = ah.RandomCorruption(max_levels)
+        corruption.generator = generator
+        return corruption(images)
+
+    assert checks.check_random_corruption(with_the_package) is True
+
+
+@pytest.mark.parametrize("fn, words", [
+    (one_level_for_the_batch, "every image got about the same level"),
+    (one_kind_for_the_batch, "every image got the same kind"),
+    (levels_ignore_the_maximum, "above the maximum"),
+    (global_random_state, "generators seeded alike gave different results"),
+    (in_place, "changed its input number 1 in place"),
+    (unclipped_gaussian, "keep them in [0, 1]"),
+    (silent_on_unknown_kinds, "accepted silently"),
+    (lambda images, max_levels, generator: images[:, :, :14], "the input's shape"),
+])
+def test_check_random_corruption_names_each_slip(fn, words, capsys):
+    assert checks.check_random_corruption(fn) is False
+    out = capsys.readouterr().out
+    assert words in out, out
+
+
+def test_check_random_corruption_handles_stubs_and_crashes(capsys):
+    def stub(images, max_levels, generator):
+        raise NotImplementedError
+
+    assert checks.check_random_corruption(stub) is False
+    assert "not written yet" in capsys.readouterr().out
+    assert checks.check_random_corruption(lambda images, max_levels, generator: images + images[:3]) is False
+    assert "raised RuntimeError" in capsys.readouterr().out
+
+
+# -- classical filters: the learned denoiser's non-learned baselines ------------------------------
+
+
+@pytest.mark.parametrize("sigma", [0.5, 0.7, 1.0, 1.4, 2.0])
+def test_gaussian_blur_matches_scipy(sigma):
+    from scipy import ndimage
+
+    x = images(4)
+    ours = noise.gaussian_blur(x, sigma).numpy()
+    reference = np.stack([ndimage.gaussian_filter(im[0].double().numpy(), sigma, mode="constant", truncate=3.0)
+                          for im in x])[:, None]
+    assert np.abs(ours - reference).max() < 1e-5
+
+
+@pytest.mark.parametrize("size", [1, 3, 5])
+def test_median_filter_matches_scipy(size):
+    from scipy import ndimage
+
+    x = images(4)
+    ours = noise.median_filter(x, size).numpy()
+    reference = ndimage.median_filter(x.numpy(), size=(1, 1, size, size), mode="constant")
+    assert np.array_equal(ours, reference)
+
+
+def test_the_median_filter_removes_isolated_salt_and_the_blur_keeps_the_mean():
+    grey = torch.full((2, 1, 28, 28), 0.5)
+    salted = grey.clone()
+    salted[:, :, 10, 10] = 1.0                                               # one white pixel
+    assert torch.equal(noise.median_filter(salted, 3), noise.median_filter(grey, 3))
+    inner = noise.gaussian_blur(grey, 1.0)[..., 5:-5, 5:-5]                  # away from the black border
+    assert torch.allclose(inner, torch.full_like(inner, 0.5))
+
+
+def test_image_filter_is_a_model_for_evaluate():
+    x = images(8)
+    f = noise.ImageFilter("median", 3)
+    assert torch.equal(f(x), noise.median_filter(x, 3)) and not list(f.parameters())
+    assert "size=3" in repr(f)
+    mse = ah.evaluate(noise.ImageFilter("gaussian_blur", 1.0), x, device="cpu")["mse_per_pixel"]
+    assert mse == pytest.approx(float(((noise.gaussian_blur(x, 1.0) - x) ** 2).mean()), rel=1e-5)
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda: noise.gaussian_blur(images(2), 0.0), "sigma must be a positive number"),
+    (lambda: noise.gaussian_blur(images(2)[0], 1.0), "(B, C, H, W)"),
+    (lambda: noise.median_filter(images(2), 4), "odd whole number"),
+    (lambda: noise.median_filter(images(2), 3.0), "odd whole number"),
+    (lambda: noise.ImageFilter("bilateral", 3), "not one of"),
+    (lambda: noise.ImageFilter("median", 2), "odd whole number"),
+])
+def test_filters_refuse_bad_settings(call, words):
+    with pytest.raises(ValueError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        call()
