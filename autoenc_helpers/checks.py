@@ -21,7 +21,7 @@ __all__ = ["check_conv_output_size", "check_conv_transpose_output_size", "check_
            "check_gaussian_noise", "check_psnr", "check_random_corruption", "check_vae_loss", "check_reparameterize",
            "check_leave_one_out_score",
            "check_l1_activation_penalty", "check_kl_sparsity_penalty", "check_gaussian_kl",
-           "check_conv_decoder", "check_spearman", "check_shard_indices"]
+           "check_conv_decoder", "check_spearman", "check_shard_indices", "check_encoder_head"]
 
 PASS, FAIL = "✅", "❌"
 
@@ -815,7 +815,7 @@ def check_vae_loss(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch
     title = "vae_loss"
     g = torch.Generator().manual_seed(11)
     failures: list[str] = []
-    cases = [(8, 2), (3, 20), (1, 5)]
+    cases = [(8, 2), (3, 20), (1, 5), (16, 1), (5, 64)]
     for b, k in cases:
         logits = torch.randn(b, 1, 28, 28, generator=g) * 3
         x = torch.rand(b, 1, 28, 28, generator=g)
@@ -859,6 +859,173 @@ def check_vae_loss(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch
                         f"{expected:.2f} nats per image, you returned {got:.2f}"
                         + (f": {slip}" if slip else ""))
     return _report(title, failures, len(cases))
+
+
+_HEAD_SHAPES = [(256, 2, 8), (512, 20, 3), (16, 1, 5)]       # (hidden, latent_dim, batch)
+
+
+def _head_outputs(out, batch: int, k: int) -> tuple[tuple | None, str | None]:
+    """The (mu, logvar, z) a learner's head returned, or None and what is wrong with it."""
+    if not isinstance(out, (tuple, list)):
+        return None, (f"forward should return three tensors (mu, logvar, z), got one {type(out).__name__}")
+    if len(out) != 3:
+        return None, (f"forward returned {len(out)} things; return three: (mu, logvar, z)"
+                      + (": z, the sampled code, is missing" if len(out) == 2 else ""))
+    if not all(torch.is_tensor(t) for t in out):
+        return None, "forward should return three tensors (mu, logvar, z), got " + ", ".join(type(t).__name__ for t in out)
+    shapes = [tuple(t.shape) for t in out]
+    if any(s != (batch, k) for s in shapes):
+        return None, (f"for a batch of {batch} hidden vectors and latent_dim={k}, mu, logvar and z should each have "
+                      f"shape ({batch}, {k}); got {shapes[0]}, {shapes[1]} and {shapes[2]}")
+    return tuple(out), None
+
+
+def check_encoder_head(make_head: Callable[[int, int], nn.Module]) -> bool:
+    """Check ``make_head(hidden, latent_dim)``: an nn.Module whose forward(h) returns ``(mu, logvar, z)``.
+
+    The end of a VAE's encoder (notebook 04): from hidden features h of shape (B, hidden), two heads give
+    the mean mu and the log-variance logvar of q(z | x), each (B, latent_dim), and z = mu + sigma * eps
+    is one reparameterised draw, sigma = exp(0.5 * logvar), eps ~ N(0, 1) drawn per entry.
+    ``make_head`` is usually the learner's class itself, ``check_encoder_head(EncoderHead)``.
+
+    Hidden tests: the three shapes for three (hidden, latent_dim, batch) settings; the gradient of z
+    reaches every parameter (both heads), dz/dmu = 1 and dz/dlogvar = 0.5 * (z - mu) for the mu and logvar
+    returned; over 20,000 draws of one input, z has mean mu and standard deviation sigma. The messages name
+    the usual slips: sigma (or a positive, softplus-ed output) returned in place of logvar, the variance
+    exp(logvar) used as sigma, mu + eps without sigma, no eps or one eps for the whole batch, uniform eps,
+    one head used for both mu and logvar, and ``Normal(...).sample()``, which cuts the gradient.
+    """
+    title = "EncoderHead"
+
+    def build(hidden, k):
+        head = _learner(make_head, (hidden, k), title)
+        if not isinstance(head, nn.Module):
+            raise _Problem(f"{title}({hidden}, {k}) should give an nn.Module, got {type(head).__name__}")
+        if not any(p.requires_grad for p in head.parameters()):
+            raise _Problem(f"{title}({hidden}, {k}) has no trainable parameters: the heads are layers, e.g. "
+                           "nn.Linear(hidden, latent_dim) for mu and another for logvar")
+        return head
+
+    def shape_case(hidden, k, batch):
+        def case():
+            head = build(hidden, k)
+            out, problem = _head_outputs(_learner(head, (torch.randn(batch, hidden),), title), batch, k)
+            return problem
+        return case
+
+    def gradient_case():
+        hidden, k, batch = 64, 6, 256
+        head = build(hidden, k)
+        h = 2 * torch.randn(batch, hidden)
+        out, problem = _head_outputs(_learner(head, (h,), title), batch, k)
+        if problem:
+            return problem
+        mu, logvar, z = out
+        if torch.isnan(z).any():
+            return _NAN_LOGVAR
+        if torch.equal(mu, logvar):
+            return ("mu and logvar are the same numbers: the encoder needs two heads (two nn.Linear layers, or one "
+                    "with 2 * latent_dim outputs split in two)")
+        if not z.requires_grad:
+            return ("z carries no gradient, so the encoder could never learn: Normal(...).sample(), .detach() or "
+                    "torch.no_grad() cut the graph. Build z = mu + sigma * eps (or use .rsample())")
+        if not bool((logvar < 0).any()):
+            return ("logvar is never negative: return the log-variance head's raw output (no ReLU, softplus or exp). "
+                    "log sigma^2 < 0 means sigma < 1, which most codes need; if you returned sigma, return logvar "
+                    "and compute sigma = exp(0.5 * logvar) inside forward")
+        grads = torch.autograd.grad(z.sum(), (mu, logvar), retain_graph=True, allow_unused=True)
+        if grads[0] is None:
+            return "z is not computed from the mu you return: compute mu once and use it in z = mu + sigma * eps"
+        if grads[1] is None:
+            return ("z is not computed from the logvar you return: sigma = exp(0.5 * logvar) must come from the "
+                    "returned logvar (returning sigma, or a second output, in its place is the usual slip)")
+        problems = []
+        if not torch.allclose(grads[0], torch.ones_like(mu)):
+            problems.append("dz/dmu should be 1 everywhere (z = mu + sigma * eps)")
+        if not torch.allclose(grads[1], 0.5 * (z - mu).detach(), rtol=1e-3, atol=1e-5):
+            problems.append("dz/dlogvar should be 0.5 * sigma * eps = 0.5 * (z - mu): make sigma = exp(0.5 * logvar)")
+        z.sum().backward()
+        silent = [name for name, p in head.named_parameters()
+                  if p.requires_grad and (p.grad is None or not p.grad.abs().sum() > 0)]
+        if silent:
+            problems.append(f"no gradient from z reaches {silent[:4]}: both heads must feed z")
+        return "; ".join(problems) or None
+
+    def statistics_case():
+        hidden, k, n = 32, 6, 20_000
+        head = build(hidden, k)
+        h = (3 * torch.randn(1, hidden)).expand(n, hidden).clone()       # one input, 20,000 times
+        out, problem = _head_outputs(_learner(head, (h,), title), n, k)
+        if problem:
+            return problem
+        mu, second, z = (t.detach().float() for t in out)
+        mu, second = mu[0], second[0]                                    # every row is the same input
+        if torch.isnan(z).any():
+            return _NAN_LOGVAR
+        std = z.std(0)
+        if bool((std < 1e-6).all()):
+            again = _learner(head, (h,), title)[2].detach().float()
+            if not torch.equal(again, z):
+                return ("every row of z is the same draw: you drew one eps for the whole batch; draw one per "
+                        "entry, eps = torch.randn_like(sigma)")
+            return "z has no randomness (z = mu?): add sigma * eps with eps = torch.randn_like(sigma)"
+
+        def close(a, b, rel=0.05):
+            return bool(((a - b).abs() <= rel * b.abs() + 1e-3).all())
+
+        sigma = torch.exp(0.5 * second)
+        problems = []
+        mean = z.mean(0)
+        if not bool(((mean - mu).abs() <= 0.05 * std + 0.01).all()):
+            if bool(((mean - mu - 0.5 * sigma).abs() <= 0.05 * sigma + 0.01).all()):
+                return ("the draws average mu + sigma / 2 and spread like uniform noise: eps comes from torch.rand; "
+                        "draw it from N(0, 1) with torch.randn_like")
+            problems.append(f"the mean of many draws of z should be the mu you return, {_fmt(mu)}; it is {_fmt(mean)}")
+        if not close(std, sigma):
+            slips = [
+                (second.abs(), "z spreads by your second output itself: you returned sigma where logvar belongs. "
+                               "Return the log-variance and compute sigma = exp(0.5 * logvar) inside forward"),
+                (torch.exp(second), "the spread of z is exp(logvar), the variance sigma^2; sigma is its square root, "
+                                    "exp(0.5 * logvar)"),
+                (torch.ones(k), "z spreads by 1 whatever logvar says: you returned mu + eps; multiply eps by "
+                                "sigma = exp(0.5 * logvar)"),
+                (torch.exp(-0.5 * second), "the spread is 1 / sigma: the sign in exp(0.5 * logvar) is flipped"),
+                (sigma / math.sqrt(12), "the spread is that of uniform noise: eps must come from N(0, 1) "
+                                        "(torch.randn_like), not torch.rand_like"),
+            ]
+            hint = next((text for expected, text in slips if close(std, expected)), None)
+            problems.append(hint or f"the standard deviation of many draws of z should be sigma = exp(0.5 * logvar) = "
+                                    f"{_fmt(sigma)}; it is {_fmt(std)}")
+        return "; ".join(problems) or None
+
+    cases = [*(shape_case(*s) for s in _HEAD_SHAPES), gradient_case, statistics_case]
+    failures: list[str] = []
+    try:
+        with torch.random.fork_rng(devices=[]):      # the hidden draws leave the learner's random state alone
+            torch.manual_seed(0)
+            for case in cases:
+                try:
+                    problem = case()
+                except (_NotWritten, KeyboardInterrupt):
+                    raise
+                except _Problem as err:
+                    problem = str(err)
+                except Exception as err:  # the learner's code crashed: report it, do not raise
+                    problem = f"your module raised {type(err).__name__}: {err}"
+                if problem:
+                    failures.append(problem)
+    except _NotWritten:
+        return False
+    if not failures:
+        return _report(title, [], len(cases))
+    print(f"{FAIL} {title}: {len(failures)} of {len(cases)} hidden tests failed.")
+    for line in list(dict.fromkeys(failures))[:3]:                   # the same finding once
+        print(f"   - {line}")
+    return False
+
+
+class _Problem(Exception):
+    """A finding about the learner's answer, raised from deep inside a hidden test."""
 
 
 # ---------------------------------------------------------------------------------------------
