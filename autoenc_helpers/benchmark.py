@@ -620,8 +620,9 @@ def _noise_case(test, device):
 def _factor_case(test, device):
     from . import widgets
 
+    factors = (1 / 784, 0.1, 0.3, 1, 10, 784)                          # lesson 07's sweep: beta = 784 ... 1/784
     results = [{"factor": f, "model": MLPVAE(latent_dim=16, hidden=(512, 256)).to(device).eval(),
-                "recon": 240.0 + 8 * i, "kl": 30.0 - 4 * i} for i, f in enumerate((0.03, 0.1, 0.3, 1, 3, 10))]
+                "recon": 240.0 + 8 * i, "kl": 30.0 - 4 * i} for i, f in enumerate(factors)]
     explorer = widgets.LossFactorExplorer(results, test.images, n_images=8, n_samples=8, value=1.0)
     n = len(results)
     return explorer, lambda i: setattr(explorer.slider, "value", (explorer.slider.value + 1) % n)
@@ -646,7 +647,7 @@ WIDGET_CASES: dict[str, list[tuple[str, Callable]]] = {
          _latent_case(lambda: ConvVAE(latent_dim=2, channels=CONV_VAE_CHANNELS), limits=(-3, 3))),
     ],
     "NoiseExplorer": [("lesson 02: two MLP AEs 784-256-128-32", _noise_case)],
-    "LossFactorExplorer": [("lesson 06: six MLP VAEs 784-512-256-16", _factor_case)],
+    "LossFactorExplorer": [("lesson 07: six MLP VAEs 784-512-256-16", _factor_case)],
     "ConditionalExplorer": [("lesson 09: conditional MLP VAE, 2-D code", _conditional_case)],
 }
 """Widget class -> [(case, build(test, device) -> (widget, move(i)))]: one place that lists every widget.

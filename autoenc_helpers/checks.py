@@ -1130,6 +1130,121 @@ def check_gaussian_kl(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) 
 
 
 # ---------------------------------------------------------------------------------------------
+# Lesson 07: the free-bits KL term
+
+__all__ += ["check_free_bits_kl"]
+
+
+def _free_bits_reference(mu: torch.Tensor, logvar: torch.Tensor, free_bits: float) -> torch.Tensor:
+    per_dim = (0.5 * (mu ** 2 + logvar.exp() - 1 - logvar)).mean(0)               # (k,) nats, batch average
+    return per_dim.clamp(min=free_bits).sum()                                     # () nats per image
+
+
+def check_free_bits_kl(fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]) -> bool:
+    """Check ``fn(mu, logvar, free_bits) -> ()``: the KL term with free bits (Kingma et al. 2016), nats per image.
+
+    Expected: each latent dimension's KL from N(0, 1), averaged over the batch, floored at
+    ``free_bits`` and summed over the dimensions: ``sum_j max(free_bits, mean_b KL_bj)``.
+    Hidden tests: the prior itself (every dimension pays the floor, worked by hand), a floor of 0
+    (the plain KL), every dimension above the floor, a batch whose dimensions straddle the floor,
+    and a single image; on the straddling batch, the gradient must reach the dimensions above the
+    floor exactly as the plain KL's does and be 0 for those below it (that is what makes the bits
+    free). The messages name the usual slips: the floor applied to each image before the batch
+    average, to the total KL instead of each dimension (or not at all), ``max(0, KL_j - free_bits)``
+    in place of ``max(free_bits, KL_j)``, min for max, a sum over the batch, a mean over the
+    dimensions, and one value per image or per dimension instead of one number.
+    The exercise of notebook 07; ``ah.vae_objective(free_bits=...)`` computes the same term.
+    """
+    title = "free_bits_kl"
+    g = torch.Generator().manual_seed(7)
+
+    def straddling():
+        # dimensions 0-7 busy (mean KL about 2 nats), 8-15 nearly collapsed (about 0.05 nats): the floor 0.5
+        # lies between them, and single images of the quiet dimensions reach above it now and then
+        mu = torch.cat([1.5 * torch.randn(32, 8, generator=g), 0.3 * torch.randn(32, 8, generator=g)], 1)
+        logvar = torch.cat([torch.randn(32, 8, generator=g) - 1.5, 0.1 * torch.randn(32, 8, generator=g)], 1)
+        return mu, logvar
+
+    cases = [
+        # by hand: mu = 0, sigma = 1 costs 0 nats in each of 3 dimensions; each pays the floor: 3 * 0.5 = 1.5
+        ("the prior itself (4 images, 3 dimensions), floor 0.5", torch.zeros(4, 3), torch.zeros(4, 3), 0.5),
+        ("8 images, 4 dimensions, floor 0 (no free bits: the plain KL)",
+         torch.randn(8, 4, generator=g), torch.randn(8, 4, generator=g), 0.0),
+        ("6 images, 5 dimensions, every dimension above the floor 0.1",
+         2 + torch.rand(6, 5, generator=g), torch.randn(6, 5, generator=g) - 1, 0.1),
+        ("32 images, 16 dimensions straddling the floor 0.5", *straddling(), 0.5),
+        ("one image, 6 dimensions, floor 1", torch.randn(1, 6, generator=g), torch.randn(1, 6, generator=g), 1.0),
+    ]
+    failures: list[str] = []
+    for case, mu, logvar, lam in cases:
+        b, k = mu.shape
+        expected = _free_bits_reference(mu, logvar, lam)
+        mu_in, logvar_in = mu.clone().requires_grad_(True), logvar.clone().requires_grad_(True)
+        try:
+            ok, got = _call(fn, (mu_in, logvar_in, lam), title)
+        except Exception as err:  # the learner's code crashed: report it, do not raise
+            failures.append(f"{case}: your function raised {type(err).__name__}: {err}")
+            continue
+        if not ok:
+            return False
+        if not torch.is_tensor(got):
+            failures.append(f"{case}: return a tensor (one number, nats per image), not {type(got).__name__}")
+            continue
+        if got.numel() != 1:
+            shape = tuple(got.shape)
+            if shape in ((k,), (1, k)) and k != b:
+                hint = "that is one value per latent dimension: sum them over the dimensions"
+            elif shape in ((b,), (b, 1)):
+                hint = ("that is one value per image: average each dimension's KL over the batch first, floor "
+                        "it, then sum over the dimensions")
+            else:
+                hint = "reduce to one number: the batch average per dimension, floored, summed over dimensions"
+            failures.append(f"{case}: return one number, got shape {shape}: {hint}")
+            continue
+        value = float(got.detach())
+        if math.isclose(value, float(expected), rel_tol=1e-4, abs_tol=1e-5):
+            if lam > 0 and case.startswith("32 images"):
+                if not got.requires_grad:
+                    failures.append(f"{case}: the value is right but carries no gradient: compute it with torch "
+                                    "operations on mu and logvar, without .detach(), .item() or torch.no_grad()")
+                    continue
+                grad_mu, = torch.autograd.grad(got.reshape(()), mu_in, allow_unused=True)
+                mu_ref = mu.clone().requires_grad_(True)
+                ref_grad, = torch.autograd.grad(_free_bits_reference(mu_ref, logvar, lam), mu_ref)
+                if grad_mu is None or not torch.allclose(grad_mu, ref_grad, rtol=1e-4, atol=1e-6):
+                    failures.append(f"{case}: the value is right but the gradient is not: dimensions above the "
+                                    "floor must get the KL's own gradient, those below it none (use clamp(min=...) "
+                                    "or torch.maximum on the batch-averaged KL of each dimension)")
+            continue
+        per_bk = 0.5 * (mu ** 2 + logvar.exp() - 1 - logvar)                        # (b, k) nats
+        per_dim = per_bk.mean(0)                                                    # (k,)
+        slips = [
+            (per_bk.clamp(min=lam).sum(1).mean(),
+             "you floored each image's KL before averaging over the batch; the floor applies to each dimension's "
+             "batch average (a dimension busy on a few images and silent on the rest must still count as below "
+             "the floor)"),
+            (per_dim.sum(), "there is no floor on each dimension (a floor on the total KL does nothing once the "
+                            "total is above it): a dimension whose batch-averaged KL is below free_bits must count "
+                            "as free_bits"),
+            (per_dim.sum().clamp(min=lam),
+             "you floored the total KL; free bits floors each latent dimension separately: sum_j max(free_bits, KL_j)"),
+            ((per_dim - lam).clamp(min=0).sum(),
+             "that is sum_j max(0, KL_j - free_bits): the same gradient, but free_bits * k lower than the term of "
+             "Kingma et al., sum_j max(free_bits, KL_j)"),
+            (per_dim.clamp(max=lam).sum(), "min where max belongs: the floor is max(free_bits, KL_j)"),
+            (per_bk.sum(0).clamp(min=lam).sum(),
+             "you summed each dimension's KL over the batch; average it over the images (nats per image)"),
+            (b * expected, "you summed over the batch; average over the images (nats per image)"),
+            (per_dim.clamp(min=lam).mean(), "you averaged over the latent dimensions; the KL of an image is their sum"),
+        ]
+        slip = next((text for wrong, text in slips if math.isclose(value, float(wrong), rel_tol=1e-4, abs_tol=1e-5)),
+                    None)
+        failures.append(f"{case}: expected {float(expected):.4f} nats per image, you returned {value:.4f}"
+                        + (f": {slip}" if slip else ""))
+    return _report(title, failures, len(cases))
+
+
+# ---------------------------------------------------------------------------------------------
 # Lesson 08: the convolutional decoder, and the rank correlation of a code with the radius
 
 

@@ -9,12 +9,13 @@ course always says which it made:
 
 For pixel values in [0, 1], the squared error has the unit "squared intensity".
 
-The VAE's loss (lessons 04-06) is in nats: the binary cross-entropy of the
+The VAE's loss (lessons 04-07) is in nats: the binary cross-entropy of the
 pixels (``bce_with_logits``, same two reductions) and the KL of the encoder's
 Gaussian from N(0, 1) (``gaussian_kl``, reduced over latent dimensions with
 ``dims=`` and over the batch). ``vae_objective`` combines them for ``fit``;
 ``negative_elbo`` evaluates a trained VAE with sampling; ``kl_per_dimension``
-and ``active_units`` look for posterior collapse.
+and ``active_units`` look for posterior collapse (lesson 07), and ``kl_warmup_weight``
+is the KL warm-up schedule ``vae_objective`` can follow.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from .models import check_images, eval_mode, model_device, reparameterize
 __all__ = ["REDUCTIONS", "squared_error", "psnr_db", "mse_objective",
            "SPARSITY_PENALTIES", "l1_activation_penalty", "bernoulli_kl", "kl_sparsity_penalty", "sparse_objective",
            "sparsity_stats",
-           "KL_DIMS", "bce_with_logits", "gaussian_kl", "vae_objective", "negative_elbo", "log_likelihood_iw",
+           "KL_DIMS", "bce_with_logits", "gaussian_kl", "kl_warmup_weight", "vae_objective", "negative_elbo",
+           "log_likelihood_iw",
            "kl_per_dimension",
            "active_units"]
 
@@ -232,7 +234,7 @@ def sparsity_stats(h: torch.Tensor, *, threshold: float = 0.05) -> dict[str, flo
 
 
 # ---------------------------------------------------------------------------------------------
-# Lessons 04-06: the VAE's loss. Its two terms are in nats (natural-log units of information):
+# Lessons 04-07: the VAE's loss. Its two terms are in nats (natural-log units of information):
 # the reconstruction, -log p(x | z) for Bernoulli pixels, and the KL of q(z | x) from the prior.
 
 KL_DIMS = ("sum", "mean", "none")
@@ -305,8 +307,31 @@ def _check_number(name: str, value, *, minimum: float = 0.0) -> float:
     return float(value)
 
 
+def kl_warmup_weight(epochs_done: float | None, warmup_epochs: float, final: float = 1.0) -> float:
+    """The KL weight of a linear warm-up after ``epochs_done`` epochs of training (Bowman et al. 2016).
+
+    The weight rises in a straight line from 0, at the start of training, to ``final`` after
+    ``warmup_epochs`` epochs, and stays there: ``final * min(1, epochs_done / warmup_epochs)``.
+    ``epochs_done`` counts completed epochs as a fraction (1.5 is half-way through the second
+    epoch), so the weight rises a little at every step. ``warmup_epochs=0`` means no warm-up
+    (``final`` from the first step); ``epochs_done=None`` means "not training" and gives ``final``,
+    the weight of the objective the model is judged by.
+
+    >>> [kl_warmup_weight(e, 2) for e in (0, 0.5, 1, 2, 3)]
+    [0.0, 0.25, 0.5, 1.0, 1.0]
+
+    The schedule :func:`vae_objective` follows with ``kl_warmup_epochs=...``; lesson 07 uses it.
+    """
+    final = _check_number("final", final)
+    warmup_epochs = _check_number("warmup_epochs", warmup_epochs)
+    if epochs_done is None or warmup_epochs == 0:
+        return final
+    epochs_done = _check_number("epochs_done", epochs_done)
+    return final * min(1.0, epochs_done / warmup_epochs)
+
+
 def vae_objective(*, recon: str = "bce", reduction: str = "sum", recon_factor: float = 1.0,
-                  kl_weight: float = 1.0, free_bits: float = 0.0):
+                  kl_weight: float = 1.0, free_bits: float = 0.0, kl_warmup_epochs: float = 0.0):
     """The VAE's objective for ``ah.fit``: a weighted reconstruction term plus a KL term.
 
     Returns ``objective(model, inputs, targets) -> dict`` for a VAE whose ``forward(inputs)`` gives
@@ -335,14 +360,25 @@ def vae_objective(*, recon: str = "bce", reduction: str = "sum", recon_factor: f
         loss, trains the same model under both. The mix that changes the balance averages the
         reconstruction over pixels but leaves the KL per image: ``reduction="sum",
         recon_factor=1/784`` (a KL 784 times stronger: collapse).
-    recon_factor: the weight of the reconstruction (notebook 06's slider; high: close to a plain
+    recon_factor: the weight of the reconstruction (lesson 07's slider; high: close to a plain
         autoencoder, low: the KL wins and images blur). kl_weight: the weight of the KL (beta).
-    free_bits: a remedy for posterior collapse, in nats per latent dimension (Kingma et al. 2016):
-        each dimension's KL, averaged over the batch, costs nothing below this floor,
-        ``sum_j max(free_bits, KL_j)``, so the encoder can use every dimension for that much
-        information without paying; 0 turns it off. No schedule needed.
+    free_bits: in nats per latent dimension (Kingma et al. 2016): each dimension's KL, averaged
+        over the batch, costs nothing below this floor, ``sum_j max(free_bits, KL_j)``; 0 turns it
+        off. A dimension below the floor gets no gradient from the KL at all, so the reconstruction
+        is free to fill it up to the floor: expect units parked near ``free_bits`` nats (lesson 07).
+    kl_warmup_epochs: KL warm-up (Bowman et al. 2016): the KL weight rises linearly from 0 to
+        ``kl_weight`` over this many epochs (:func:`kl_warmup_weight`), a little at every step; 0
+        turns it off. ``fit`` tells the objective how far training has got by calling its
+        ``set_epoch(epochs_done)`` before each step (and ``set_epoch(None)`` when it is done, so an
+        evaluation afterwards uses the full weight). With a warm-up the dict also holds
+        ``"kl_weight"``, the weight in use, so the history shows the schedule.
 
-    Built step by step in notebook 04; reductions, factors and free bits are notebook 06's subject.
+    The objective carries its ``settings`` (every argument above) for :func:`~autoenc_helpers.cache.cached_fit`,
+    which keys a checkpoint by them; ``kl_warmup_epochs`` is listed only when it is not 0, so checkpoints
+    saved before the option existed keep their names.
+
+    Built step by step in notebook 04; reductions are notebook 06's subject, factors (beta), free
+    bits and warm-up notebook 07's.
     """
     if recon not in VAE_RECONS:
         raise ValueError(f"recon={recon!r}; expected one of {VAE_RECONS}")
@@ -351,8 +387,10 @@ def vae_objective(*, recon: str = "bce", reduction: str = "sum", recon_factor: f
     recon_factor = _check_number("recon_factor", recon_factor)
     kl_weight = _check_number("kl_weight", kl_weight)
     free_bits = _check_number("free_bits", free_bits)
+    kl_warmup_epochs = _check_number("kl_warmup_epochs", kl_warmup_epochs)
     scale = 1.0 if reduction == "sum" else 1.0 / N_PIXELS
     recon_name = "recon_nats_per_image" if recon == "bce" else "recon_sq_error_per_image"
+    progress = {"epochs_done": None}                   # set by fit through objective.set_epoch
 
     def objective(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
                   labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -368,12 +406,23 @@ def vae_objective(*, recon: str = "bce", reduction: str = "sum", recon_factor: f
         kl_per_dim = gaussian_kl(mu, logvar, dims="none", batch="mean")     # (k,) nats per image
         kl = kl_per_dim.sum()                                                # nats per image
         kl_paid = kl_per_dim.clamp(min=free_bits).sum() if free_bits > 0 else kl
-        loss = scale * (recon_factor * recon_per_image + kl_weight * kl_paid)
-        return {"total_loss": loss, recon_name: recon_per_image, "kl_nats_per_image": kl}
+        weight = kl_warmup_weight(progress["epochs_done"], kl_warmup_epochs, kl_weight)
+        loss = scale * (recon_factor * recon_per_image + weight * kl_paid)
+        terms = {"total_loss": loss, recon_name: recon_per_image, "kl_nats_per_image": kl}
+        if kl_warmup_epochs > 0:
+            terms["kl_weight"] = torch.tensor(weight)                      # the schedule, logged by fit
+        return terms
+
+    def set_epoch(epochs_done: float | None) -> None:
+        """How many epochs training has completed (a fraction), or None when it is not training."""
+        progress["epochs_done"] = epochs_done
 
     objective.__name__ = objective.__qualname__ = "vae_objective"
+    objective.set_epoch = set_epoch
     objective.settings = dict(recon=recon, reduction=reduction, recon_factor=recon_factor, kl_weight=kl_weight,
                               free_bits=free_bits)
+    if kl_warmup_epochs > 0:                           # only when used: older checkpoints keep their keys
+        objective.settings["kl_warmup_epochs"] = kl_warmup_epochs
     return objective
 
 
@@ -496,7 +545,7 @@ def kl_per_dimension(model: torch.nn.Module, data, *, batch_size: int = 1000) ->
 
     A dimension whose KL stays near 0 has mu = 0 and sigma = 1 for every image: it carries no
     information about the image, the decoder ignores it (posterior collapse of that unit).
-    The values add up to the KL term of the loss. Built step by step in notebook 06.
+    The values add up to the KL term of the loss. Built step by step in notebook 07.
     """
     x_all = _images_of(data, "kl_per_dimension")
     device = model_device(model)
@@ -515,7 +564,7 @@ def active_units(model: torch.nn.Module, data, threshold: float = 0.01, *, batch
     The criterion is the KL per dimension of :func:`kl_per_dimension` (nats per image, averaged over
     ``data``), so the count matches the bar chart of those KLs. (Burda et al. 2016 use instead the
     variance of mu across the data, active above 0.01; the two agree on collapsed units, whose mu is
-    0 for every image.) ``int(active_units(vae, test).sum())`` counts them. Built in notebook 06.
+    0 for every image.) ``int(active_units(vae, test).sum())`` counts them. Built in notebook 07.
     """
     threshold = _check_number("threshold", threshold)
     return kl_per_dimension(model, data, batch_size=batch_size) > threshold

@@ -7,6 +7,8 @@ first entry is the loss to minimise and whose keys carry the unit
 (``"mse_per_pixel"``). Every entry is logged. With ``with_labels=True`` the
 objective is also handed each batch's labels, ``objective(model, inputs,
 targets, labels=...)``, for a model conditioned on the class (notebook 09).
+An objective that follows a schedule (KL warm-up, notebook 07) has a method
+``set_epoch(epochs_done)``, and ``fit`` tells it how far training has got.
 
 Built step by step in notebook 01, where the loop is first written by hand.
 """
@@ -203,6 +205,15 @@ def fit(model: nn.Module, train, test=None, *, objective: Objective = mse_object
     A loss that becomes NaN or infinite raises ``FloatingPointError``, whose ``history`` attribute
     holds the finished epochs. Either way the model is left in eval mode. Images must be finite and
     on an image scale ([0, 1], or [-1, 1]), in the model's dtype.
+
+    Schedules: when ``objective`` has a method ``set_epoch``, fit calls it with the number of
+    epochs completed so far, as a fraction, before every training step (``e + i / n_batches``
+    before step i of epoch e + 1, counting steps from 0), with the whole number ``e + 1``
+    before that epoch's held-out evaluation, and with ``None`` when training ends (also on
+    error), meaning "not training".
+    That is how ``vae_objective(kl_warmup_epochs=...)`` raises its KL weight step by step with
+    no second training loop. Such an objective must list its schedule in its ``settings``, which
+    ``cached_fit`` keys checkpoints by.
     """
     if not isinstance(epochs, int) or epochs <= 0:
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
@@ -224,6 +235,10 @@ def fit(model: nn.Module, train, test=None, *, objective: Objective = mse_object
     n = x_train.shape[0]
     n_batches = math.ceil(n / batch_size)
     history = History()
+    set_epoch = getattr(objective, "set_epoch", None)                       # a schedule, if it has one
+    if set_epoch is not None and not callable(set_epoch):
+        raise TypeError(f"objective.set_epoch must be a method set_epoch(epochs_done), got "
+                        f"{type(set_epoch).__name__}")
 
     bar = tqdm(total=epochs * n_batches, desc="training", unit="batch", disable=not progress, leave=False)
     try:
@@ -232,6 +247,8 @@ def fit(model: nn.Module, train, test=None, *, objective: Objective = mse_object
             model.train()
             sums: dict[str, float] = {}
             for b, idx in enumerate(batch_indices(n, batch_size, shuffle=True, generator=generator, device=device), 1):
+                if set_epoch is not None:
+                    set_epoch(epoch - 1 + (b - 1) / n_batches)              # epochs done before this step
                 targets = x_train[idx]                                      # (b, 1, 28, 28)
                 inputs = corrupt(targets) if corrupt else targets
                 extra = {"labels": y_train[idx]} if with_labels else {}        # the batch's labels, when asked
@@ -251,6 +268,8 @@ def fit(model: nn.Module, train, test=None, *, objective: Objective = mse_object
             for name, total in sums.items():
                 history.train.setdefault(name, []).append(total / n)
             if x_test is not None:
+                if set_epoch is not None:
+                    set_epoch(float(epoch))                                 # the weight at the epoch's end
                 for name, value in evaluate(model, test if with_labels else x_test, objective=objective,
                                             device=device, corrupt=corrupt, with_labels=with_labels).items():
                     history.test.setdefault(name, []).append(value)
@@ -273,6 +292,8 @@ def fit(model: nn.Module, train, test=None, *, objective: Objective = mse_object
         raise
     finally:
         bar.close()
+        if set_epoch is not None:
+            set_epoch(None)                                                 # not training any more
         model.eval()
     return history
 

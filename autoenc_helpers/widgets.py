@@ -36,7 +36,7 @@ from .noise import LEVEL_NAMES, corrupt
 from .plots import image_grid
 
 __all__ = ["decode_image", "typical_gap", "gaps_to_nearest", "LatentExplorer", "denoise_panels", "NoiseExplorer",
-           "factor_panels", "LossFactorExplorer"]
+           "factor_panels", "ratio_label", "LossFactorExplorer"]
 
 
 def _kept_figure(ncols: int, figsize: tuple[float, float], pad: float, draw: Callable, **subplots) -> Figure:
@@ -407,7 +407,7 @@ class NoiseExplorer(_Widget):
 
 
 # ---------------------------------------------------------------------------------------------
-# Lesson 06: the reconstruction-loss factor of a VAE
+# Lesson 07: the reconstruction-loss factor of a VAE, and its beta = 1 / factor
 
 
 @torch.no_grad()
@@ -435,10 +435,32 @@ def factor_panels(model: torch.nn.Module, images: torch.Tensor, noise: torch.Ten
 
 
 _RESULT_KEYS = ("factor", "model", "recon", "kl")
+RATE_FLOOR = 0.01
+"""Nats per image: the rate-distortion panel's log axis starts here, and a smaller KL is drawn on it."""
+
+
+def ratio_label(value: float) -> str:
+    """A positive number as a reader writes it: ``784``, ``3.33``, ``1``, ``1/3``, ``1/784`` (a pure function).
+
+    Numbers below 1 whose inverse is (nearly) a whole number are written as ``1/n``; others keep three
+    significant digits. Used for beta = 1 / factor on the widget's slider and plot.
+    """
+    value = float(value)
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"ratio_label needs a positive finite number, got {value!r}")
+    if value < 1:
+        inverse = 1 / value
+        if abs(inverse - round(inverse)) < 1e-3 * inverse:
+            return f"1/{round(inverse)}"
+    return f"{value:.3g}"
+
 
 
 class LossFactorExplorer(_Widget):
     """A slider over reconstruction-loss factors; each position shows a VAE really trained with that factor.
+
+    The slider and the plot name each model by its beta = 1 / factor (the weight of the KL against a
+    reconstruction weighted 1, lesson 06), written as a reader would (``ratio_label``): 784, 10, 1, 1/10, 1/784.
 
     results: one dict per trained model, ``{"factor": 10.0, "model": vae, "recon": ..., "kl": ...}``,
         with the model's held-out reconstruction term (the distortion, e.g. ``history.last("test",
@@ -450,16 +472,17 @@ class LossFactorExplorer(_Widget):
     recon_label, kl_label: the axis labels, with units.
 
     Each position shows: originals above the model's reconstructions, its prior samples, and the
-    rate-distortion plane (KL on x, reconstruction on y) with every model's point and the current
-    one highlighted. All panels, and the PNG of every position, are made once at construction, so moving
-    the slider only swaps pictures (about 1 ms instead of 0.2 s).
-    Built for notebook 06.
+    rate-distortion plane (KL on a log x axis, since the rates of the models span several powers of
+    ten; a KL below ``RATE_FLOOR`` is drawn at the floor and marked; reconstruction on y) with every
+    model's point and the current one highlighted. All panels, and the PNG of every position, are made
+    once at construction, so moving the slider only swaps pictures (about 1 ms instead of 0.2 s).
+    Built for notebook 07.
     """
 
     def __init__(self, results: Sequence[Mapping], images: torch.Tensor, *, n_images: int = 8, n_samples: int = 8,
                  seed: int = 0, value: float | None = None,
-                 recon_label: str = "reconstruction (BCE, nats per image)",
-                 kl_label: str = "KL = rate (nats per image)"):
+                 recon_label: str = "distortion: BCE (nats per image)",
+                 kl_label: str = "rate: KL (nats per image, log scale)"):
         results = list(results)
         if not results:
             raise ValueError("results is empty: train at least one model, one dict per loss factor")
@@ -476,6 +499,9 @@ class LossFactorExplorer(_Widget):
         self.factors = [float(r["factor"]) for r in self.results]
         if len(set(self.factors)) != len(self.factors):
             raise ValueError(f"each factor must appear once, got {self.factors}")
+        if not all(f > 0 for f in self.factors):
+            raise ValueError(f"every factor must be positive (beta = 1 / factor), got {self.factors}")
+        self.labels = [ratio_label(1 / f) for f in self.factors]                      # beta, e.g. "1/784"
         if not torch.is_tensor(images) or images.dim() != 4 or images.shape[0] == 0:
             raise ValueError(f"images must be a non-empty (N, 1, 28, 28) tensor, got "
                              f"{tuple(images.shape) if torch.is_tensor(images) else type(images).__name__}")
@@ -495,8 +521,8 @@ class LossFactorExplorer(_Widget):
 
         start = 1.0 if value is None else float(value)
         first = min(range(len(self.factors)), key=lambda i: abs(self.factors[i] - start))   # nearest to 1 by default
-        self.slider = W.SelectionSlider(options=[(f"{f:g}", i) for i, f in enumerate(self.factors)], value=first,
-                                        description="recon factor", continuous_update=False,
+        self.slider = W.SelectionSlider(options=[(label, i) for i, label in enumerate(self.labels)], value=first,
+                                        description="β (KL weight)", continuous_update=False,
                                         layout=W.Layout(width="420px"), style={"description_width": "initial"})
         self.slider.observe(lambda _: self.render(), names="value")
         self.output = W.Output()
@@ -528,19 +554,26 @@ class LossFactorExplorer(_Widget):
             for ax in axes[:2]:
                 ax.set_axis_off()
             ax = axes[2]
-            rates = [float(x["kl"]) for x in self.results]
+            rates = [max(float(x["kl"]), RATE_FLOOR) for x in self.results]       # a log axis has no 0
             distortions = [float(x["recon"]) for x in self.results]
             ax.plot(rates, distortions, "-o", color="0.6", ms=4, zorder=1)
-            for f, x, y in zip(self.factors, rates, distortions):
-                ax.annotate(f"{f:g}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7, color="0.4")
-            ax.scatter([float(r["kl"])], [float(r["recon"])], s=90, color="C3", zorder=2,
-                       label=f"factor {self.factors[index]:g}")
+            for i, (label, x, y, result) in enumerate(zip(self.labels, rates, distortions, self.results)):
+                floored = float(result["kl"]) < RATE_FLOOR
+                above = i % 2 == 0                           # alternate sides of the curve, so labels do not collide
+                ax.annotate(f"β {label}" + (f" (KL < {RATE_FLOOR:g})" if floored else ""), (x, y),
+                            textcoords="offset points", xytext=(4, 4) if above else (-4, -11),
+                            ha="left" if above else "right", fontsize=7, color="0.4")
+            ax.scatter([rates[index]], [distortions[index]], s=90, color="C3", zorder=2,
+                       label=f"β = {self.labels[index]}")
+            ax.set_xscale("log")
+            ax.set_xlim(RATE_FLOOR / 2, max(rates) * 4)
             ax.set_xlabel(self.kl_label, fontsize=8)
             ax.set_ylabel(self.recon_label, fontsize=8)
             ax.tick_params(labelsize=7)
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
-            ax.set_title(f"rate {float(r['kl']):.1f}, distortion {float(r['recon']):.1f}", fontsize=9)
+            ax.set_title(f"β = {self.labels[index]}: rate {float(r['kl']):.1f}, distortion {float(r['recon']):.1f}",
+                         fontsize=9)
 
         return _kept_figure(3, (11, 3.2), 0.4, draw, gridspec_kw={"width_ratios": [2.2, 1.1, 1.5]})
 

@@ -165,6 +165,35 @@ def test_loss_factor_slider_changes_what_is_shown(vaes):
     assert explorer.panels["reconstructions"].shape == (6, 28, 28) and explorer.panels["samples"].shape == (4, 28, 28)
 
 
+@pytest.mark.parametrize("value, label", [(784, "784"), (1 / (1 / 784), "784"), (10, "10"), (1 / 0.3, "3.33"),
+                                          (1.0, "1"), (1 / 3, "1/3"), (0.1, "1/10"), (1 / 784, "1/784"),
+                                          (0.3, "0.3"), (0.0012755102, "1/784")])
+def test_ratio_label_writes_beta_as_a_reader_would(value, label):
+    assert widgets.ratio_label(value) == label
+
+
+@pytest.mark.parametrize("bad", [0, -1, float("nan"), float("inf")])
+def test_ratio_label_rejects_what_is_not_a_positive_number(bad):
+    with pytest.raises(ValueError, match="ratio_label needs a positive finite number"):
+        widgets.ratio_label(bad)
+
+
+def test_loss_factor_slider_names_beta_and_plots_rates_on_a_log_axis(vaes):
+    results, test = vaes
+    collapsed = {**results[0], "factor": 1 / 784, "kl": 0.0}                 # a KL of 0 has no place on a log axis
+    explorer = widgets.LossFactorExplorer([collapsed, *results], test.images, n_images=4, n_samples=4)
+    assert [label for label, _ in explorer.slider.options] == ["784", "10", "1", "1/10"]   # beta = 1 / factor
+    assert explorer.slider.label == "1" and explorer.slider.description.startswith("β")
+    figure = explorer._figure(0)
+    plane = figure.axes[2]
+    assert plane.get_xscale() == "log" and "log scale" in plane.get_xlabel()
+    xs = plane.lines[0].get_xdata()
+    assert xs[0] == widgets.RATE_FLOOR and all(x > 0 for x in xs)          # drawn at the floor, not lost
+    notes = [t.get_text() for t in plane.texts]
+    assert notes[0] == "β 784 (KL < 0.01)" and notes[-1] == "β 1/10"
+    assert plane.get_title().startswith("β = 784: rate 0.0")
+
+
 def test_loss_factor_explorer_bad_results_are_named(vaes):
     results, test = vaes
     with pytest.raises(ValueError, match=r"results\[1\] lacks \['kl'\]"):
