@@ -21,7 +21,7 @@ __all__ = ["check_conv_output_size", "check_conv_transpose_output_size", "check_
            "check_gaussian_noise", "check_psnr", "check_random_corruption", "check_vae_loss", "check_reparameterize",
            "check_leave_one_out_score",
            "check_l1_activation_penalty", "check_kl_sparsity_penalty", "check_gaussian_kl",
-           "check_conv_decoder", "check_spearman", "check_shard_indices", "check_encoder_head"]
+           "check_conv_decoder", "check_shard_indices", "check_encoder_head"]
 
 PASS, FAIL = "✅", "❌"
 
@@ -1245,36 +1245,56 @@ def check_free_bits_kl(fn: Callable[[torch.Tensor, torch.Tensor, float], torch.T
 
 
 # ---------------------------------------------------------------------------------------------
-# Lesson 08: the convolutional decoder, and the rank correlation of a code with the radius
+# Lesson 08: the convolutional decoder
 
 
-def _decoder_sizes(decoder: nn.Module, z: torch.Tensor) -> tuple[torch.Tensor, list[tuple[int, ...]]]:
-    """Run the decoder and record the output shape of each transposed convolution."""
-    sizes: list[tuple[int, ...]] = []
-    hooks = [m.register_forward_hook(lambda _m, _i, out: sizes.append(tuple(out.shape[1:])))
-             for m in decoder.modules() if isinstance(m, nn.ConvTranspose2d)]
+def _decoder_sizes(decoder: nn.Module, z: torch.Tensor) -> tuple[torch.Tensor, list[tuple], list[nn.Module]]:
+    """Run the decoder; record each transposed convolution's (input side, output shape) and the layer."""
+    sizes: list[tuple] = []
+    layers: list[nn.Module] = []
+
+    def record(m, inputs, out):
+        sizes.append((tuple(inputs[0].shape[-2:]), tuple(out.shape[1:])))
+        layers.append(m)
+
+    hooks = [m.register_forward_hook(record) for m in decoder.modules() if isinstance(m, nn.ConvTranspose2d)]
     try:
         out = decoder(z)
     finally:
         for h in hooks:
             h.remove()
-    return out, sizes
+    return out, sizes, layers
 
 
-def check_conv_decoder(make_decoder: Callable[[int, tuple], nn.Module]) -> bool:
+def _layer_text(m: nn.ConvTranspose2d) -> str:
+    extra = f", output_padding={m.output_padding[0]}" if m.output_padding[0] else ""
+    return (f"ConvTranspose2d({m.in_channels}, {m.out_channels}, kernel {m.kernel_size[0]}, stride {m.stride[0]}, "
+            f"padding {m.padding[0]}{extra})")
+
+
+def check_conv_decoder(make_decoder: Callable[[int, tuple], nn.Module], *, even_stamps: bool = False) -> bool:
     """Check ``make_decoder(latent_dim, channels) -> nn.Module``: codes (B, k) -> logits (B, 1, 28, 28).
 
-    The decoder of notebook 08: a linear layer to c4 x 7 x 7 features, unflattened, then transposed
-    convolutions that keep 7 x 7, double it to 14 x 14 and to 28 x 28, and end on one channel of
-    logits (no sigmoid: the loss takes logits). Hidden tests, for three latent sizes and channel
-    widths: the output shape, transposed convolutions present, the 7 -> 14 -> 28 sizes, logits that
-    are not squashed into (0, 1), and a gradient that reaches every parameter. The messages name the
-    usual slips: a missing ``output_padding=1`` (13 x 13 and 25 x 25 instead of 14 and 28), the
-    wrong number of features for the first linear layer, a final sigmoid, a missing channel axis.
+    A convolutional VAE's decoder (notebook 08): a linear layer to c4 x 7 x 7 features, unflattened,
+    then transposed convolutions that grow 7 x 7 to 14 x 14 and to 28 x 28, ending on one channel of
+    logits (no sigmoid: the loss takes logits). ``channels = (c1, c2, c3, c4)``.
+
+    even_stamps: also require that every transposed convolution with stride s > 1 has a kernel size
+        that is a multiple of s, so that every output pixel away from the border receives the same
+        number of stamps (no built-in checkerboard, Odena et al. 2016): kernel 4 with stride 2.
+
+    Hidden tests, for five latent sizes and channel widths: the output shape, transposed convolutions
+    that start from 7 x 7 and reach 14 x 14 and 28 x 28, logits that are not squashed into (0, 1), a
+    gradient that reaches every parameter, and (``even_stamps``) the kernel sizes. The messages name
+    the usual slips: a missing ``output_padding=1`` with kernel 3 (13 x 13 instead of 14 x 14), a
+    padding that gives the wrong size (with the layer and the size it gave), the wrong number of
+    features for the first linear layer, a final sigmoid, a missing channel axis, kernel 3 with
+    stride 2 where even stamps are asked for.
     """
     title = "make_decoder"
     failures: list[str] = []
-    cases = [(1, (16, 32, 32, 32)), (2, (8, 16, 16, 16)), (5, (4, 8, 8, 12))]
+    cases = [(1, (16, 32, 32, 32)), (2, (8, 16, 16, 16)), (5, (4, 8, 8, 12)), (16, (16, 32, 32, 32)),
+             (3, (6, 10, 12, 14))]
     for k, channels in cases:
         case = f"make_decoder({k}, {channels})"
         try:
@@ -1286,7 +1306,7 @@ def check_conv_decoder(make_decoder: Callable[[int, tuple], nn.Module]) -> bool:
                 continue
             torch.manual_seed(0)
             z = torch.randn(6, k) * 2
-            out, sizes = _decoder_sizes(decoder, z)
+            out, sizes, layers = _decoder_sizes(decoder, z)
         except Exception as err:                # the learner's code crashed: report it, do not raise
             hint = ""
             if any(words in str(err) for words in ("mat1 and mat2", "shape", "multiply up")):
@@ -1298,21 +1318,35 @@ def check_conv_decoder(make_decoder: Callable[[int, tuple], nn.Module]) -> bool:
             failures.append(f"{case} has no nn.ConvTranspose2d: the decoder grows the image with transposed "
                             "convolutions")
             continue
+        grown = [(inp[0], shape[1]) for inp, shape in sizes]          # (input side, output side) per layer
         if not torch.is_tensor(out) or tuple(out.shape) != (6, 1, 28, 28):
             got = tuple(out.shape) if torch.is_tensor(out) else type(out).__name__
             slip = ""
-            if any(s[1:] in ((13, 13), (25, 25), (27, 27)) for s in sizes):
-                slip = (": a transposed convolution with kernel 3, stride 2 and padding 1 gives 2n - 1 "
-                        "(7 -> 13); add output_padding=1 to get exactly 2n (7 -> 14 -> 28)")
+            wrong = [(m, i, o) for m, (i, o) in zip(layers, grown) if m.stride[0] > 1 and o != 2 * i]
+            if wrong:
+                m, i, o = wrong[0]
+                slip = f": {_layer_text(m)} took {i} x {i} to {o} x {o}, not {2 * i} x {2 * i}"
+                if m.kernel_size[0] == 3 and m.stride[0] == 2 and o == 2 * i - 1:
+                    slip += "; with kernel 3, stride 2 and padding 1 that is 2n - 1, so add output_padding=1"
+                else:
+                    slip += ". The size is (n - 1) * stride - 2 * padding + kernel (+ output_padding): choose the padding"
             elif torch.is_tensor(out) and out.dim() == 3:
                 slip = ": the channel axis is missing; images are (B, 1, 28, 28)"
             failures.append(f"{case}: for 6 codes the output should have shape (6, 1, 28, 28), got {got}; "
-                            f"the transposed convolutions gave {sizes}{slip}")
+                            f"the transposed convolutions went {grown}{slip}")
             continue
-        spatial = [s[1] for s in sizes]
-        if not {14, 28} <= set(spatial) or spatial[0] != 7:
-            failures.append(f"{case}: the transposed convolutions gave sizes {spatial}; start at 7 x 7 and "
-                            "double to 14 and 28 with stride 2 (the mirror of the encoder)")
+        outputs = {o for _, o in grown}
+        if grown[0][0] != 7 or not {14, 28} <= outputs:
+            failures.append(f"{case}: the transposed convolutions went {grown} (input side, output side); start "
+                            "from 7 x 7 and double to 14 and 28 with stride 2 (the mirror of the encoder)")
+            continue
+        uneven = [m for m in layers if m.stride[0] > 1 and m.kernel_size[0] % m.stride[0]]
+        if even_stamps and uneven:
+            m = uneven[0]
+            failures.append(f"{case}: {_layer_text(m)}: kernel {m.kernel_size[0]} is not a multiple of stride "
+                            f"{m.stride[0]}, so neighbouring output pixels receive different numbers of stamps "
+                            "(the checkerboard of section 1). Use kernel 4 with stride 2, and the padding that "
+                            "doubles the size")
             continue
         leaves = [m for m in decoder.modules() if not list(m.children())]
         with torch.no_grad():
@@ -1326,75 +1360,6 @@ def check_conv_decoder(make_decoder: Callable[[int, tuple], nn.Module]) -> bool:
         silent = [name for name, p in decoder.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
         if silent:
             failures.append(f"{case}: no gradient reaches {silent[:3]}: every layer should be used in forward")
-    return _report(title, failures, len(cases))
-
-
-def _average_ranks(x: torch.Tensor) -> torch.Tensor:
-    """Ranks 1..n, tied values sharing the average of their ranks (what spearmanr uses)."""
-    order = x.argsort()
-    ranks = torch.empty_like(x, dtype=torch.float64)
-    ranks[order] = torch.arange(1, x.numel() + 1, dtype=torch.float64)
-    unique, inverse = x.unique(return_inverse=True)
-    sums = torch.zeros(unique.numel(), dtype=torch.float64).index_add_(0, inverse, ranks)
-    counts = torch.zeros(unique.numel(), dtype=torch.float64).index_add_(0, inverse, torch.ones_like(ranks))
-    return (sums / counts)[inverse]
-
-
-def _pearson(a: torch.Tensor, b: torch.Tensor) -> float:
-    a, b = a.double() - a.double().mean(), b.double() - b.double().mean()
-    return float((a * b).sum() / (a.norm() * b.norm()))
-
-
-def check_spearman(fn: Callable[[torch.Tensor, torch.Tensor], float]) -> bool:
-    """Check ``fn(a, b) -> float``: Spearman's rank correlation of two (n,) tensors.
-
-    Expected: the Pearson correlation of the ranks, tied values sharing their average rank; +1 for
-    any increasing relation, -1 for any decreasing one. Hidden tests: a noisy relation, an
-    increasing but curved one, a decreasing one, and data with ties, each compared with the
-    reference value. The messages name the usual slips: the Pearson correlation of the values
-    themselves, ``argsort`` taken once (the order of the items, not their ranks), and ties ranked
-    one after the other instead of sharing a rank.
-    """
-    title = "spearman"
-    g = torch.Generator().manual_seed(7)
-    x = torch.rand(300, generator=g)
-    cases = {
-        "a noisy increasing relation": (x, x + 0.3 * torch.randn(300, generator=g)),
-        "an increasing but curved relation (z = x ** 5)": (x, x ** 5),
-        "a decreasing relation": (x, torch.exp(-4 * x)),
-        "values with ties (radii rounded to 0.1)": ((x * 10).round() / 10, x + 0.2 * torch.randn(300, generator=g)),
-        "a scrambled relation": (torch.rand(200, generator=g), torch.rand(200, generator=g)),
-    }
-    failures: list[str] = []
-    for case, (a, b) in cases.items():
-        expected = _pearson(_average_ranks(a), _average_ranks(b))
-        try:
-            ok, got = _call(fn, (a.clone(), b.clone()), title)
-        except Exception as err:
-            failures.append(f"for {case} your function raised {type(err).__name__}: {str(err)[:150]}")
-            continue
-        if not ok:
-            return False
-        try:
-            got = float(got)
-        except (TypeError, ValueError):
-            failures.append(f"for {case}: return one number, got {type(got).__name__}")
-            continue
-        if math.isclose(got, expected, abs_tol=1e-6):
-            continue
-        ordinal = lambda v: v.argsort().argsort().double()               # noqa: E731, ties broken by position
-        slips = [
-            (_pearson(a, b), "this is the Pearson correlation of the values; Spearman's is the Pearson "
-                             "correlation of their RANKS (the smallest value has rank 1, the next rank 2...)"),
-            (_pearson(a.argsort().double(), b.argsort().double()),
-             "argsort gives the positions of the items in sorted order, not their ranks; the ranks are "
-             "argsort of argsort (or scipy.stats.rankdata)"),
-            (_pearson(ordinal(a), ordinal(b)), "tied values must share the average of their ranks "
-                                              "(two values tied for ranks 3 and 4 both get 3.5)"),
-        ]
-        slip = next((text for value, text in slips if math.isclose(got, value, abs_tol=1e-6)), None)
-        failures.append(f"for {case} the rank correlation is {expected:+.4f}, you returned {got:+.4f}"
-                        + (f": {slip}" if slip else ""))
     return _report(title, failures, len(cases))
 
 

@@ -6,7 +6,7 @@ import torch
 import autoenc_helpers as ah
 
 
-def test_shapes_at_every_layer_are_seed_003s():
+def test_shapes_at_every_layer_with_the_default_widths():
     vae = ah.ConvVAE(latent_dim=1)
     x = torch.rand(5, 1, 28, 28)
     shapes = []
