@@ -32,6 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from .checks import FAIL          # what every exercise check prints when a hidden test fails
 from .config import BRANCH, REPOSITORY
 
 __all__ = ["NOTEBOOK_DIR", "code_digest", "problems", "execute", "STUDY_TIME", "computing_time", "write_computing_time", "colab_url", "install_line", "colab_problems",
@@ -197,12 +198,34 @@ def problems(path: str | os.PathLike) -> list[str]:
         if machine_path in text:
             found.append(f"contains a path of the machine that ran it ({machine_path})")
     for i, cell in enumerate(nb.cells):
+        shown = "\n".join(_output_text(out) for out in cell.get("outputs", []))
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
                 found.append(f"cell {i} stores an error: {out.get('ename')}: {str(out.get('evalue'))[:100]}")
             elif out.get("name") == "stderr" and "Traceback (most recent call last)" in out.get("text", ""):
                 found.append(f"cell {i} printed a traceback to stderr")
+        foreign = _FOREIGN_PATH.search(shown)
+        if foreign:
+            found.append(f"cell {i} shows a path of some machine ({foreign.group(0)}...): outputs must not depend on "
+                         "where the lesson ran")
+        if "solution" in cell.get("metadata", {}).get("tags", []) and (FAIL in shown or "not written yet" in shown):
+            found.append(f"cell {i} is a worked solution whose check did not pass in the stored run")
     return found
+
+
+# A path that belongs to one machine: a home folder, a temporary folder, Colab's working folder, a Windows profile.
+_FOREIGN_PATH = re.compile(r"(?:/home/|/Users/|C:\\+Users\\+)[^/\\\s'\"]+|/root/|/tmp/|/var/folders/|/private/var/|"
+                           r"/content/|/work/")
+
+
+def _output_text(out) -> str:
+    """Everything an output shows as text: a stream, a result's plain text or HTML, an error's traceback."""
+    if out.get("output_type") == "stream":
+        return out.get("text", "")
+    if out.get("output_type") == "error":
+        return "\n".join(out.get("traceback", []))
+    data = out.get("data", {})
+    return "\n".join(str(data.get(kind, "")) for kind in ("text/plain", "text/html", "text/markdown"))
 
 
 # The lesson header's study-time line. The author writes the study time (a judgement); the run writes

@@ -104,3 +104,28 @@ def test_notebooks_run_on_a_copy_with_an_empty_checkpoint_folder(tmp_path, monke
 def test_bad_arguments_are_named(argv, message, tmp_path):
     with pytest.raises(SystemExit, match=message):
         benchmark.main([*argv, "--out", str(tmp_path / "t.md")])
+
+
+# -- the arithmetic behind the verdicts ---------------------------------------------------------------------------
+
+
+def _run(a, b, elbo_a=(250.0,), elbo_b=(250.0,)):
+    return {"seconds": {"a": list(a), "b": list(b)}, "cpu_seconds": {"a": list(a), "b": list(b)},
+            "elbo": {"a": dict(zip((1, 5, 10), elbo_a)), "b": dict(zip((1, 5, 10), elbo_b))}}
+
+
+def test_the_speed_up_is_the_ratio_of_median_epochs_and_the_verdict_follows_the_target():
+    runs = {"mlp_vae": _run([1.0, 9.0, 1.2], [3.3, 3.0, 40.0]),        # medians 1.2 and 3.3: 2.75x, not 3x
+            "conv_vae": _run([2.0, 2.0, 2.0], [3.2, 3.0, 3.1])}         # 1.55x against a 1.5x target
+    text = benchmark.training_table(runs, 60_000)
+    assert "speed-up **2.75x** (target >= 3x: **NOT met**)" in text
+    assert "speed-up **1.55x** (target >= 1.5x: met)" in text
+    assert "| 50,000 |" in text                                         # 60,000 images / 1.2 s median
+
+
+def test_the_quality_gap_is_relative_to_the_classic_way_and_flags_more_than_one_percent():
+    run = _run([1], [1], elbo_a=(250.0, 245.0, 240.0), elbo_b=(248.0, 245.0, 243.0))
+    assert benchmark._quality_gaps(run) == {1: pytest.approx(2 / 248), 5: 0.0, 10: pytest.approx(3 / 243)}
+    settings = benchmark.FULL
+    table = benchmark.quality_table({"mlp_vae": run}, settings)
+    assert "0.81% ok" in table and "0.00% ok" in table and "1.23% **over 1%**" in table

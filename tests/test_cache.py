@@ -327,3 +327,26 @@ def test_a_reused_corruption_is_keyed_by_where_its_stream_stands():
     assert _key(corrupt=used) == _key(corrupt=again)             # the same use in a rerun: the same key
     assert "0x" not in json.dumps(cache.settings_of(ah.MLPAutoencoder(2, (8,)), torch.zeros(4, 1, 28, 28),
                                                     corrupt=used), default=repr)
+
+
+def test_each_setting_that_decides_the_weights_changes_the_key(data):
+    train, test = data
+
+    def key(train=train, test=test, **kwargs):
+        torch.manual_seed(0)
+        return cache._digest(cache.settings_of(ah.MLPAutoencoder(latent_dim=2, hidden=(8,)), train, test, **kwargs))
+
+    base = key()
+    relabelled = train.subset(torch.arange(len(train)))
+    relabelled.labels = relabelled.labels.flip(0)
+    other_test = test.subset(torch.arange(len(test) - 1))
+    changed = {"a held-out set": key(test=other_test),
+               "the labels": key(train=relabelled),
+               "a corruption": key(corrupt=ah.Corruption("masking", 0.3)),
+               "another corruption level": key(corrupt=ah.Corruption("masking", 0.4)),
+               "weight_decay": key(weight_decay=1e-5),
+               "with_labels": key(with_labels=True),
+               "the shuffling seed": key(seed=1)}
+    assert all(value != base for value in changed.values()), [name for name, v in changed.items() if v == base]
+    assert len(set(changed.values())) == len(changed)
+    assert key(device="cpu", progress=False, log=False) == base        # where and how loudly do not count

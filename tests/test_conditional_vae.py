@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import autoenc_helpers as ah
+from baselines import beats_mean_image, mean_image_nats
 from autoenc_helpers import widgets
 from autoenc_helpers.models import ConditionalVAE, check_labels
 
@@ -109,10 +110,13 @@ def test_with_labels_needs_labelled_data(fashion):
         ah.fit(cvae, train.subset(torch.arange(100)), objective=ah.vae_objective(), progress=False, log=False)
 
 
-def test_cvae_learns(trained):
-    _, before, history = trained
+def test_cvae_learns(trained, fashion):
+    cvae, before, history = trained
+    train, test = fashion
     assert before["total_loss"] > 500                         # about 784 ln 2 = 543 nats: a coin flip per pixel
     assert history.last("test") < 0.6 * before["total_loss"]
+    baseline = mean_image_nats(train.images, test.images)
+    assert beats_mean_image(history.last("test"), baseline, margin=0.85), (history.last("test"), baseline)
     assert history.test["total_loss"][-1] < history.test["total_loss"][0]
     assert list(history.test) == ["total_loss", "recon_nats_per_image", "kl_nats_per_image"]
 
@@ -148,9 +152,13 @@ def test_negative_elbo_with_labels(trained, fashion):
 
 def test_conditional_image_is_a_pure_function(trained):
     cvae, _, _ = trained
+    cvae.train()
+    rng = torch.get_rng_state()
     a = widgets.conditional_image(cvae, [0.5, -0.5], 3)
+    assert torch.equal(rng, torch.get_rng_state()) and cvae.training         # no random draw, mode restored
+    cvae.eval()
     assert a.shape == (28, 28) and a.dtype == np.float32 and 0 <= a.min() and a.max() <= 1
-    assert np.array_equal(a, widgets.conditional_image(cvae, [0.5, -0.5], 3))
+    assert not np.allclose(a, widgets.conditional_image(cvae, [0.5, -0.5], 4))   # the class decides
     assert np.allclose(a, cvae.decode(torch.tensor([[0.5, -0.5]]), torch.tensor([3]))[0, 0].detach().numpy(),
                        atol=1e-6)
 

@@ -70,6 +70,9 @@ def test_set_seed_seeds_python_numpy_and_torch():
     second = (random.random(), np.random.rand(), torch.rand(3))
     assert first[0] == second[0] and first[1] == second[1]
     assert torch.equal(first[2], second[2])
+    ah.set_seed(124)
+    other = (random.random(), np.random.rand(), torch.rand(3))
+    assert other[0] != first[0] and other[1] != first[1] and not torch.equal(other[2], first[2])
 
 
 @pytest.mark.parametrize("bad", [-1, 1.5, "0", True])

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import autoenc_helpers as ah
+from baselines import beats_mean_image, mean_image_sq_error_per_image
 
 
 def test_shapes_at_every_layer_with_the_default_widths():
@@ -71,8 +72,12 @@ def test_it_learns_the_radius_of_circles():
     vae = ah.ConvVAE(latent_dim=1, channels=(8, 16, 16, 16))
     objective = ah.vae_objective(recon="mse")
     before = ah.evaluate(vae, test, objective=objective)["total_loss"]
-    history = ah.fit(vae, train, test, objective=objective, epochs=3, progress=False, log=False, device="cpu")
+    history = ah.fit(vae, train, test, objective=objective, epochs=3, batch_size=32, progress=False, log=False,
+                     device="cpu")
     assert history.last() < 0.5 * before
+    baseline = mean_image_sq_error_per_image(train.images, test.images)          # one circle of average radius
+    assert beats_mean_image(history.last("test", "recon_sq_error_per_image"), baseline, margin=0.25)
+    assert int(ah.active_units(vae, test).sum()) == 1
     mu, _ = ah.encode(vae, test)
     rank = lambda v: v.argsort().argsort().float()                                      # noqa: E731
     spearman = torch.corrcoef(torch.stack([rank(mu[:, 0]), rank(test.labels)]))[0, 1]

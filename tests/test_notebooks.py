@@ -90,3 +90,60 @@ def test_check_reports_a_broken_notebook_in_one_line_and_checks_the_rest(tmp_pat
     assert "01_broken.ipynb: \n  - cannot be read as a notebook (NotJSONError" in out
     assert "02_missing_keys.ipynb:" in out and f"{NOTEBOOKS[0].name}:" in out
     assert "Traceback" not in out
+
+
+# -- every staleness check, on a crafted notebook -----------------------------------------------------------------
+
+
+def _edited(executed_copy, edit):
+    nb = nbformat.read(executed_copy, as_version=4)
+    edit(nb)
+    nbformat.write(nb, executed_copy)
+    return notebooks.problems(executed_copy)
+
+
+def _first_code(nb):
+    return next(c for c in nb.cells if c.cell_type == "code")
+
+
+def test_a_traceback_printed_to_stderr_is_detected(executed_copy):
+    found = _edited(executed_copy, lambda nb: _first_code(nb).outputs.append(nbformat.v4.new_output(
+        "stream", name="stderr", text="Traceback (most recent call last):\n  ValueError: boom\n")))
+    assert any("printed a traceback to stderr" in p for p in found)
+
+
+def test_another_kernel_is_detected(executed_copy):
+    found = _edited(executed_copy, lambda nb: nb.metadata["kernelspec"].update(name="python3-custom"))
+    assert "kernelspec name is not 'python3'" in found
+
+
+@pytest.mark.parametrize("path", ["/home/alice/course/data", "/Users/bob/autoenc", "/tmp/autoenc-run-x1/checkpoints",
+                                  "/content/data/checkpoints", "/root/.cache/x", "C:\\Users\\carol\\course"])
+def test_a_path_of_another_machine_in_an_output_is_detected(executed_copy, path):
+    found = _edited(executed_copy, lambda nb: _first_code(nb).outputs.append(
+        nbformat.v4.new_output("stream", name="stdout", text=f"saved to {path}\n")))
+    assert any("shows a path of some machine" in p for p in found), found
+
+
+def test_a_solution_whose_check_failed_is_detected(executed_copy):
+    def fail(nb):
+        cell = next(c for c in nb.cells if "solution" in c.metadata.get("tags", []))
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="❌ vae_loss: 2 of 5 hidden tests failed.\n")]
+    assert any("worked solution whose check did not pass" in p for p in _edited(executed_copy, fail))
+
+
+@pytest.mark.parametrize("smoke", [True, False])
+def test_execute_records_the_mode_and_the_digest_of_what_ran(tmp_path, smoke):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_markdown_cell("# 99 · probe\n\n**Study time:** about 5 minutes."),
+                nbformat.v4.new_code_cell("import autoenc_helpers as ah\nprint('smoke' if ah.SMOKE else 'full')")]
+    path = tmp_path / "99_probe.ipynb"
+    nbformat.write(nb, path)
+    notebooks.execute(path, smoke=smoke, timeout=120)
+    ran = nbformat.read(path, as_version=4)
+    meta = ran.metadata["autoenc"]
+    assert meta["mode"] == ("smoke" if smoke else "full")
+    assert ran.cells[1].outputs[0]["text"].strip() == meta["mode"]          # the kernel really ran in that mode
+    assert meta["code_digest"] == notebooks.code_digest(ran)
+    assert ("**Computing time:**" in ran.cells[0].source) is (not smoke)   # only a full run writes its time

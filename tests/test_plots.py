@@ -43,7 +43,11 @@ def test_history_latent_and_sweep_plots():
     assert [line.get_label() for line in fig.axes[0].lines] == ["train mse_per_pixel", "held-out mse_per_pixel"]
     codes, labels = torch.randn(100, 3), torch.randint(0, 10, (100,))
     assert plots.plot_latent(codes, labels, classes=ah.data.FASHION_CLASSES).axes[0].name == "3d"
-    assert plots.plot_latent(codes[:, :2], torch.rand(100)) is not None        # continuous labels get a colour bar
+    fig = plots.plot_latent(codes[:, :2], torch.rand(100))                    # continuous labels get a colour bar
+    assert len(fig.axes) == 2 and fig.axes[1].get_label() == "<colorbar>"
+    labels = torch.rand(100)
+    fig = plots.plot_latent(codes[:, :2], labels)
+    assert np.allclose(fig.axes[0].collections[0].get_array(), labels.numpy())        # coloured by the value
     with pytest.raises(ValueError, match=r"\(N, 2\) or \(N, 3\)"):
         plots.plot_latent(torch.randn(10, 5), torch.zeros(10))
     fig = plots.plot_error_vs_bottleneck([2, 4], {"AE": [0.03, 0.02], "PCA": [0.05, 0.03]})

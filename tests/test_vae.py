@@ -9,6 +9,7 @@ from torch import nn
 from torch.distributions import Normal, kl_divergence
 
 import autoenc_helpers as ah
+from baselines import beats_mean_image, mean_image_nats
 from autoenc_helpers.models import VAEOutput
 
 
@@ -351,7 +352,9 @@ def test_vae_learns_on_fashion_mnist_and_logs_every_term(fashion):
     assert list(history.train) == names and list(history.test) == names
     assert all(len(values) == 2 for values in (*history.train.values(), *history.test.values()))
     assert untrained == pytest.approx(784 * math.log(2), rel=0.05)       # logits near 0: ln 2 per pixel
-    assert trained < 0.75 * untrained, (trained, untrained)
+    baseline = mean_image_nats(train.images, test.images)               # a VAE that ignores z: about 387 nats
+    assert beats_mean_image(trained, baseline, margin=0.95), (trained, baseline)   # 2 epochs: a modest margin
+    assert int(ah.active_units(vae, test).sum()) >= 1                   # the code carries information
     # fit's held-out total is the same one-sample estimate (different draws)
     assert history.last("test") == pytest.approx(trained, rel=0.03)
 
@@ -367,3 +370,49 @@ def test_free_bits_restore_collapsed_units(fashion):
         ah.fit(vae, train, epochs=3, objective=objective, device="cpu", progress=False, log=False)
         counts[free_bits] = int(ah.active_units(vae, test).sum())
     assert counts[0.0] <= 4 and counts[0.25] == 8, counts
+
+
+# -- sampling draws from the prior ------------------------------------------------------------------------------
+
+
+def _recorded_codes(model, draw):
+    """The codes ``draw()`` hands to ``model.decode``."""
+    seen = []
+    real = model.decode
+
+    def decode(z, *args, **kwargs):
+        seen.append(z.detach().clone())
+        return real(z, *args, **kwargs)
+
+    model.decode = decode
+    try:
+        images = draw()
+    finally:
+        del model.decode
+    return torch.cat(seen), images
+
+
+@pytest.mark.parametrize("make", [lambda: ah.MLPVAE(latent_dim=4, hidden=(16,)),
+                                  lambda: ah.ConvVAE(latent_dim=4, channels=(4, 4, 4, 4)),
+                                  lambda: ah.ConditionalVAE(latent_dim=4, hidden=(16,))], ids=["mlp", "conv", "conditional"])
+def test_sample_decodes_fresh_draws_of_the_standard_normal(make):
+    torch.manual_seed(0)
+    model = make()
+    extra = (3,) if isinstance(model, ah.ConditionalVAE) else ()
+    z, images = _recorded_codes(model, lambda: model.sample(4000, *extra))
+    assert z.shape == (4000, 4) and images.shape == (4000, 1, 28, 28)
+    assert z.mean(0).abs().max() < 0.1 and (z.std(0) - 1).abs().max() < 0.1     # N(0, I), not z = 0 or a constant
+    again, _ = _recorded_codes(model, lambda: model.sample(4000, *extra))
+    assert not torch.equal(z, again)                                            # a new draw each call
+    g = lambda: torch.Generator().manual_seed(5)                                # noqa: E731
+    first, _ = _recorded_codes(model, lambda: model.sample(10, *extra, generator=g()))
+    second, _ = _recorded_codes(model, lambda: model.sample(10, *extra, generator=g()))
+    assert torch.equal(first, second)                                           # a generator repeats the draw
+
+
+def test_conditional_samples_depend_on_the_class():
+    torch.manual_seed(0)
+    cvae = ah.ConditionalVAE(latent_dim=2, hidden=(16,))
+    g = lambda: torch.Generator().manual_seed(1)                                # noqa: E731  the same codes
+    as_three, as_seven = cvae.sample(8, 3, generator=g()), cvae.sample(8, 7, generator=g())
+    assert (as_three - as_seven).abs().mean() > 1e-3

@@ -20,9 +20,13 @@ def trained():
 
 def test_decode_image_is_a_pure_function(trained):
     model, _, codes = trained
+    model.train()
+    rng = torch.get_rng_state()
     a = widgets.decode_image(model.decode, codes[0].tolist())
     assert a.shape == (28, 28) and a.dtype == np.float32 and 0 <= a.min() and a.max() <= 1
-    assert np.array_equal(a, widgets.decode_image(model.decode, codes[0].tolist()))
+    with torch.no_grad():
+        assert np.allclose(a, model.decode(codes[:1])[0, 0].numpy(), atol=1e-6)   # exactly the decoder's image
+    assert torch.equal(rng, torch.get_rng_state()) and model.training       # no random draw, no mode change
     assert not np.allclose(a, widgets.decode_image(model.decode, codes[1].tolist()))
     with pytest.raises(ValueError, match=r"\(1, 1, H, W\)"):
         widgets.decode_image(lambda z: z, [0.0, 1.0, 2.0])
@@ -145,7 +149,15 @@ def test_factor_panels_is_a_pure_function(vaes):
     assert {k: v.shape for k, v in a.items()} == {"originals": (5, 28, 28), "reconstructions": (5, 28, 28),
                                                   "samples": (6, 28, 28)}
     assert all(v.dtype == np.float32 and 0 <= v.min() and v.max() <= 1 for v in a.values())
-    b = widgets.factor_panels(results[0]["model"], test.images[:5], noise)
+    model = results[0]["model"].train()
+    rng = torch.get_rng_state()
+    b = widgets.factor_panels(model, test.images[:5], noise)
+    assert torch.equal(rng, torch.get_rng_state()) and model.training       # no draw of its own, mode restored
+    with torch.no_grad():
+        model.eval()
+        mu, _ = model.encode(test.images[:5])
+        assert np.allclose(b["reconstructions"], model.decode(mu)[:, 0].numpy(), atol=1e-6)   # decode(mu), no sampling
+        assert np.allclose(b["samples"], model.decode(noise)[:, 0].numpy(), atol=1e-6)         # the given draws
     assert all(np.array_equal(a[k], b[k]) for k in a)
     c = widgets.factor_panels(results[2]["model"], test.images[:5], noise)
     assert np.array_equal(a["originals"], c["originals"]) and not np.allclose(a["samples"], c["samples"])
