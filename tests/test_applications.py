@@ -260,3 +260,18 @@ def test_lesson_09_checks_handle_stubs_and_crashes(capsys):
         assert "not written yet" in capsys.readouterr().out
         assert check(lambda *args: 1 / 0) is False
         assert "raised ZeroDivisionError" in capsys.readouterr().out
+
+
+def test_linear_probe_standardises_features_so_their_scale_does_not_decide_the_penalty():
+    """A feature that separates the classes on a scale of 1e-3 would need weights of about 1,000 without
+    standardisation, which the L2 penalty forbids (accuracy near chance); standardised, it separates them."""
+    g = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 150)
+    informative = (labels * 2 - 1) * 1e-3 + g.normal(0, 2e-4, 300)          # separates the classes, tiny scale
+    noise = g.normal(0, 1, 300)                                               # unit scale, no information
+    features = np.stack([informative, noise], 1)
+    train, test = slice(0, None, 2), slice(1, None, 2)
+    accuracy = app.linear_probe_accuracy(features[train], labels[train], features[test], labels[test])
+    assert accuracy >= 0.95
+    rescaled = features * np.array([1e3, 1e-2])                               # any per-feature scale: same answer
+    assert app.linear_probe_accuracy(rescaled[train], labels[train], rescaled[test], labels[test]) == accuracy
