@@ -59,6 +59,17 @@ def test_every_widget_class_has_a_benchmark_case():
 
 
 def test_conv_model_is_lesson_08s():
+    """The benchmark times the conv VAE that notebook 08 trains: read the widths from the notebook's settings."""
+    import ast
+    import re
+
+    from autoenc_helpers import notebooks
+
+    nb = nbformat.read(notebooks.ROOT / "notebooks" / "08_convolutional_vae.ipynb", as_version=4)
+    settings = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    match = re.search(r"^CHANNELS = (\([^)]*\))", settings, re.M)
+    assert match, "notebook 08 no longer sets CHANNELS = (...): update the benchmark and this test"
+    assert ast.literal_eval(match.group(1)) == benchmark.CONV_VAE_CHANNELS
     assert benchmark.MODELS["conv_vae"][1]().channels == benchmark.CONV_VAE_CHANNELS
 
 
