@@ -8,9 +8,13 @@ once more, in code::
               dae_db=dae_psnr, plain_db=ae_psnr)
 
 - In a full run, a true claim prints one line that starts with a check mark, the claim and the
-  values behind it, so a reader sees what was checked. A false claim raises :class:`ClaimError`,
-  which names the claim and the values: the notebook stops there, and
-  ``python tools/notebooks.py run`` fails instead of storing a lesson whose text is untrue.
+  values behind it, so a reader sees what was checked.
+- A false claim, when the notebook runner made the run (``python -m autoenc_helpers.notebooks run``
+  sets ``AUTOENC_CLAIMS=raise``), raises :class:`ClaimError`, which names the claim and the values:
+  the run fails instead of storing a lesson whose text is untrue.
+- A false claim in a learner's own session prints one line that starts with a cross, the claim and
+  the values, and the notebook goes on: after a change of settings the run may rightly show
+  something other than the text, which describes the lesson's own settings.
 - In smoke mode (``AUTOENC_SMOKE=1``, tiny data and one epoch) the numbers mean nothing, so the
   claim is only printed as not checked; the cell still runs the same code.
 
@@ -26,11 +30,11 @@ import numbers
 
 import torch
 
-from .config import is_smoke
+from .config import claims_raise, is_smoke
 
 __all__ = ["ClaimError", "expect"]
 
-CHECKED, UNCHECKED = "✔", "○"
+CHECKED, UNCHECKED, FALSE = "✔", "○", "✘"
 
 
 class ClaimError(AssertionError):
@@ -77,8 +81,10 @@ def expect(condition, claim: str, **values) -> bool | None:
     values: the measured numbers the claim rests on, by name; they are printed with the claim, and
         named in the error when it is false.
 
-    Returns True after printing the checked claim (full mode), or None after printing that it was
-    not checked (smoke mode). Raises :class:`ClaimError` when the claim is false in a full run.
+    Returns True after printing the checked claim (full mode), None after printing that it was not
+    checked (smoke mode), False after printing that this run does not show it (a learner's session).
+    Raises :class:`ClaimError` when the claim is false in a full run made by the notebook runner
+    (``AUTOENC_CLAIMS=raise``).
     """
     if not isinstance(claim, str) or not claim.strip():
         raise ValueError(f"expect needs the claim as a sentence (a non-empty str), got {claim!r}")
@@ -87,8 +93,12 @@ def expect(condition, claim: str, **values) -> bool | None:
         print(f"{UNCHECKED} not checked (smoke mode: tiny data, the numbers mean nothing): {claim}")
         return None
     if not _truth(condition):
-        raise ClaimError(f"the lesson says '{claim}', but this run does not show it"
-                         + (f" ({shown})" if shown else "")
-                         + ". Change the text to say what the run shows, or find out what changed.")
+        if claims_raise():
+            raise ClaimError(f"the lesson says '{claim}', but this run does not show it"
+                             + (f" ({shown})" if shown else "")
+                             + ". Change the text to say what the run shows, or find out what changed.")
+        print(f"{FALSE} not shown by this run: {claim}" + (f" ({shown})" if shown else "")
+              + ". The text describes the lesson's own settings; if you changed one, this is your finding.")
+        return False
     print(f"{CHECKED} {claim}" + (f" ({shown})" if shown else ""))
     return True

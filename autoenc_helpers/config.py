@@ -56,3 +56,18 @@ def pick(*, full, smoke):
     ``EPOCHS = ah.pick(full=10, smoke=1)``.
     """
     return smoke if is_smoke() else full
+
+
+def claims_raise() -> bool:
+    """Return True when a false claim must stop the run (``AUTOENC_CLAIMS=raise``, set by the notebook runner).
+
+    Unset, or ``warn``: a false claim is printed as one line that starts with a cross and the run goes on.
+    That is what a learner wants after changing a setting: the lesson's text describes its own settings,
+    and a changed run may show something else without anything being broken.
+    """
+    raw = os.environ.get("AUTOENC_CLAIMS", "").strip().lower()
+    if raw in ("", "warn"):
+        return False
+    if raw == "raise":
+        return True
+    raise ValueError(f"AUTOENC_CLAIMS={raw!r} is not understood; expected 'raise' or 'warn' (or unset: warn)")

@@ -274,7 +274,8 @@ def execute(path: str | os.PathLike, *, smoke: bool = False, device: str = "cpu"
                             resources={"metadata": {"path": str(path.parent)}})
     with tempfile.TemporaryDirectory(prefix="autoenc-run-") as scratch:
         # the kernel's own environment: this process's variables are left as they are
-        env = {**os.environ, "AUTOENC_SMOKE": "1" if smoke else "0", "AUTOENC_DEVICE": device}
+        env = {**os.environ, "AUTOENC_SMOKE": "1" if smoke else "0", "AUTOENC_DEVICE": device,
+               "AUTOENC_CLAIMS": "raise"}                      # a false claim fails the run
         if not use_checkpoints:
             env["AUTOENC_CHECKPOINTS"] = str(Path(scratch) / "checkpoints")
         start = time.perf_counter()

@@ -10,7 +10,16 @@ from autoenc_helpers.claims import ClaimError
 
 @pytest.fixture
 def full(monkeypatch):
+    """A full run as the notebook runner makes it: false claims raise."""
     monkeypatch.setenv("AUTOENC_SMOKE", "0")
+    monkeypatch.setenv("AUTOENC_CLAIMS", "raise")
+
+
+@pytest.fixture
+def learner(monkeypatch):
+    """A learner's own full-mode session: the runner's variable is not set."""
+    monkeypatch.setenv("AUTOENC_SMOKE", "0")
+    monkeypatch.delenv("AUTOENC_CLAIMS", raising=False)
 
 
 @pytest.fixture
@@ -73,3 +82,38 @@ def test_values_are_shown_readably(full, capsys):
     out = capsys.readouterr().out
     assert "ratio = 2.346" in out and "counts = [1, 2, 3]" in out and "name = 'pixels'" in out
     assert "nan = nan" in out and "big = 1.235e+06" in out
+
+
+def test_in_a_learners_session_a_false_claim_is_printed_with_a_cross_and_the_run_goes_on(learner, capsys):
+    assert ah.expect(14.8 > 15.2, "the denoiser beats the plain autoencoder", dae_db=14.8, plain_db=15.2) is False
+    out = capsys.readouterr().out
+    assert out.startswith("✘ not shown by this run: the denoiser beats the plain autoencoder")
+    assert "dae_db = 14.8" in out and "plain_db = 15.2" in out and "settings" in out
+
+
+def test_in_a_learners_session_a_true_claim_is_still_checked(learner, capsys):
+    assert ah.expect(True, "holds", x=1) is True
+    assert capsys.readouterr().out.startswith("✔ holds")
+
+
+def test_an_unknown_claims_setting_is_named(monkeypatch):
+    monkeypatch.setenv("AUTOENC_SMOKE", "0")
+    monkeypatch.setenv("AUTOENC_CLAIMS", "loud")
+    with pytest.raises(ValueError, match="AUTOENC_CLAIMS='loud'.*'raise' or 'warn'"):
+        ah.expect(False, "never true")
+
+
+def test_the_notebook_runner_makes_false_claims_fail_the_run(tmp_path):
+    import nbformat
+    from nbclient.exceptions import CellExecutionError
+
+    from autoenc_helpers import notebooks
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_markdown_cell("# 99 · probe\n\n**Study time:** about 5 minutes."),
+                nbformat.v4.new_code_cell("import autoenc_helpers as ah\nah.expect(1 > 2, 'one beats two', one=1)")]
+    path = tmp_path / "99_probe.ipynb"
+    nbformat.write(nb, path)
+    with pytest.raises(CellExecutionError, match="ClaimError"):
+        notebooks.execute(path, smoke=False, timeout=120)
