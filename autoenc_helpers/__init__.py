@@ -17,7 +17,7 @@ One module per concern; open any of them and read it top to bottom:
   ``ConditionalExplorer``)
 - ``checks``: the exercise checks
 - ``distributed``: the convolutional VAE trained with DistributedDataParallel under torchrun (lesson 12)
-- ``applications``: anomaly scores, thresholds and ROC; few-label classifiers on codes (lesson 09)
+- ``applications``: anomaly scores, thresholds and ROC; few-label classifiers on codes, tuned fairly (lesson 09)
 - ``notebooks``, ``benchmark``: commands to re-execute the notebooks and to measure the course against reference code
 """
 
@@ -30,9 +30,10 @@ from .losses import mse_objective, psnr_db, squared_error
 from .losses import kl_sparsity_penalty, l1_activation_penalty, sparse_objective, sparsity_stats
 from .losses import (active_units, bce_with_logits, gaussian_kl, kl_per_dimension, log_likelihood_iw,
                      negative_elbo, vae_objective)
+from .losses import completion_log_likelihood_iw, completion_objective, gaussian_kl_between
 from . import applications
 from . import distributed
-from .models import ConditionalVAE
+from .models import ConditionalVAE, HalfImageCVAE, HalfImageRegressor
 from .models import PCA, ConvAutoencoder, MLPAutoencoder, count_parameters
 from .models import SparseAutoencoder
 from .models import ConvVAE, MLPVAE, VAEOutput, reparameterize

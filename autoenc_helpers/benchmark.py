@@ -648,7 +648,7 @@ WIDGET_CASES: dict[str, list[tuple[str, Callable]]] = {
     ],
     "NoiseExplorer": [("lesson 02: two MLP AEs 784-256-128-32", _noise_case)],
     "LossFactorExplorer": [("lesson 07: six MLP VAEs 784-512-256-16", _factor_case)],
-    "ConditionalExplorer": [("lesson 09: conditional MLP VAE, 2-D code", _conditional_case)],
+    "ConditionalExplorer": [("lesson 10: conditional MLP VAE, 2-D code", _conditional_case)],
 }
 """Widget class -> [(case, build(test, device) -> (widget, move(i)))]: one place that lists every widget.
 

@@ -1374,7 +1374,7 @@ def _one_number(got, what: str) -> float | str:
     if torch.is_tensor(got):
         if got.numel() != 1:
             return f"return one number, the {what}, not a tensor of shape {tuple(got.shape)}"
-        return float(got)
+        return float(got.detach())
     if isinstance(got, bool):
         return f"return a number, the {what}, not {got!r}"
     try:
@@ -1581,4 +1581,128 @@ def check_shard_indices(fn: Callable[[int, int, int, int, int], object]) -> bool
         slip = next((text for wrong, text in slips(*case) if got == wrong), None)
         failures.append(f"shard_indices{case}: DistributedSampler gives {expected[:6]}{'...' * (len(expected) > 6)}, "
                         f"you returned {got[:6]}{'...' * (len(got) > 6)}" + (f": {slip}" if slip else ""))
+
+
+# ---------------------------------------------------------------------------------------------
+# Lesson 10: the structured-output conditional VAE's loss, from the split of the image to the KL between two Gaussians
+
+__all__ += ["check_completion_loss"]
+
+
+def _completion_case(seed: int, latent_dim: int, batch: int, images: str):
+    """A small HalfImageCVAE whose prior is far from N(0, I), a batch of images and the noise eps."""
+    from .models import HalfImageCVAE
+
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    model = HalfImageCVAE(latent_dim=latent_dim, hidden=(16,)).eval()
+    with torch.no_grad():                                    # a prior network whose Gaussians are not N(0, I)
+        model.prior_mu_head.bias.copy_(torch.randn(latent_dim, generator=g) + 1.0)
+        model.prior_logvar_head.bias.copy_(torch.rand(latent_dim, generator=g) - 1.0)
+        model.logvar_head.bias.copy_(torch.rand(latent_dim, generator=g) - 0.3)
+    x = torch.rand(batch, 1, 28, 28, generator=g)
+    if images == "binary":
+        x = x.round()
+    elif images == "dark bottom":
+        x[:, :, 14:] *= 0.05
+    eps = torch.randn(batch, latent_dim, generator=g)
+    return model, x, eps
+
+
+def _completion_variants(model, x, eps) -> dict[str, float]:
+    """The right conditional negative ELBO and the values of the usual slips, in nats per image."""
+    import torch.nn.functional as F
+
+    from .losses import gaussian_kl, gaussian_kl_between
+
+    def value(top, bottom, *, z_from="q", sigma="half", kl="prior", pixels="sum", batch="mean", double_sigmoid=False):
+        mu, logvar = model.encode(top, bottom)
+        prior_mu, prior_logvar = model.prior(top)
+        m, lv = (mu, logvar) if z_from == "q" else (prior_mu, prior_logvar)
+        std = torch.exp(0.5 * lv) if sigma == "half" else torch.exp(lv)
+        logits = model.decode(m + std * eps, top, logits=True)
+        if double_sigmoid:
+            logits = torch.sigmoid(logits)
+        bce = F.binary_cross_entropy_with_logits(logits, bottom, reduction="none").flatten(1)   # (B, 392)
+        recon = bce.sum(1) if pixels == "sum" else bce.mean(1)                                  # (B,)
+        if kl == "prior":
+            kl_value = gaussian_kl_between(mu, logvar, prior_mu, prior_logvar, batch="none")
+        elif kl == "standard":
+            kl_value = gaussian_kl(mu, logvar, batch="none")
+        elif kl == "reversed":
+            kl_value = gaussian_kl_between(prior_mu, prior_logvar, mu, logvar, batch="none")
+        else:
+            kl_value = torch.zeros_like(recon)
+        per_image = recon + kl_value
+        return float(per_image.mean() if batch == "mean" else per_image.sum())
+
+    top, bottom = x[:, :, :14], x[:, :, 14:]
+    with torch.no_grad():
+        return {
+            "right": value(top, bottom),
+            "the top and the bottom half are swapped: the condition is rows 0..13 (x[:, :, :14]), the output "
+            "rows 14..27": value(bottom, top),
+            "the KL is taken against N(0, I); here the prior is the prior network's Gaussian p(z | top), so use "
+            "the KL between two Gaussians": value(top, bottom, kl="standard"),
+            "the KL is the wrong way round: KL(q || p), q the recognition network's Gaussian, p the prior "
+            "network's": value(top, bottom, kl="reversed"),
+            "z is drawn from the prior network; in training it comes from the recognition network, "
+            "q(z | top, bottom)": value(top, bottom, z_from="p"),
+            "sigma is exp(0.5 * logvar), not exp(logvar)": value(top, bottom, sigma="full"),
+            "the BCE is averaged over the pixels; sum it over the bottom half's 392 pixels (nats per image)":
+                value(top, bottom, pixels="mean"),
+            "the loss is summed over the batch; average it over the images": value(top, bottom, batch="sum"),
+            "the KL term is missing": value(top, bottom, kl="none"),
+            "the sigmoid is applied twice: decode(..., logits=True) gives logits, which the BCE with logits takes "
+            "as they are": value(top, bottom, double_sigmoid=True),
+        }
+
+
+def check_completion_loss(fn: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]) -> bool:
+    """Check ``fn(model, images, eps) -> loss``: the conditional negative ELBO of the bottom half given the top.
+
+    model: a ``HalfImageCVAE``; images: (B, 1, 28, 28); eps: (B, k) standard normal noise to draw z with.
+    The answer is one number in nats per image, averaged over the batch: the BCE of the bottom half
+    (rows 14..27) summed over its pixels, at z = mu + exp(0.5 * logvar) * eps from the recognition
+    network q(z | top, bottom), plus KL(q(z | top, bottom) || p(z | top)) summed over the latent
+    dimensions, p the prior network's Gaussian.
+
+    Hidden tests: five small models whose prior networks are far from N(0, I), with batches of 1 to 8
+    random, binary or dark-bottomed images. The messages name the usual slips: halves swapped, the KL
+    against N(0, I) or the wrong way round, z drawn from the prior network, sigma = exp(logvar), the
+    BCE averaged over pixels, the batch summed, no KL, a second sigmoid. The exercise of notebook 10;
+    ``ah.completion_objective()`` computes the same loss (with its own draws of eps).
+    """
+    title = "completion_loss"
+    cases = [(0, 2, 4, "random"), (1, 5, 1, "random"), (2, 3, 8, "binary"), (3, 4, 6, "dark bottom"),
+             (4, 1, 3, "binary")]
+    failures: list[str] = []
+    for seed, latent_dim, batch, images in cases:
+        case = f"{batch} {images} image{'s' * (batch != 1)}, latent_dim={latent_dim}"
+        model, x, eps = _completion_case(seed, latent_dim, batch, images)
+        variants = _completion_variants(model, x, eps)
+        expected = variants.pop("right")
+        given_x, given_eps = x.clone(), eps.clone()
+        try:
+            ok, got = _call(fn, (model, given_x, given_eps), title)
+        except Exception as err:  # the learner's code crashed: report it, do not raise
+            failures.append(f"{case}: your function raised {type(err).__name__}: {err}")
+            continue
+        if not ok:
+            return False
+        if not (torch.equal(given_x, x) and torch.equal(given_eps, eps)):
+            failures.append(f"{case}: your function changed the images or eps it was given; work on copies")
+            continue
+        value = _one_number(got, "loss")
+        if isinstance(value, str):
+            hint = (": average the per-image losses over the batch"
+                    if torch.is_tensor(got) and got.dim() == 1 and got.numel() == batch else "")
+            failures.append(f"{case}: {value}{hint}")
+            continue
+        if math.isclose(value, expected, rel_tol=1e-4, abs_tol=1e-4):
+            continue
+        slip = next((text for text, wrong in variants.items() if not math.isclose(wrong, expected, rel_tol=1e-4)
+                     and math.isclose(value, wrong, rel_tol=1e-4, abs_tol=1e-4)), None)
+        failures.append(f"{case}: the loss is {expected:.3f} nats per image, you returned {value:.3f}"
+                        + (f": {slip}" if slip else ""))
     return _report(title, failures, len(cases))

@@ -349,7 +349,7 @@ def vae_objective(*, recon: str = "bce", reduction: str = "sum", recon_factor: f
     With ``recon="bce"``, factors 1 and no free bits, ``total_loss`` is the one-sample estimate of the
     negative ELBO in nats per image.
 
-    For a conditional VAE (``ConditionalVAE``, notebook 09), train with ``ah.fit(..., with_labels=True)``:
+    For a conditional VAE (``ConditionalVAE``, notebook 10), train with ``ah.fit(..., with_labels=True)``:
     the objective then receives each batch's ``labels`` and calls ``model(inputs, labels)``.
 
     reduction: ``"sum"`` (scale 1): per image, each term summed over its own axis (pixels, latent
@@ -568,3 +568,139 @@ def active_units(model: torch.nn.Module, data, threshold: float = 0.01, *, batch
     """
     threshold = _check_number("threshold", threshold)
     return kl_per_dimension(model, data, batch_size=batch_size) > threshold
+
+
+# ---------------------------------------------------------------------------------------------
+# Lesson 10: the structured-output conditional VAE (Sohn, Lee & Yan 2015), which completes the bottom
+# half of an image from its top half. Its prior is a network p(z | top), so its KL is between two
+# Gaussians, and its likelihood is that of the bottom half given the top: log p(bottom | top).
+
+__all__ += ["gaussian_kl_between", "completion_objective", "completion_log_likelihood_iw"]
+
+
+def gaussian_kl_between(mu_q: torch.Tensor, logvar_q: torch.Tensor, mu_p: torch.Tensor, logvar_p: torch.Tensor,
+                        *, dims: str = "sum", batch: str = "mean") -> torch.Tensor:
+    """KL(N(mu_q, sigma_q^2) || N(mu_p, sigma_p^2)) in closed form, in nats, for (B, k) diagonal Gaussians.
+
+    Per image and latent dimension:
+
+        0.5 * (logvar_p - logvar_q + (sigma_q^2 + (mu_q - mu_p)^2) / sigma_p^2 - 1)
+
+    zero exactly when the two Gaussians are equal; with mu_p = 0 and logvar_p = 0 it is
+    :func:`gaussian_kl`. ``dims`` and ``batch`` reduce as in :func:`gaussian_kl` (``dims="sum"``,
+    ``batch="mean"``: nats per image). Checked against ``torch.distributions.kl_divergence`` in the tests.
+    """
+    tensors = (mu_q, logvar_q, mu_p, logvar_p)
+    if not all(torch.is_tensor(t) for t in tensors):
+        raise TypeError("gaussian_kl_between expects four tensors: mu_q, logvar_q, mu_p, logvar_p")
+    if mu_q.dim() != 2 or any(t.shape != mu_q.shape for t in tensors):
+        raise ValueError(f"gaussian_kl_between expects four tensors of the same shape (batch, k), got "
+                         f"{[tuple(t.shape) for t in tensors]}")
+    if dims not in KL_DIMS:
+        raise ValueError(f"dims={dims!r}; expected one of {KL_DIMS}")
+    if batch not in REDUCTIONS["batch"]:
+        raise ValueError(f"batch={batch!r}; expected one of {REDUCTIONS['batch']}")
+    kl = 0.5 * (logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p).pow(2)) / logvar_p.exp() - 1)   # (B, k)
+    if dims != "none":
+        kl = kl.sum(1) if dims == "sum" else kl.mean(1)                      # (B,)
+    if batch == "none":
+        return kl
+    return kl.mean(0) if batch == "mean" else kl.sum(0)
+
+
+def completion_objective():
+    """The objective for ``ah.fit`` of a model that completes the bottom half of an image from its top half.
+
+    The model's ``forward`` takes whole (B, 1, 28, 28) images (it splits them itself) and returns either
+
+    - a :class:`~autoenc_helpers.models.CompletionOutput` (``HalfImageCVAE``): the loss is the conditional
+      negative ELBO of the bottom half, in nats per image,
+      ``BCE(bottom half, 392 pixels summed) + KL(q(z | top, bottom) || p(z | top))`` with z drawn from q;
+    - or a (B, 1, 14, 28) tensor of bottom-half logits (``HalfImageRegressor``, the deterministic
+      baseline): the loss is the same BCE alone, which for a network without z is exactly
+      -log p(bottom | top) under its independent Bernoulli pixels.
+
+    Returns ``objective(model, inputs, targets) -> dict`` with ``"total_loss"`` (minimised),
+    ``"recon_nats_per_image"`` (the bottom half's BCE) and, for the CVAE, ``"kl_nats_per_image"``;
+    each averaged over the batch. The targets' bottom half is the output to predict. Its
+    ``.settings`` describe it for ``ah.cached_fit``. Built in notebook 10.
+    """
+    from .models import SPLIT_ROW, CompletionOutput
+
+    def objective(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = model(inputs)
+        bottom = targets[:, :, SPLIT_ROW:]                                    # (B, 1, 14, 28), what is predicted
+        logits = out.logits if isinstance(out, CompletionOutput) else out
+        if not torch.is_tensor(logits) or logits.shape != bottom.shape:
+            got = tuple(logits.shape) if torch.is_tensor(logits) else type(out).__name__
+            raise TypeError(f"completion_objective needs a model whose forward gives bottom-half logits of shape "
+                            f"{tuple(bottom.shape)} (or a CompletionOutput holding them); "
+                            f"{type(model).__name__} gave {got}")
+        recon = bce_with_logits(logits, bottom, pixels="sum", batch="mean")  # nats per image (bottom half)
+        if not isinstance(out, CompletionOutput):
+            return {"total_loss": recon, "recon_nats_per_image": recon}
+        kl = gaussian_kl_between(out.mu, out.logvar, out.prior_mu, out.prior_logvar)   # nats per image
+        return {"total_loss": recon + kl, "recon_nats_per_image": recon, "kl_nats_per_image": kl}
+
+    objective.__name__ = objective.__qualname__ = "completion_objective"
+    objective.settings = {"output": "bottom half", "split_row": SPLIT_ROW, "recon": "bce, summed over its pixels",
+                          "kl": "to the prior network"}
+    return objective
+
+
+@torch.no_grad()
+def completion_log_likelihood_iw(model: torch.nn.Module, images, k: int = 100, *,
+                                 generator: torch.Generator | None = None, batch_size: int = 500,
+                                 reduction: str = "mean") -> float | torch.Tensor:
+    """log p(bottom half | top half) in nats per image: importance-weighted for a CVAE, exact for a baseline.
+
+    For a :class:`~autoenc_helpers.models.HalfImageCVAE` (a model with ``prior``, ``encode`` and ``decode``; Burda et al. 2016's estimate, with the prior
+    network as the prior): draw z_1..z_k from q(z | top, bottom), weigh each by
+    w_i = p(bottom | top, z_i) p(z_i | top) / q(z_i | top, bottom), and return
+    log (1/k) sum_i w_i, a lower bound on log p(bottom | top) that rises towards it as k grows
+    (k = 1 is the conditional ELBO). For a model without z whose ``forward`` gives bottom-half logits
+    (:class:`~autoenc_helpers.models.HalfImageRegressor`), log p(bottom | top) is exact: minus the BCE
+    of the bottom half, and ``k`` is not used. The BCE caveat of :func:`negative_elbo` holds: grey
+    pixels make these unnormalised likelihoods, fine for comparing models on the same images.
+
+    images: an ImageSet or (N, 1, 28, 28) tensor. reduction: ``"mean"`` (a float) or ``"none"`` (the
+    (N,) per-image tensor, on the CPU). Built in notebook 10.
+    """
+    from .models import split_halves
+
+    if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
+        raise ValueError(f"k={k!r}; expected a positive int (importance samples per image)")
+    if reduction not in ("mean", "none"):
+        raise ValueError(f"reduction={reduction!r}; expected 'mean' or 'none'")
+    x_all = _images_of(images, "completion_log_likelihood_iw")
+    device = model_device(model)
+    log_2pi = math.log(2 * math.pi)
+    was_training = model.training
+    model.eval()
+    estimates = []
+    try:
+        for start in range(0, x_all.shape[0], batch_size):
+            x = x_all[start:start + batch_size].to(device)                        # (b, 1, 28, 28)
+            top, bottom = split_halves(x)                                         # (b, 1, 14, 28) each
+            if not hasattr(model, "prior"):                                      # no z: the likelihood is exact
+                estimates.append(-bce_with_logits(model(x), bottom, pixels="sum", batch="none").cpu())
+                continue
+            mu, logvar = model.encode(top, bottom)                                # (b, d) q(z | top, bottom)
+            prior_mu, prior_logvar = model.prior(top)                             # (b, d) p(z | top)
+            b = x.shape[0]
+            chunk = max(1, 20_000 // b)                                           # samples decoded at once
+            log_w = []
+            for first in range(0, k, chunk):
+                s = min(chunk, k - first)
+                eps = torch.randn((s, *mu.shape), generator=generator, device=device, dtype=mu.dtype)  # (s, b, d)
+                z = mu + torch.exp(0.5 * logvar) * eps                            # (s, b, d) from q
+                log_q = -0.5 * (eps.pow(2) + logvar + log_2pi).sum(-1)            # (s, b) log q(z | top, bottom)
+                log_prior = -0.5 * ((z - prior_mu).pow(2) / prior_logvar.exp() + prior_logvar + log_2pi).sum(-1)
+                logits = model.decode(z.reshape(s * b, -1), top.repeat(s, 1, 1, 1), logits=True)   # (s*b, 1, 14, 28)
+                log_p = -bce_with_logits(logits, bottom.repeat(s, 1, 1, 1), pixels="sum", batch="none")
+                log_w.append(log_p.reshape(s, b) + log_prior - log_q)             # (s, b)
+            estimates.append((torch.logsumexp(torch.cat(log_w), 0) - math.log(k)).cpu())   # (b,)
+    finally:
+        model.train(was_training)
+    per_image = torch.cat(estimates)                                              # (N,)
+    return per_image if reduction == "none" else float(per_image.mean())

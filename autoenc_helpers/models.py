@@ -22,7 +22,11 @@ ValueError that names the shape it got and the shape it expected.
   built in notebook 03.
 - :class:`ConditionalVAE`: MLPVAE's network with the class label, one-hot, fed
   to the encoder and to the decoder, so z holds the style and the label the
-  class; built in notebook 09.
+  class; built in notebook 10.
+- :class:`HalfImageCVAE`: the structured-output conditional VAE of Sohn et al.
+  (2015), which draws bottom halves of an image given its top half, with a
+  prior network p(z | top); :class:`HalfImageRegressor`, its deterministic
+  baseline; built in notebook 10.
 """
 
 from __future__ import annotations
@@ -515,7 +519,7 @@ class SparseAutoencoder(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------
-# Lesson 09: the conditional VAE, whose encoder and decoder are both told the class
+# Lesson 10: the conditional VAE, whose encoder and decoder are both told the class
 
 __all__ += ["check_labels", "ConditionalVAE"]
 
@@ -578,7 +582,7 @@ class ConditionalVAE(nn.Module):
       decoded from z ~ N(0, I).
 
     Labels are (B,) tensors of class indices; a float, out-of-range or one-hot label raises an error
-    that names it (:func:`check_labels`). Built in notebook 09.
+    that names it (:func:`check_labels`). Built in notebook 10.
     """
 
     def __init__(self, latent_dim: int = 2, n_classes: int = 10, hidden: Sequence[int] = (512, 256)):
@@ -654,3 +658,185 @@ class ConditionalVAE(nn.Module):
             y = check_labels(y, self.n_classes, f"{type(self).__name__}.sample").expand(n)   # (n,)
         z = torch.randn(n, self.latent_dim, generator=generator, device=device)            # (n, k)
         return self.decode(z, y)
+
+
+# ---------------------------------------------------------------------------------------------
+# Lesson 10: structured output. Given the top half of an image, the bottom half: one input, many
+# right answers. A conditional VAE with a prior network (Sohn, Lee & Yan 2015) draws several of them;
+# a deterministic network trained on the same loss can only draw their blurry average.
+
+__all__ += ["SPLIT_ROW", "HALF_SHAPE", "split_halves", "join_halves", "CompletionOutput", "HalfImageCVAE",
+            "HalfImageRegressor"]
+
+SPLIT_ROW = 14                       # rows 0..13 are the top half, rows 14..27 the bottom half
+HALF_SHAPE = (1, SPLIT_ROW, 28)      # each half: (1, 14, 28), 392 pixels
+_HALF_PIXELS = SPLIT_ROW * 28        # 392
+
+
+def split_halves(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, 1, 28, 28) images -> (top, bottom), each (B, 1, 14, 28): rows 0..13 and rows 14..27."""
+    check_images(x, "split_halves")
+    return x[:, :, :SPLIT_ROW], x[:, :, SPLIT_ROW:]
+
+
+def join_halves(top: torch.Tensor, bottom: torch.Tensor) -> torch.Tensor:
+    """(B, 1, 14, 28) top and bottom halves -> (B, 1, 28, 28) images, top above bottom."""
+    check_images(top, "join_halves (top)", expected=HALF_SHAPE, what="top halves")
+    check_images(bottom, "join_halves (bottom)", expected=HALF_SHAPE, what="bottom halves")
+    if top.shape[0] != bottom.shape[0]:
+        raise ValueError(f"join_halves: {top.shape[0]} top halves but {bottom.shape[0]} bottom halves")
+    return torch.cat([top, bottom], dim=2)                                  # (B, 1, 28, 28)
+
+
+def _mlp(widths: Sequence[int]) -> nn.Sequential:
+    """Linear layers between consecutive widths, each followed by a ReLU: (B, widths[0]) -> (B, widths[-1])."""
+    layers: list[nn.Module] = []
+    for w_in, w_out in zip(widths[:-1], widths[1:]):
+        layers += [nn.Linear(w_in, w_out), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+def _check_hidden(hidden) -> tuple[int, ...]:
+    hidden = tuple(hidden)
+    if not hidden or any(isinstance(h, bool) or not isinstance(h, int) or h <= 0 for h in hidden):
+        raise ValueError(f"hidden sizes must be one or more positive ints, got {hidden!r}")
+    return hidden
+
+
+class CompletionOutput(NamedTuple):
+    """What :class:`HalfImageCVAE`'s ``forward`` returns: everything its loss needs, by name.
+
+    logits: (B, 1, 14, 28) the generation network's outputs for the bottom half, before the sigmoid.
+    mu, logvar: (B, k) the recognition network's Gaussian q(z | top, bottom), from which z was drawn.
+    prior_mu, prior_logvar: (B, k) the prior network's Gaussian p(z | top).
+    """
+
+    logits: torch.Tensor
+    mu: torch.Tensor
+    logvar: torch.Tensor
+    prior_mu: torch.Tensor
+    prior_logvar: torch.Tensor
+
+
+class HalfImageCVAE(nn.Module):
+    """A conditional VAE for structured output (Sohn, Lee & Yan 2015): the bottom half of an image given its top half.
+
+    The condition is the top half (rows 0..13, 392 pixels), the output the bottom half (rows 14..27).
+    One top half has many plausible bottom halves (a top of a dress: long or short, plain or
+    patterned), and z chooses among them. Three networks, as in Sohn et al.:
+
+    - **prior network** p(z | top): what the top half says about z (at test time, the only one we have)::
+
+          top (B, 1, 14, 28) -> flatten (B, 392) -> hidden... -> prior_mu (B, k), prior_logvar (B, k)
+
+    - **recognition network** q(z | top, bottom): the encoder, which sees the whole image in training::
+
+          x (B, 1, 28, 28) -> flatten (B, 784) -> hidden... -> mu (B, k), logvar (B, k)
+
+    - **generation network** p(bottom | top, z): the decoder, Bernoulli pixels for the bottom half::
+
+          [z (B, k), top (B, 392)] (B, k + 392) -> ...hidden -> (B, 392) -> (B, 1, 14, 28) logits
+
+    The loss (``ah.completion_objective()``) is the conditional negative ELBO of the bottom half, in
+    nats per image: the BCE of the bottom half's 392 pixels at z drawn from q, plus
+    KL(q(z | top, bottom) || p(z | top)), the KL *between two Gaussians* (the prior is no longer N(0, I)).
+
+    Interface:
+
+    - ``prior(top)`` -> ``(prior_mu, prior_logvar)``; ``encode(top, bottom)`` -> ``(mu, logvar)``;
+    - ``decode(z, top, logits=False)`` -> (B, 1, 14, 28) bottom-half probabilities (or logits);
+    - ``forward(x, generator=None)`` -> :class:`CompletionOutput`, z drawn from q; x are whole images,
+      split here, so the model trains with ``ah.fit(model, train, objective=ah.completion_objective())``;
+    - ``sample(top, generator=None)`` -> one bottom half per top half, z drawn from the prior network:
+      call it several times for several completions.
+
+    latent_dim: size of z. hidden: widths of the hidden layers of the recognition and prior networks;
+    the generation network mirrors them. Built in notebook 10.
+    """
+
+    def __init__(self, latent_dim: int = 16, hidden: Sequence[int] = (512, 256)):
+        super().__init__()
+        if not isinstance(latent_dim, int) or isinstance(latent_dim, bool) or latent_dim <= 0:
+            raise ValueError(f"latent_dim must be a positive int, got {latent_dim!r}")
+        hidden = _check_hidden(hidden)
+        self.latent_dim, self.hidden = latent_dim, hidden
+        n_pixels = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]         # 784
+
+        self.recognition = _mlp((n_pixels, *hidden))                        # (B, 784) -> (B, hidden[-1])
+        self.mu_head = nn.Linear(hidden[-1], latent_dim)                    # -> (B, k)
+        self.logvar_head = nn.Linear(hidden[-1], latent_dim)                # -> (B, k), any real
+        self.prior_net = _mlp((_HALF_PIXELS, *hidden))                      # (B, 392) -> (B, hidden[-1])
+        self.prior_mu_head = nn.Linear(hidden[-1], latent_dim)              # -> (B, k)
+        self.prior_logvar_head = nn.Linear(hidden[-1], latent_dim)          # -> (B, k)
+        self.generation = nn.Sequential(
+            _mlp((latent_dim + _HALF_PIXELS, *reversed(hidden))),           # (B, k + 392) -> (B, hidden[0])
+            nn.Linear(hidden[0], _HALF_PIXELS),                             # -> (B, 392) logits
+            nn.Unflatten(1, HALF_SHAPE))                                    # -> (B, 1, 14, 28)
+
+    def _top(self, top: torch.Tensor, who: str) -> torch.Tensor:
+        check_images(top, f"{type(self).__name__}.{who}", expected=HALF_SHAPE, what="top halves")
+        return top.flatten(1)                                               # (B, 392)
+
+    def prior(self, top: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 1, 14, 28) top halves -> the prior network's (mu, logvar), each (B, latent_dim)."""
+        h = self.prior_net(self._top(top, "prior"))                         # (B, hidden[-1])
+        return self.prior_mu_head(h), self.prior_logvar_head(h)
+
+    def encode(self, top: torch.Tensor, bottom: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Top and bottom halves, each (B, 1, 14, 28) -> the recognition network's (mu, logvar), each (B, k)."""
+        h = self.recognition(join_halves(top, bottom).flatten(1))           # (B, 784) -> (B, hidden[-1])
+        return self.mu_head(h), self.logvar_head(h)
+
+    def decode(self, z: torch.Tensor, top: torch.Tensor, logits: bool = False) -> torch.Tensor:
+        """(B, k) codes and (B, 1, 14, 28) top halves -> (B, 1, 14, 28) bottom halves: probabilities, or logits."""
+        check_images(z, f"{type(self).__name__}.decode", expected=(self.latent_dim,), what="codes")
+        flat_top = self._top(top, "decode")
+        if flat_top.shape[0] != z.shape[0]:
+            raise ValueError(f"{type(self).__name__}.decode: {z.shape[0]} codes for {flat_top.shape[0]} top halves")
+        out = self.generation(torch.cat([z, flat_top], 1))                  # (B, k + 392) -> (B, 1, 14, 28)
+        return out if logits else torch.sigmoid(out)
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> CompletionOutput:
+        """(B, 1, 28, 28) whole images -> CompletionOutput; z drawn from q(z | top, bottom) (training)."""
+        top, bottom = split_halves(x)                                       # (B, 1, 14, 28) each
+        mu, logvar = self.encode(top, bottom)                               # (B, k), (B, k)
+        prior_mu, prior_logvar = self.prior(top)                            # (B, k), (B, k)
+        z = reparameterize(mu, logvar, generator)                           # (B, k)
+        return CompletionOutput(self.decode(z, top, logits=True), mu, logvar, prior_mu, prior_logvar)
+
+    def sample(self, top: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """One plausible bottom half per top half: z ~ p(z | top), decoded. (B, 1, 14, 28) probabilities."""
+        prior_mu, prior_logvar = self.prior(top)                            # (B, k), (B, k)
+        return self.decode(reparameterize(prior_mu, prior_logvar, generator), top)
+
+
+class HalfImageRegressor(nn.Module):
+    """The deterministic baseline: a network from the top half straight to the bottom half, no z.
+
+    ``[top (B, 392)] -> hidden... -> (B, 392) -> (B, 1, 14, 28)`` logits of Bernoulli pixels. Trained on
+    the same reconstruction loss as :class:`HalfImageCVAE` (BCE summed over the bottom half's 392 pixels,
+    ``ah.completion_objective()``), it can give only one answer per top half: the one that costs least on
+    average over all the bottom halves that go with it, a blurry mean of them.
+
+    ``forward(x)`` takes whole (B, 1, 28, 28) images and uses only their top half; ``predict(top)``
+    gives the bottom-half probabilities. Built in notebook 10.
+    """
+
+    def __init__(self, hidden: Sequence[int] = (512, 256)):
+        super().__init__()
+        hidden = _check_hidden(hidden)
+        self.hidden = hidden
+        self.net = nn.Sequential(
+            _mlp((_HALF_PIXELS, *hidden)),                                  # (B, 392) -> (B, hidden[-1])
+            nn.Linear(hidden[-1], _HALF_PIXELS),                            # -> (B, 392) logits
+            nn.Unflatten(1, HALF_SHAPE))                                    # -> (B, 1, 14, 28)
+
+    def predict(self, top: torch.Tensor, logits: bool = False) -> torch.Tensor:
+        """(B, 1, 14, 28) top halves -> (B, 1, 14, 28) bottom halves: probabilities, or logits."""
+        check_images(top, f"{type(self).__name__}.predict", expected=HALF_SHAPE, what="top halves")
+        out = self.net(top.flatten(1))
+        return out if logits else torch.sigmoid(out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 1, 28, 28) whole images -> (B, 1, 14, 28) logits for the bottom half, from the top half alone."""
+        return self.predict(split_halves(x)[0], logits=True)

@@ -6,7 +6,7 @@ minimise: a function ``objective(model, inputs, targets) -> dict`` whose
 first entry is the loss to minimise and whose keys carry the unit
 (``"mse_per_pixel"``). Every entry is logged. With ``with_labels=True`` the
 objective is also handed each batch's labels, ``objective(model, inputs,
-targets, labels=...)``, for a model conditioned on the class (notebook 09).
+targets, labels=...)``, for a model conditioned on the class (notebook 10).
 An objective that follows a schedule (KL warm-up, notebook 07) has a method
 ``set_epoch(epochs_done)``, and ``fit`` tells it how far training has got.
 
@@ -193,7 +193,7 @@ def fit(model: nn.Module, train, test=None, *, objective: Objective = mse_object
         switched to the faster channels-last layout (:func:`use_fast_layout`).
     corrupt: for denoising, a function applied to each batch of inputs; the
         clean images stay the targets.
-    with_labels: for a model conditioned on the class (``ConditionalVAE``, notebook 09): the
+    with_labels: for a model conditioned on the class (``ConditionalVAE``, notebook 10): the
         objective is also handed each batch's labels, ``objective(model, inputs, targets,
         labels=train.labels[idx])``; ``train`` and ``test`` must then be ImageSets.
     seed: seeds the shuffling, so two runs from the same model give the same losses.

@@ -579,7 +579,7 @@ class LossFactorExplorer(_Widget):
 
 
 # ---------------------------------------------------------------------------------------------
-# Lesson 09: the conditional VAE's class selector and latent sliders
+# Lesson 10: the conditional VAE's class selector and latent sliders
 
 __all__ += ["conditional_image", "ConditionalExplorer"]
 
@@ -607,7 +607,7 @@ class ConditionalExplorer(_Widget):
     max_sliders: at most this many sliders (the first dimensions); the others stay at ``code``.
 
     Keep the sliders still and change the class: the same code, so the same "style", drawn as another
-    class. Keep the class and move a slider: the style changes within the class. Built for notebook 09.
+    class. Keep the class and move a slider: the style changes within the class. Built for notebook 10.
     """
 
     def __init__(self, model: torch.nn.Module, classes: Sequence[str], *, label: int = 0,

@@ -164,6 +164,45 @@ def test_linear_probe_accuracy():
         app.linear_probe_accuracy(features, labels[:299], features, labels)
 
 
+def test_tuned_linear_probe_is_the_fixed_probe_when_the_grid_has_one_value():
+    g = torch.Generator().manual_seed(6)
+    centres = torch.randn(4, 20, generator=g)
+    labels = torch.arange(400) % 4
+    features = centres[labels] + 2 * torch.randn(400, 20, generator=g)      # overlapping classes
+    for C in (0.01, 1.0):
+        tuned = app.tuned_linear_probe(features[:200], labels[:200], features[200:], labels[200:], Cs=[C])
+        assert tuned["C"] == C
+        assert tuned["test_accuracy"] == app.linear_probe_accuracy(features[:200], labels[:200], features[200:],
+                                                                    labels[200:], C=C)
+        assert 0.25 < tuned["test_accuracy"] <= tuned["train_accuracy"] <= 1.0   # noisy: fits its own images better
+        assert 0.0 < tuned["cv_accuracy"] <= 1.0
+
+
+def test_tuned_linear_probe_picks_a_strong_penalty_for_few_labels_and_many_noisy_features():
+    g = torch.Generator().manual_seed(7)
+    labels = torch.arange(2_060) % 2
+    signal = (2 * labels - 1).float()[:, None] * 0.4                           # one weak direction of 300
+    features = torch.cat([signal + torch.randn(2_060, 1, generator=g),
+                          torch.randn(2_060, 299, generator=g)], 1)
+    train_x, train_y, test_x, test_y = features[:60], labels[:60], features[60:], labels[60:]
+    tuned = app.tuned_linear_probe(train_x, train_y, test_x, test_y, folds=3)
+    again = app.tuned_linear_probe(train_x, train_y, test_x, test_y, folds=3)
+    assert tuned == again                                                     # deterministic
+    assert tuned["C"] <= 0.01                                                 # the grid's strong end
+    weak = app.linear_probe_accuracy(train_x, train_y, test_x, test_y, C=100.0)
+    assert tuned["train_accuracy"] < 1.0 and weak < tuned["test_accuracy"]
+
+
+def test_tuned_linear_probe_names_bad_settings():
+    features, labels = torch.randn(30, 3), torch.arange(30) % 3              # 10 images per class
+    with pytest.raises(ValueError, match=r"folds must be an int from 2 to 10 \(the smallest class has 10"):
+        app.tuned_linear_probe(features, labels, features, labels, folds=11)
+    with pytest.raises(ValueError, match="Cs must be one or more positive numbers"):
+        app.tuned_linear_probe(features, labels, features, labels, Cs=[1.0, -1.0])
+    with pytest.raises(ValueError, match="30 training features for 29 labels"):
+        app.tuned_linear_probe(features, labels[:29], features, labels)
+
+
 def test_codes_of_a_trained_autoencoder_classify_far_above_chance(detector, fashion):
     ae, _ = detector
     train, test = fashion

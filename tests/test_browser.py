@@ -494,9 +494,11 @@ WIDGET_NOTEBOOKS = widget_notebooks()
 def test_lessons_with_widgets_are_found():
     names = [p.name for p in WIDGET_NOTEBOOKS]
     for expected in ("01_vanilla_autoencoder.ipynb", "02_denoising_autoencoder.ipynb",
-                     "04_variational_autoencoder.ipynb", "07_beta_and_posterior_collapse.ipynb"):
+                     "04_variational_autoencoder.ipynb", "07_beta_and_posterior_collapse.ipynb",
+                     "10_conditional_vae.ipynb"):
         assert expected in names
     assert "05_reparameterization_trick.ipynb" not in names     # progress bars only: nothing to operate
+    assert "09_applications.ipynb" not in names                 # its class selector moved to lesson 10
 
 
 @contextlib.contextmanager

@@ -213,7 +213,7 @@ def test_the_course_widgets_are_core_ipywidgets_models():
         "LossFactorExplorer": widgets.LossFactorExplorer(
             [{"factor": f, "model": vae, "recon": 1.0 * f, "kl": 2.0} for f in (0.5, 1.0)], images),
     }
-    if hasattr(widgets, "ConditionalExplorer"):                   # lesson 09's, where it has landed
+    if hasattr(widgets, "ConditionalExplorer"):                   # lesson 10's, where it has landed
         cvae = ah.models.ConditionalVAE(latent_dim=2, n_classes=3, hidden=(16,))
         built["ConditionalExplorer"] = widgets.ConditionalExplorer(cvae, ["a", "b", "c"])
     # every factory: a new widget fails here until it is built above

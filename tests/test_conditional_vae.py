@@ -1,4 +1,4 @@
-"""Lesson 09's conditional VAE: labels checked, the label really conditions the decoder, fit hands labels over,
+"""Lesson 10's conditional VAE: labels checked, the label really conditions the decoder, fit hands labels over,
 and the class selector widget, tested headlessly."""
 
 import numpy as np
