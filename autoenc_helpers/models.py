@@ -33,9 +33,11 @@ from typing import NamedTuple
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 __all__ = ["IMAGE_SHAPE", "OUTPUT_ACTIVATIONS", "check_images", "MLPAutoencoder", "ConvAutoencoder", "PCA",
-           "count_parameters", "model_device", "VAEOutput", "reparameterize", "MLPVAE", "ConvVAE", "HIDDEN_ACTIVATIONS", "SparseAutoencoder"]
+           "count_parameters", "model_device", "VAEOutput", "reparameterize", "MLPVAE", "ConvVAE", "HIDDEN_ACTIVATIONS",
+           "UnitNormColumns", "SparseAutoencoder"]
 
 IMAGE_SHAPE = (1, 28, 28)
 OUTPUT_ACTIVATIONS = ("sigmoid", "tanh", "none")
@@ -437,29 +439,50 @@ class ConvVAE(_GaussianVAE):
 HIDDEN_ACTIVATIONS = ("sigmoid", "relu")
 
 
+class UnitNormColumns(nn.Module):
+    """A parametrisation: every column of a weight matrix divided by its length (L2 norm).
+
+    Registered on the decoder of :class:`SparseAutoencoder` with ``unit_norm_decoder=True``:
+    the optimiser updates a free matrix V, and the layer uses V / ||V||, column by column,
+    so each hidden unit's feature has length 1 whatever V is.
+    """
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        return weight / weight.norm(dim=0, keepdim=True).clamp_min(1e-12)     # (784, n_hidden), columns of length 1
+
+
 class SparseAutoencoder(nn.Module):
     """One wide hidden layer: 784 -> n_hidden -> 784, meant to be trained with a sparsity penalty.
 
     n_hidden: hidden units; 1024 by default, more than the 784 pixels (over-complete).
         Without a penalty such a layer can learn to pass the image through almost
         unchanged; the penalty (``losses.sparse_objective``) keeps most units near 0
-        for any one image, so each image is described by a few units.
-    activation: ``"sigmoid"`` gives activations in (0, 1), which the KL penalty reads
-        as firing probabilities; ``"relu"`` gives activations in [0, inf), exactly 0
-        when off, the natural partner of the L1 penalty.
+        for any one image.
+    activation: ``"sigmoid"`` gives activations in (0, 1), never exactly 0, which the
+        KL penalty needs; ``"relu"`` gives activations in [0, inf), exactly 0 when the
+        unit's input is negative, the usual partner of the L1 penalty.
     output: the decoder's last activation, ``"sigmoid"`` for images in [0, 1].
+    unit_norm_decoder: when True, each decoder column (unit j's feature, what it adds to
+        the output per unit of activation) is held at length 1 by :class:`UnitNormColumns`.
+        Without it a penalty on the size of the activations can be dodged: divide a unit's
+        activation by c and multiply its decoder column by c, and the reconstruction is
+        unchanged while an L1 penalty falls c-fold. With columns of length 1, an activation's
+        size is the size of what the unit adds to the output.
 
     ``encode`` returns the hidden activations (B, n_hidden): the code is the layer.
     """
 
-    def __init__(self, n_hidden: int = 1024, activation: str = "sigmoid", output: str = "sigmoid"):
+    def __init__(self, n_hidden: int = 1024, activation: str = "sigmoid", output: str = "sigmoid",
+                 unit_norm_decoder: bool = False):
         super().__init__()
         if isinstance(n_hidden, bool) or not isinstance(n_hidden, int) or n_hidden <= 0:
             raise ValueError(f"n_hidden must be a positive int, got {n_hidden!r}")
         if activation not in HIDDEN_ACTIVATIONS:
             raise ValueError(f"hidden activation {activation!r} is not one of {HIDDEN_ACTIVATIONS}")
+        if not isinstance(unit_norm_decoder, bool):
+            raise ValueError(f"unit_norm_decoder must be True or False, got {unit_norm_decoder!r}")
         self.n_hidden = self.latent_dim = n_hidden
-        self.activation, self.output = activation, output
+        self.activation, self.output, self.unit_norm_decoder = activation, output, unit_norm_decoder
         n_pixels = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]         # 784
         self.encoder = nn.Sequential(
             nn.Flatten(),                                                   # (B, 1, 28, 28) -> (B, 784)
@@ -471,6 +494,8 @@ class SparseAutoencoder(nn.Module):
             _output_layer(output),
             nn.Unflatten(1, IMAGE_SHAPE),                                   # -> (B, 1, 28, 28)
         )
+        if unit_norm_decoder:                                               # weight (784, n_hidden): column j has length 1
+            parametrize.register_parametrization(self.decoder[0], "weight", UnitNormColumns())
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 1, 28, 28) images -> (B, n_hidden) hidden activations."""
@@ -490,8 +515,8 @@ class SparseAutoencoder(nn.Module):
         """Each hidden unit's weights as a 28x28 image: (n_hidden, 1, 28, 28), detached.
 
         ``"decoder"``: column j of the decoder's weight, the pattern unit j adds to the
-        output when it fires. ``"encoder"``: row j of the encoder's weight, the pattern
-        of pixels that excites unit j (a template it matches the image against).
+        output per unit of activation. ``"encoder"``: row j of the encoder's weight, the
+        pattern of pixels that excites unit j (a template it matches the image against).
         """
         if part == "decoder":
             weights = self.decoder[0].weight.T                              # (784, n_hidden) -> (n_hidden, 784)
