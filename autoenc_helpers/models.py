@@ -33,11 +33,10 @@ from typing import NamedTuple
 
 import torch
 from torch import nn
-from torch.nn.utils import parametrize
 
 __all__ = ["IMAGE_SHAPE", "OUTPUT_ACTIVATIONS", "check_images", "MLPAutoencoder", "ConvAutoencoder", "PCA",
            "count_parameters", "model_device", "VAEOutput", "reparameterize", "MLPVAE", "ConvVAE", "HIDDEN_ACTIVATIONS",
-           "UnitNormColumns", "SparseAutoencoder"]
+           "SparseAutoencoder"]
 
 IMAGE_SHAPE = (1, 28, 28)
 OUTPUT_ACTIVATIONS = ("sigmoid", "tanh", "none")
@@ -439,18 +438,6 @@ class ConvVAE(_GaussianVAE):
 HIDDEN_ACTIVATIONS = ("sigmoid", "relu")
 
 
-class UnitNormColumns(nn.Module):
-    """A parametrisation: every column of a weight matrix divided by its length (L2 norm).
-
-    Registered on the decoder of :class:`SparseAutoencoder` with ``unit_norm_decoder=True``:
-    the optimiser updates a free matrix V, and the layer uses V / ||V||, column by column,
-    so each hidden unit's feature has length 1 whatever V is.
-    """
-
-    def forward(self, weight: torch.Tensor) -> torch.Tensor:
-        return weight / weight.norm(dim=0, keepdim=True).clamp_min(1e-12)     # (784, n_hidden), columns of length 1
-
-
 class SparseAutoencoder(nn.Module):
     """One wide hidden layer: 784 -> n_hidden -> 784, meant to be trained with a sparsity penalty.
 
@@ -462,12 +449,16 @@ class SparseAutoencoder(nn.Module):
         KL penalty needs; ``"relu"`` gives activations in [0, inf), exactly 0 when the
         unit's input is negative, the usual partner of the L1 penalty.
     output: the decoder's last activation, ``"sigmoid"`` for images in [0, 1].
-    unit_norm_decoder: when True, each decoder column (unit j's feature, what it adds to
-        the output per unit of activation) is held at length 1 by :class:`UnitNormColumns`.
-        Without it a penalty on the size of the activations can be dodged: divide a unit's
-        activation by c and multiply its decoder column by c, and the reconstruction is
+    unit_norm_decoder: when True, the decoder uses each column of its weight V divided by
+        its length, V_j / ||V_j||, so every column it uses (unit j's feature, what the unit adds
+        to the output per unit of activation) has length 1 whatever V is; the optimiser updates
+        V freely. Without it a penalty on the size of the activations can be dodged: divide a
+        unit's activation by c and multiply its decoder column by c, and the reconstruction is
         unchanged while an L1 penalty falls c-fold. With columns of length 1, an activation's
-        size is the size of what the unit adds to the output.
+        size is the size of what the unit adds to the output. (``decode`` computes
+        sum_j (h_j / ||V_j||) V_j, the same sum as sum_j h_j (V_j / ||V_j||) with the same
+        gradients, because dividing B x n_hidden activations is cheaper than dividing the
+        784 x n_hidden matrix at every step. So call ``decode``, not ``self.decoder``.)
 
     ``encode`` returns the hidden activations (B, n_hidden): the code is the layer.
     """
@@ -494,8 +485,9 @@ class SparseAutoencoder(nn.Module):
             _output_layer(output),
             nn.Unflatten(1, IMAGE_SHAPE),                                   # -> (B, 1, 28, 28)
         )
-        if unit_norm_decoder:                                               # weight (784, n_hidden): column j has length 1
-            parametrize.register_parametrization(self.decoder[0], "weight", UnitNormColumns())
+
+    def extra_repr(self) -> str:
+        return f"unit_norm_decoder={self.unit_norm_decoder}"              # in the printout, and in cached_fit's key
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 1, 28, 28) images -> (B, n_hidden) hidden activations."""
@@ -505,6 +497,8 @@ class SparseAutoencoder(nn.Module):
     def decode(self, h: torch.Tensor) -> torch.Tensor:
         """(B, n_hidden) hidden activations -> (B, 1, 28, 28) images."""
         check_images(h, f"{type(self).__name__}.decode", expected=(self.n_hidden,), what="hidden activations")
+        if self.unit_norm_decoder:                                          # column j used as V_j / ||V_j||:
+            h = h / self.decoder[0].weight.norm(dim=0).clamp_min(1e-12)    # (B, n_hidden) / (n_hidden,), same sum
         return self.decoder(h)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -514,12 +508,15 @@ class SparseAutoencoder(nn.Module):
     def features(self, part: str = "decoder") -> torch.Tensor:
         """Each hidden unit's weights as a 28x28 image: (n_hidden, 1, 28, 28), detached.
 
-        ``"decoder"``: column j of the decoder's weight, the pattern unit j adds to the
-        output per unit of activation. ``"encoder"``: row j of the encoder's weight, the
-        pattern of pixels that excites unit j (a template it matches the image against).
+        ``"decoder"``: column j of the decoder's weight as the decoder uses it (of length 1
+        with ``unit_norm_decoder``), the pattern unit j adds to the output per unit of
+        activation. ``"encoder"``: row j of the encoder's weight, the pattern of pixels that
+        excites unit j (a template it matches the image against).
         """
         if part == "decoder":
             weights = self.decoder[0].weight.T                              # (784, n_hidden) -> (n_hidden, 784)
+            if self.unit_norm_decoder:
+                weights = weights / weights.norm(dim=1, keepdim=True).clamp_min(1e-12)
         elif part == "encoder":
             weights = self.encoder[1].weight                                # (n_hidden, 784)
         else:

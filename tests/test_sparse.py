@@ -209,17 +209,30 @@ def test_unit_norm_decoder_holds_every_column_at_length_one_while_training():
         optimizer.zero_grad()
         ah.sparse_objective("l1", weight=1.0)(model, x, x)["total_loss"].backward()
         optimizer.step()
-    lengths = model.decoder[0].weight.norm(dim=0)                      # (48,)
-    torch.testing.assert_close(lengths, torch.ones(48))
     torch.testing.assert_close(model.features().flatten(1).norm(dim=1), torch.ones(48))
-    # the free matrix behind it has moved away from length 1: the constraint is doing the work
-    free = model.decoder[0].parametrizations.weight.original.norm(dim=0)
-    assert not torch.allclose(free, torch.ones(48), atol=1e-3)
-    # it saves and loads like any model
-    other = ah.SparseAutoencoder(n_hidden=48, activation="relu", unit_norm_decoder=True)
-    other.load_state_dict(model.state_dict())
-    torch.testing.assert_close(other(x), model(x))
-    assert ah.SparseAutoencoder(n_hidden=48).decoder[0].weight.norm(dim=0).std() > 0   # off by default
+    # the free matrix V behind it is not of length 1: the constraint is doing the work
+    assert not torch.allclose(model.decoder[0].weight.norm(dim=0), torch.ones(48), atol=1e-3)
+    # it computes what a plain decoder with the columns V_j / ||V_j|| computes, gradients included
+    plain = ah.SparseAutoencoder(n_hidden=48, activation="relu")
+    plain.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        plain.decoder[0].weight.copy_(model.features().flatten(1).T)
+    torch.testing.assert_close(plain(x), model(x))
+    v = model.decoder[0].weight.detach().clone().requires_grad_(True)
+    h = model.encode(x).detach()
+    by_columns = torch.sigmoid(torch.nn.functional.linear(h, v / v.norm(dim=0), model.decoder[0].bias))
+    by_columns.sum().backward()
+    model.zero_grad()
+    model.decode(h).sum().backward()
+    torch.testing.assert_close(model.decoder[0].weight.grad, v.grad)
+    assert ah.SparseAutoencoder(n_hidden=48).features().flatten(1).norm(dim=1).std() > 0   # off by default
+    # the checkpoint cache keys the architecture by its printout: the two kinds must not share a checkpoint
+    from autoenc_helpers.cache import settings_of
+    torch.manual_seed(0)
+    a = settings_of(ah.SparseAutoencoder(n_hidden=8), x)
+    torch.manual_seed(0)
+    b = settings_of(ah.SparseAutoencoder(n_hidden=8, unit_norm_decoder=True), x)
+    assert a["initial_weights_sha256"] == b["initial_weights_sha256"] and a["architecture"] != b["architecture"]
 
 
 def test_with_a_free_decoder_rescaling_beats_the_l1_penalty():
