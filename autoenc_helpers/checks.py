@@ -20,7 +20,8 @@ from torch import nn
 __all__ = ["check_conv_output_size", "check_conv_transpose_output_size", "check_per_image_squared_error",
            "check_gaussian_noise", "check_psnr", "check_random_corruption", "check_vae_loss", "check_reparameterize",
            "check_leave_one_out_score",
-           "check_l1_activation_penalty", "check_kl_sparsity_penalty", "check_gaussian_kl",
+           "check_l1_activation_penalty", "check_kl_sparsity_penalty", "check_sparse_kl_objective",
+           "check_gaussian_kl",
            "check_conv_decoder", "check_shard_indices", "check_encoder_head"]
 
 PASS, FAIL = "✅", "❌"
@@ -711,6 +712,8 @@ def check_l1_activation_penalty(fn: Callable[[torch.Tensor], torch.Tensor]) -> b
         ("h = [[0, 0.5, 0.25], [1, 0, 0.25]]", torch.tensor([[0.0, 0.5, 0.25], [1.0, 0.0, 0.25]]), ()),
         ("8 images, 20 ReLU units", torch.relu(torch.randn(8, 20, generator=g)), ()),
         ("5 images, 7 tanh units (negative values too)", torch.tanh(torch.randn(5, 7, generator=g)), ()),
+        ("1 image, 1024 sigmoid units", torch.sigmoid(torch.randn(1, 1024, generator=g)), ()),
+        ("64 images, 3 units, every activation 0", torch.zeros(64, 3), ()),
     ]
 
     def expected(h):
@@ -744,7 +747,7 @@ def check_kl_sparsity_penalty(fn: Callable[[torch.Tensor, float], torch.Tensor])
     title = "kl_sparsity_penalty"
     g = torch.Generator().manual_seed(4)
     dead_and_saturated = torch.sigmoid(torch.randn(10, 6, generator=g))
-    dead_and_saturated[:, 0], dead_and_saturated[:, 1] = 0.0, 1.0       # a unit never on, a unit always on
+    dead_and_saturated[:, 0], dead_and_saturated[:, 1] = 0.0, 1.0       # a unit always 0, a unit always 1
     cases = [
         # by hand: rho_hat = [0.2, 0.6];
         # unit 1: 0.1*ln(0.1/0.2) + 0.9*ln(0.9/0.8) = -0.0693147 + 0.1060047 = 0.0366900
@@ -753,7 +756,7 @@ def check_kl_sparsity_penalty(fn: Callable[[torch.Tensor, float], torch.Tensor])
         ("16 images, 10 sigmoid units, rho = 0.05", torch.sigmoid(torch.randn(16, 10, generator=g)), (0.05,)),
         ("every unit already at the target rate (h = 0.2 everywhere, rho = 0.2)", torch.full((4, 3), 0.2), (0.2,)),
         ("32 images, 50 sigmoid units, rho = 0.3", torch.sigmoid(2 * torch.randn(32, 50, generator=g) - 1), (0.3,)),
-        ("a unit that never fires and one always on, rho = 0.05", dead_and_saturated, (0.05,)),
+        ("a unit always at 0 and one always at 1, rho = 0.05", dead_and_saturated, (0.05,)),
     ]
 
     def expected(h, rho):
@@ -793,9 +796,97 @@ def check_kl_sparsity_penalty(fn: Callable[[torch.Tensor, float], torch.Tensor])
         fn, cases, expected, wrong, title,
         "that is the log of a negative number. rho_hat must be a rate in [0, 1]: did you sum over the batch instead "
         "of averaging each unit over the batch first (h.mean(0))?",
-        "clamp rho_hat into [eps, 1 - eps] (e.g. eps = 1e-6) before the logarithms, so that a unit that never fires "
-        "(rho_hat = 0) or always fires (rho_hat = 1) costs a large finite penalty, not inf or nan")
+        "clamp rho_hat into [eps, 1 - eps] (e.g. eps = 1e-6) before the logarithms, so that a unit whose mean is "
+        "exactly 0 or 1 costs a large finite penalty, not inf or nan")
     return False if failures is None else _report(title, failures, len(cases))
+
+
+_OBJECTIVE_KEYS = ["total_loss", "mse_per_pixel", "kl_sparsity_nats"]
+
+
+def _objective_terms(got, case: str) -> tuple[dict | None, str | None]:
+    """The learner's dict of 0-dim tensors, or None and what is wrong with it."""
+    if not isinstance(got, dict):
+        return None, f"{case}: return a dict of named numbers ({', '.join(_OBJECTIVE_KEYS)}), not {type(got).__name__}"
+    missing = [key for key in _OBJECTIVE_KEYS if key not in got]
+    if missing:
+        return None, f"{case}: the dict has no {missing}; it needs the keys {_OBJECTIVE_KEYS}"
+    if list(got)[0] != "total_loss":
+        return None, (f"{case}: 'total_loss' must be the first entry (ah.fit minimises the first one), "
+                      f"yours starts with {list(got)[0]!r}")
+    for key in _OBJECTIVE_KEYS:
+        value = got[key]
+        if not torch.is_tensor(value) or value.numel() != 1:
+            what = tuple(value.shape) if torch.is_tensor(value) else type(value).__name__
+            return None, f"{case}: {key!r} must be a tensor holding one number, got {what}"
+    if not got["total_loss"].requires_grad:
+        return None, (f"{case}: 'total_loss' carries no gradient, so training could not follow it: compute it "
+                      "from model.encode and model.decode without .detach(), .item() or torch.no_grad()")
+    return {key: float(got[key].detach()) for key in _OBJECTIVE_KEYS}, None
+
+
+def check_sparse_kl_objective(fn: Callable[..., dict]) -> bool:
+    """Check ``fn(model, inputs, targets, weight, rho) -> dict``: a sparse autoencoder's objective for ``ah.fit``.
+
+    Expected, in this order: ``"total_loss"`` = mse_per_pixel + weight * kl_sparsity_nats;
+    ``"mse_per_pixel"``: the squared error of ``model.decode(h)`` against the *targets*, averaged
+    over pixels and images; ``"kl_sparsity_nats"``: the KL penalty of ``h = model.encode(inputs)``
+    towards ``rho``, in nats (the sum over units of KL(rho || each unit's mean over the batch)).
+    """
+    from .losses import kl_sparsity_penalty
+    from .models import SparseAutoencoder
+
+    title = "sparse_kl_objective"
+    g = torch.Generator().manual_seed(5)
+    cases = []
+    for n_hidden, batch, weight, rho, noisy in [(16, 8, 1e-3, 0.05, False), (16, 8, 0.0, 0.05, False),
+                                               (40, 5, 0.1, 0.2, False), (24, 6, 0.01, 0.05, True),
+                                               (32, 3, 1.0, 0.5, False)]:
+        with torch.random.fork_rng():                                      # leave the learner's random state alone
+            torch.manual_seed(len(cases))
+            model = SparseAutoencoder(n_hidden=n_hidden, activation="sigmoid")
+        targets = torch.rand(batch, 1, 28, 28, generator=g)
+        inputs = (targets + 0.3 * torch.randn(targets.shape, generator=g)).clamp(0, 1) if noisy else targets
+        name = (f"{batch} {'noisy ' if noisy else ''}images, {n_hidden} sigmoid units, weight {weight:g}, "
+                f"rho {rho:g}")
+        cases.append((name, model, inputs, targets, weight, rho))
+
+    failures: list[str] = []
+    for case, model, inputs, targets, weight, rho in cases:
+        with torch.no_grad():
+            h = model.encode(inputs)                                        # (B, n_hidden)
+            out = model.decode(h)                                           # (B, 1, 28, 28)
+            mse = float(((out - targets) ** 2).mean())
+            kl = float(kl_sparsity_penalty(h, rho))
+            mse_vs_inputs = float(((out - inputs) ** 2).mean())
+            kl_default_rho = float(kl_sparsity_penalty(h, 0.05))
+            kl_unit_mean = kl / h.shape[1]
+        try:
+            ok, got = _call(fn, (model, inputs, targets, weight, rho), title)
+        except Exception as err:  # the learner's code crashed: report it, do not raise
+            failures.append(f"{case}: your function raised {type(err).__name__}: {err}")
+            continue
+        if not ok:
+            return False
+        terms, problem = _objective_terms(got, case)
+        if problem is None:
+            wrong_mse = [(mse_vs_inputs, "the error is measured against the inputs; compare the reconstruction "
+                                         "with the targets (they differ when the inputs are corrupted)"),
+                         (mse * 784, "that is the squared error summed over the 784 pixels; the name says per "
+                                     "pixel: average over pixels and images (.mean())")]
+            wrong_kl = [(kl_default_rho, "you used rho = 0.05 whatever rho was passed; use the rho argument"),
+                        (kl_unit_mean, "you averaged the KL over the units; the penalty is its sum over the units")]
+            problem = (_diagnose(terms["mse_per_pixel"], mse, wrong_mse, f"{case}, 'mse_per_pixel'")
+                       or _diagnose(terms["kl_sparsity_nats"], kl, wrong_kl, f"{case}, 'kl_sparsity_nats'"))
+        if problem is None:
+            total = mse + weight * kl
+            wrong_total = [(mse + kl, "the penalty is added without its weight: total = mse + weight * kl"),
+                           (kl + weight * mse, "the weight multiplies the penalty, not the error"),
+                           (mse, "the total is the error alone: add weight * kl")]
+            problem = _diagnose(terms["total_loss"], total, wrong_total, f"{case}, 'total_loss'")
+        if problem:
+            failures.append(problem)
+    return _report(title, failures, len(cases))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -117,11 +117,14 @@ def l1_activation_penalty(h: torch.Tensor) -> torch.Tensor:
     """The L1 sparsity penalty: the sum over hidden units of |h|, averaged over the batch.
 
     h: (B, n_hidden) hidden activations. Returns a 0-dim tensor in activation units
-    per image; for units in [0, 1] read it as "how many fully active units' worth of
-    activation one image uses". Its gradient, sign(h), is as strong for a small
-    activation as for a large one, so it keeps pulling every active unit towards 0;
-    ReLU units it pushes to exactly 0.
-    Written by hand in exercise 1 of notebook 03.
+    per image. Its gradient, sign(h), is as strong for a small activation as for a
+    large one, so it keeps pulling every active unit towards 0; ReLU units it pushes
+    to exactly 0. It measures the size of the activations, and a size means something
+    only if the decoder cannot grow to make up for it: with a free decoder, dividing
+    unit j's activation by c and multiplying its decoder column by c leaves the
+    reconstruction as it was and divides the unit's share of the penalty by c
+    (``SparseAutoencoder(unit_norm_decoder=True)`` closes that door).
+    See Goodfellow, Bengio & Courville 2016, "Deep Learning", section 14.2.1.
     """
     _check_activations(h, "l1_activation_penalty")
     return h.abs().sum(1).mean()                 # (B, n_hidden) -> (B,) -> ()
@@ -132,10 +135,17 @@ def bernoulli_kl(rho: float, rho_hat, *, eps: float = 1e-6) -> torch.Tensor:
 
         rho * log(rho / rho_hat) + (1 - rho) * log((1 - rho) / (1 - rho_hat))
 
-    rho: the target rate, a number in (0, 1). rho_hat: a tensor (or number) of
-    rates in [0, 1], clamped to [eps, 1 - eps] before the logarithms so that a unit
-    that is never (or always) active costs a large finite amount, not infinity.
-    Zero where rho_hat equals rho, positive everywhere else.
+    rho: the target, a number in (0, 1). rho_hat: a tensor (or number) in [0, 1].
+    Zero where rho_hat equals rho, positive everywhere else. The true value grows
+    without bound at both ends: like (1 - rho) * log(1 / (1 - rho_hat)) as rho_hat -> 1,
+    and, much more slowly, like rho * log(1 / rho_hat) as rho_hat -> 0 (for rho = 0.05
+    it is 0.041 nats at rho_hat = 0.01, 0.15 at 0.001, 0.49 at 1e-6).
+
+    The clamp: rho_hat is first clamped to [eps, 1 - eps], so that 0 and 1 give a finite
+    number, not inf. Below eps (or above 1 - eps) the result is therefore the value at
+    eps (about 0.49 nats for rho = 0.05 and eps = 1e-6), constant, with zero gradient:
+    a unit whose mean is under eps is charged that cap and not pushed back. Pass a
+    smaller eps to see more of the true curve (eps=0 gives inf at 0 and 1).
     """
     _check_rate(rho, "bernoulli_kl")
     if not torch.is_tensor(rho_hat):
@@ -143,6 +153,8 @@ def bernoulli_kl(rho: float, rho_hat, *, eps: float = 1e-6) -> torch.Tensor:
     low, high = (float(rho_hat.detach().min()), float(rho_hat.detach().max())) if rho_hat.numel() else (0, 0)
     if low < 0 or high > 1:
         raise ValueError(f"bernoulli_kl: rho_hat must lie in [0, 1], got values from {low:.3g} to {high:.3g}")
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 <= eps < 0.5:
+        raise ValueError(f"bernoulli_kl: eps must be a number in [0, 0.5), got {eps!r}")
     rho_hat = rho_hat.clamp(eps, 1 - eps)
     return rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))
 
@@ -150,22 +162,24 @@ def bernoulli_kl(rho: float, rho_hat, *, eps: float = 1e-6) -> torch.Tensor:
 def kl_sparsity_penalty(h: torch.Tensor, rho: float = 0.05, *, eps: float = 1e-6) -> torch.Tensor:
     """The KL sparsity penalty towards a target rate rho, in nats.
 
-    1. rho_hat_j = the mean of unit j's activation over the batch: its firing rate   (n_hidden,)
+    1. rho_hat_j = the mean of unit j's activation over the batch                       (n_hidden,)
     2. KL(Bernoulli(rho) || Bernoulli(rho_hat_j)) for each unit (:func:`bernoulli_kl`)  (n_hidden,)
     3. the sum over the units                                                           ()
 
-    h: (B, n_hidden) activations in [0, 1], such as sigmoid units, each read as the
-    probability that the unit fires. rho: the target rate in (0, 1); 0.05 asks each
-    unit to be active for about 5% of the images. The penalty is 0 when every unit's
-    rate equals rho and grows when a unit fires more often, or less often, than that.
-    It constrains each unit's average over the batch, not each activation.
-    Written by hand in exercise 2 of notebook 03.
+    h: (B, n_hidden) activations in [0, 1], such as sigmoid units. rho: the target mean
+    activation in (0, 1), e.g. 0.05. The penalty is 0 when every unit's mean equals rho.
+    It constrains each unit's *average* over the batch and nothing else: a unit at 0.05
+    on every image and a unit at 1 on 5% of the images and 0 on the rest cost the same
+    (nothing). Ng 2011, "Sparse autoencoder" (CS294A lecture notes), section 3.
+    eps: see :func:`bernoulli_kl` (a unit whose mean is below eps pays a capped, constant amount).
+    Written by hand in exercise 1 of notebook 03.
     """
     _check_activations(h, "kl_sparsity_penalty")
     _check_rate(rho, "kl_sparsity_penalty")
     low, high = float(h.detach().min()), float(h.detach().max())
     if low < 0 or high > 1:
-        raise ValueError(f"kl_sparsity_penalty needs activations in [0, 1] (read as firing probabilities), got "
+        raise ValueError(f"kl_sparsity_penalty needs activations in [0, 1] (its means are compared with rho as "
+                         f"Bernoulli probabilities), got "
                          f"values from {low:.3g} to {high:.3g}. Use sigmoid hidden units (ReLU units can exceed 1) "
                          "or the L1 penalty.")
     rho_hat = h.mean(0)                                      # (B, n_hidden) -> (n_hidden,)
@@ -175,8 +189,8 @@ def kl_sparsity_penalty(h: torch.Tensor, rho: float = 0.05, *, eps: float = 1e-6
 def sparse_objective(penalty: str = "kl", *, weight: float, rho: float | None = None):
     """The sparse autoencoder's objective for ``fit``: reconstruction error plus a weighted sparsity penalty.
 
-    penalty: ``"kl"`` (:func:`kl_sparsity_penalty` towards the rate ``rho``, 0.05
-        unless given; needs activations in [0, 1]) or ``"l1"`` (:func:`l1_activation_penalty`).
+    penalty: ``"kl"`` (:func:`kl_sparsity_penalty` towards the mean activation ``rho``,
+        0.05 unless given; needs activations in [0, 1]) or ``"l1"`` (:func:`l1_activation_penalty`).
     weight: what one unit of penalty costs, in MSE per pixel; >= 0. With 0 the model
         trains as a plain autoencoder and the penalty is still logged.
     The model needs ``encode`` (images -> (B, n_hidden) activations) and ``decode``.
@@ -187,13 +201,17 @@ def sparse_objective(penalty: str = "kl", *, weight: float, rho: float | None = 
       (in squared intensity per pixel: the weight converts the penalty into that unit);
     - ``"mse_per_pixel"``: the reconstruction error;
     - ``"kl_sparsity_nats"`` or ``"l1_activation_per_image"``: the penalty, unweighted.
+
+    The objective carries ``objective.settings`` (penalty, weight, rho), which the
+    checkpoint cache uses to tell two objectives apart. Written by hand in exercise 2
+    of notebook 03.
     """
     if penalty not in SPARSITY_PENALTIES:
         raise ValueError(f"penalty={penalty!r}; expected one of {SPARSITY_PENALTIES}")
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight < 0:
         raise ValueError(f"weight must be a finite number >= 0, got {weight!r}")
     if penalty == "l1" and rho is not None:
-        raise ValueError(f"rho={rho!r} is the target rate of the KL penalty; the L1 penalty has none")
+        raise ValueError(f"rho={rho!r} is the target of the KL penalty; the L1 penalty has none")
     if penalty == "kl":
         rho = 0.05 if rho is None else rho
         _check_rate(rho, "sparse_objective")
@@ -205,31 +223,51 @@ def sparse_objective(penalty: str = "kl", *, weight: float, rho: float | None = 
         value = kl_sparsity_penalty(h, rho) if penalty == "kl" else l1_activation_penalty(h)
         return {"total_loss": mse + weight * value, "mse_per_pixel": mse, name: value}
 
-    objective.__name__ = f"sparse_objective_{penalty}"
+    objective.__name__ = objective.__qualname__ = f"sparse_objective_{penalty}"
+    objective.settings = dict(penalty=penalty, weight=float(weight), rho=None if rho is None else float(rho))
     return objective
 
 
 @torch.no_grad()
-def sparsity_stats(h: torch.Tensor, *, threshold: float = 0.05) -> dict[str, float]:
+def sparsity_stats(h: torch.Tensor, *, threshold: float = 0.05, relative: float = 0.1) -> dict[str, float]:
     """How sparse a set of hidden activations is, as plain numbers.
 
-    h: (N, n_hidden) activations, e.g. ``encode(model, test)``. An activation counts
-    as near zero when |h| < threshold. Returns:
+    h: (N, n_hidden) activations, e.g. ``encode(model, test)``. Two kinds of measure.
+
+    With a fixed threshold (an activation is near zero when |h| < threshold). These depend
+    on the scale of the activations, which a free decoder can change (see
+    :func:`l1_activation_penalty`):
 
     - ``"mean_activation"``: the average over all images and units;
     - ``"near_zero_fraction"``: the share of (image, unit) pairs that are near zero;
     - ``"active_units_per_image"``: how many units are not near zero, averaged over the images;
-    - ``"dead_unit_fraction"``: the share of units near zero on every image (never active).
+    - ``"dead_unit_fraction"``: the share of units near zero on every image.
+
+    Scale-free (unchanged when a unit's activations are all multiplied by the same c > 0):
+
+    - ``"zero_fraction"``: the share of activations exactly 0 (ReLU units; sigmoid units never are);
+    - ``"zero_unit_fraction"``: the share of units exactly 0 on every image (dead ReLU units);
+    - ``"relative_active_units_per_image"``: how many units per image are above ``relative``
+      times that unit's own largest |activation| over the N images, averaged over the images.
     """
     _check_activations(h, "sparsity_stats")
     if not threshold > 0:
         raise ValueError(f"threshold must be > 0, got {threshold!r}")
-    near_zero = h.abs() < threshold                                       # (N, n_hidden) booleans
+    if not 0 < relative < 1:
+        raise ValueError(f"relative must be a fraction strictly between 0 and 1, got {relative!r}")
+    size = h.abs()                                                        # (N, n_hidden)
+    near_zero = size < threshold                                          # (N, n_hidden) booleans
+    zero = h == 0
+    largest = size.max(0).values                                          # (n_hidden,): each unit's own scale
+    on = (size > relative * largest) & ~zero                              # (N, n_hidden): above its own scale's fraction
     return {
         "mean_activation": float(h.mean()),
         "near_zero_fraction": float(near_zero.float().mean()),
         "active_units_per_image": float((~near_zero).float().sum(1).mean()),
         "dead_unit_fraction": float(near_zero.all(0).float().mean()),
+        "zero_fraction": float(zero.float().mean()),
+        "zero_unit_fraction": float(zero.all(0).float().mean()),
+        "relative_active_units_per_image": float(on.float().sum(1).mean()),
     }
 
 

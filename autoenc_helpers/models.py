@@ -42,7 +42,8 @@ from torch import nn
 from .validate import positive_int, positive_ints
 
 __all__ = ["IMAGE_SHAPE", "OUTPUT_ACTIVATIONS", "check_images", "MLPAutoencoder", "ConvAutoencoder", "PCA",
-           "count_parameters", "model_device", "VAEOutput", "reparameterize", "MLPVAE", "ConvVAE", "HIDDEN_ACTIVATIONS", "SparseAutoencoder"]
+           "count_parameters", "model_device", "VAEOutput", "reparameterize", "MLPVAE", "ConvVAE", "HIDDEN_ACTIVATIONS",
+           "SparseAutoencoder"]
 
 IMAGE_SHAPE = (1, 28, 28)
 OUTPUT_ACTIVATIONS = ("sigmoid", "tanh", "none")
@@ -459,23 +460,36 @@ class SparseAutoencoder(nn.Module):
     n_hidden: hidden units; 1024 by default, more than the 784 pixels (over-complete).
         Without a penalty such a layer can learn to pass the image through almost
         unchanged; the penalty (``losses.sparse_objective``) keeps most units near 0
-        for any one image, so each image is described by a few units.
-    activation: ``"sigmoid"`` gives activations in (0, 1), which the KL penalty reads
-        as firing probabilities; ``"relu"`` gives activations in [0, inf), exactly 0
-        when off, the natural partner of the L1 penalty.
+        for any one image.
+    activation: ``"sigmoid"`` gives activations in (0, 1), never exactly 0, which the
+        KL penalty needs; ``"relu"`` gives activations in [0, inf), exactly 0 when the
+        unit's input is negative, the usual partner of the L1 penalty.
     output: the decoder's last activation, ``"sigmoid"`` for images in [0, 1].
+    unit_norm_decoder: when True, the decoder uses each column of its weight V divided by
+        its length, V_j / ||V_j||, so every column it uses (unit j's feature, what the unit adds
+        to the output per unit of activation) has length 1 whatever V is; the optimiser updates
+        V freely. Without it a penalty on the size of the activations can be dodged: divide a
+        unit's activation by c and multiply its decoder column by c, and the reconstruction is
+        unchanged while an L1 penalty falls c-fold. With columns of length 1, an activation's
+        size is the size of what the unit adds to the output. (``decode`` computes
+        sum_j (h_j / ||V_j||) V_j, the same sum as sum_j h_j (V_j / ||V_j||) with the same
+        gradients, because dividing B x n_hidden activations is cheaper than dividing the
+        784 x n_hidden matrix at every step. So call ``decode``, not ``self.decoder``.)
 
     ``encode`` returns the hidden activations (B, n_hidden): the code is the layer.
     """
 
-    def __init__(self, n_hidden: int = 1024, activation: str = "sigmoid", output: str = "sigmoid"):
+    def __init__(self, n_hidden: int = 1024, activation: str = "sigmoid", output: str = "sigmoid",
+                 unit_norm_decoder: bool = False):
         super().__init__()
         if isinstance(n_hidden, bool) or not isinstance(n_hidden, int) or n_hidden <= 0:
             raise ValueError(f"n_hidden must be a positive int, got {n_hidden!r}")
         if activation not in HIDDEN_ACTIVATIONS:
             raise ValueError(f"hidden activation {activation!r} is not one of {HIDDEN_ACTIVATIONS}")
+        if not isinstance(unit_norm_decoder, bool):
+            raise ValueError(f"unit_norm_decoder must be True or False, got {unit_norm_decoder!r}")
         self.n_hidden = self.latent_dim = n_hidden
-        self.activation, self.output = activation, output
+        self.activation, self.output, self.unit_norm_decoder = activation, output, unit_norm_decoder
         n_pixels = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]         # 784
         self.encoder = nn.Sequential(
             nn.Flatten(),                                                   # (B, 1, 28, 28) -> (B, 784)
@@ -488,6 +502,9 @@ class SparseAutoencoder(nn.Module):
             nn.Unflatten(1, IMAGE_SHAPE),                                   # -> (B, 1, 28, 28)
         )
 
+    def extra_repr(self) -> str:
+        return f"unit_norm_decoder={self.unit_norm_decoder}"              # in the printout, and in cached_fit's key
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 1, 28, 28) images -> (B, n_hidden) hidden activations."""
         check_images(x, type(self).__name__)
@@ -496,6 +513,8 @@ class SparseAutoencoder(nn.Module):
     def decode(self, h: torch.Tensor) -> torch.Tensor:
         """(B, n_hidden) hidden activations -> (B, 1, 28, 28) images."""
         check_images(h, f"{type(self).__name__}.decode", expected=(self.n_hidden,), what="hidden activations")
+        if self.unit_norm_decoder:                                          # column j used as V_j / ||V_j||:
+            h = h / self.decoder[0].weight.norm(dim=0).clamp_min(1e-12)    # (B, n_hidden) / (n_hidden,), same sum
         return self.decoder(h)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -505,12 +524,15 @@ class SparseAutoencoder(nn.Module):
     def features(self, part: str = "decoder") -> torch.Tensor:
         """Each hidden unit's weights as a 28x28 image: (n_hidden, 1, 28, 28), detached.
 
-        ``"decoder"``: column j of the decoder's weight, the pattern unit j adds to the
-        output when it fires. ``"encoder"``: row j of the encoder's weight, the pattern
-        of pixels that excites unit j (a template it matches the image against).
+        ``"decoder"``: column j of the decoder's weight as the decoder uses it (of length 1
+        with ``unit_norm_decoder``), the pattern unit j adds to the output per unit of
+        activation. ``"encoder"``: row j of the encoder's weight, the pattern of pixels that
+        excites unit j (a template it matches the image against).
         """
         if part == "decoder":
             weights = self.decoder[0].weight.T                              # (784, n_hidden) -> (n_hidden, 784)
+            if self.unit_norm_decoder:
+                weights = weights / weights.norm(dim=1, keepdim=True).clamp_min(1e-12)
         elif part == "encoder":
             weights = self.encoder[1].weight                                # (n_hidden, 784)
         else:

@@ -202,7 +202,7 @@ def plot_unit_means(means: Mapping[str, object], *, rho: float | None = None, lo
     """Each hidden unit's mean activation, units sorted from the busiest to the quietest; one line per entry.
 
     means: ``{"no penalty": m0, ...}``, each (n_hidden,), e.g. ``h.mean(0)``.
-    rho: draw the target rate as a dashed line.
+    rho: draw the target mean activation of the KL penalty as a dashed line.
     """
     if ax is None:
         _, ax = plt.subplots(figsize=(5.5, 3.5))
@@ -210,7 +210,7 @@ def plot_unit_means(means: Mapping[str, object], *, rho: float | None = None, lo
         values = np.sort(_flat(m))[::-1]
         ax.plot(np.arange(1, values.size + 1), values, color=f"C{i}", lw=1.8, label=name)
     if rho is not None:
-        ax.axhline(rho, color="grey", ls="--", lw=1, label=f"target rate rho = {rho:g}")
+        ax.axhline(rho, color="grey", ls="--", lw=1, label=f"target mean activation rho = {rho:g}")
     if log_y:
         ax.set_yscale("log")
     ax.set_xlabel("hidden unit (sorted by mean activation)")

@@ -43,9 +43,9 @@ def test_bernoulli_kl_matches_torch_distributions():
         torch.testing.assert_close(losses.bernoulli_kl(rho, rho_hat), reference)
 
 
-def test_kl_is_zero_at_the_target_and_pulls_rates_towards_it():
+def test_kl_is_zero_at_the_target_and_pulls_means_towards_it():
     assert ah.kl_sparsity_penalty(torch.full((8, 5), 0.05), 0.05).item() == pytest.approx(0.0, abs=1e-6)
-    h = torch.tensor([[0.3, 0.01], [0.5, 0.01]], requires_grad=True)    # unit 1 fires too often, unit 2 too rarely
+    h = torch.tensor([[0.3, 0.01], [0.5, 0.01]], requires_grad=True)    # unit 1's mean is above the target, unit 2's below
     ah.kl_sparsity_penalty(h, 0.05).backward()
     assert (h.grad[:, 0] > 0).all() and (h.grad[:, 1] < 0).all()        # gradient descent moves both towards 0.05
 
@@ -55,6 +55,32 @@ def test_kl_stays_finite_for_dead_and_saturated_units():
     h[:, 1] = 1.0
     value = ah.kl_sparsity_penalty(h, 0.05)
     assert math.isfinite(value.item()) and value.item() > 10
+
+
+def test_kl_shape_near_silence_is_cheap_and_the_clamp_caps_it():
+    kl = lambda m, eps=0: losses.bernoulli_kl(0.05, torch.tensor(m, dtype=torch.float64), eps=eps).item()
+    # 0.05 ln(0.05/0.01) + 0.95 ln(0.95/0.99) = 0.080472 - 0.039181 = 0.041291
+    assert kl(0.01) == pytest.approx(0.041291, abs=1e-5)
+    # 0.05 ln(0.05/0.2) + 0.95 ln(0.95/0.8) = -0.069315 + 0.163258 = 0.093943
+    assert kl(0.2) == pytest.approx(0.093943, abs=1e-5)
+    assert kl(0.01) < kl(0.2)
+    # the exact KL grows without bound towards 0, slowly; the default clamp holds it at its value at 1e-6
+    assert kl(1e-3) < kl(1e-6) < kl(1e-9) and math.isinf(kl(0.0))
+    assert kl(0.0, eps=1e-6) == pytest.approx(kl(1e-6), rel=1e-9) == pytest.approx(0.4918, abs=1e-3)
+    rho_hat = torch.tensor([1e-8, 1e-3], requires_grad=True)
+    losses.bernoulli_kl(0.05, rho_hat).sum().backward()
+    assert rho_hat.grad[0] == 0 and rho_hat.grad[1] < 0          # below eps: no push back; above: pushed up
+    for eps in (-1e-6, 0.5, "1e-6", True):
+        with pytest.raises(ValueError, match="eps must be"):
+            losses.bernoulli_kl(0.05, rho_hat, eps=eps)
+
+
+def test_kl_sees_only_the_mean_activation():
+    spread = torch.full((20, 1), 0.05)                            # 0.05 on every image
+    rare = torch.zeros(20, 1)
+    rare[0] = 1.0                                                 # 1 on one image in 20, 0 on the others
+    assert ah.kl_sparsity_penalty(spread, 0.05).item() == pytest.approx(0.0, abs=1e-6)
+    assert ah.kl_sparsity_penalty(rare, 0.05).item() == pytest.approx(0.0, abs=1e-6)
 
 
 def test_penalties_reject_bad_input():
@@ -80,8 +106,24 @@ def test_sparsity_stats_by_hand():
     assert stats["near_zero_fraction"] == pytest.approx(2 / 4)        # 0.0 and 0.01 are below 0.05
     assert stats["active_units_per_image"] == pytest.approx(1.0)      # one unit per image is on
     assert stats["dead_unit_fraction"] == pytest.approx(1 / 2)        # unit 1 is off on both images
+    assert stats["zero_fraction"] == pytest.approx(1 / 4)             # only the 0.0 is exactly zero
+    assert stats["zero_unit_fraction"] == 0                           # unit 1 is 0.01 on image 2
+    # unit 1's largest value is 0.01: 0.01 > 0.1 * 0.01 is on, 0.0 is not; unit 2's is 0.5: 0.5 and 0.2 are on
+    assert stats["relative_active_units_per_image"] == pytest.approx((1 + 2) / 2)
     with pytest.raises(ValueError, match="threshold"):
         ah.sparsity_stats(h, threshold=0)
+    for relative in (0, 1, 1.5):
+        with pytest.raises(ValueError, match="relative must be"):
+            ah.sparsity_stats(h, relative=relative)
+
+
+def test_scale_free_stats_do_not_change_when_a_unit_is_rescaled():
+    h = torch.relu(torch.randn(50, 8, generator=torch.Generator().manual_seed(0)))
+    scaled = h * torch.tensor([1, 10, 0.1, 3, 1, 1, 100, 0.5])            # each unit by its own factor
+    a, b = ah.sparsity_stats(h), ah.sparsity_stats(scaled)
+    for key in ("zero_fraction", "zero_unit_fraction", "relative_active_units_per_image"):
+        assert a[key] == pytest.approx(b[key]), key
+    assert a["near_zero_fraction"] != pytest.approx(b["near_zero_fraction"])   # the fixed threshold is fooled
 
 
 # ------------------------------------------------------------------ the objective
@@ -100,6 +142,16 @@ def test_objective_keys_and_total(penalty, name):
                                                        rel=1e-5)
 
 
+def test_objective_declares_its_settings_for_the_checkpoint_cache():
+    kl = ah.sparse_objective("kl", weight=1e-4)
+    assert kl.settings == {"penalty": "kl", "weight": 1e-4, "rho": 0.05}
+    assert ah.sparse_objective("kl", weight=1e-4, rho=0.2).settings["rho"] == 0.2
+    assert ah.sparse_objective("l1", weight=3e-5).settings == {"penalty": "l1", "weight": 3e-5, "rho": None}
+    assert kl.__qualname__ == "sparse_objective_kl"
+    from autoenc_helpers.cache import _describe_function
+    assert _describe_function(kl) != _describe_function(ah.sparse_objective("kl", weight=1e-3))
+
+
 def test_objective_uses_rho_and_rejects_bad_arguments():
     model = ah.SparseAutoencoder(n_hidden=16)
     x = torch.rand(4, 1, 28, 28)
@@ -110,7 +162,7 @@ def test_objective_uses_rho_and_rejects_bad_arguments():
     for weight in (-1, float("nan"), "0.1", None):
         with pytest.raises(ValueError, match="weight must be a finite number >= 0"):
             ah.sparse_objective("kl", weight=weight)
-    with pytest.raises(ValueError, match="rho=0.1 is the target rate of the KL penalty"):
+    with pytest.raises(ValueError, match="rho=0.1 is the target of the KL penalty"):
         ah.sparse_objective("l1", weight=0.1, rho=0.1)
     with pytest.raises(ValueError, match="rho must be"):
         ah.sparse_objective("kl", weight=0.1, rho=2)
@@ -149,11 +201,61 @@ def test_sparse_autoencoder_features_are_its_weights():
         model.features("middle")
 
 
+def test_unit_norm_decoder_holds_every_column_at_length_one_while_training():
+    model = ah.SparseAutoencoder(n_hidden=48, activation="relu", unit_norm_decoder=True)
+    x = torch.rand(16, 1, 28, 28)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+    for _ in range(5):
+        optimizer.zero_grad()
+        ah.sparse_objective("l1", weight=1.0)(model, x, x)["total_loss"].backward()
+        optimizer.step()
+    torch.testing.assert_close(model.features().flatten(1).norm(dim=1), torch.ones(48))
+    # the free matrix V behind it is not of length 1: the constraint is doing the work
+    assert not torch.allclose(model.decoder[0].weight.norm(dim=0), torch.ones(48), atol=1e-3)
+    # it computes what a plain decoder with the columns V_j / ||V_j|| computes, gradients included
+    plain = ah.SparseAutoencoder(n_hidden=48, activation="relu")
+    plain.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        plain.decoder[0].weight.copy_(model.features().flatten(1).T)
+    torch.testing.assert_close(plain(x), model(x))
+    v = model.decoder[0].weight.detach().clone().requires_grad_(True)
+    h = model.encode(x).detach()
+    by_columns = torch.sigmoid(torch.nn.functional.linear(h, v / v.norm(dim=0), model.decoder[0].bias))
+    by_columns.sum().backward()
+    model.zero_grad()
+    model.decode(h).sum().backward()
+    torch.testing.assert_close(model.decoder[0].weight.grad, v.grad)
+    assert ah.SparseAutoencoder(n_hidden=48).features().flatten(1).norm(dim=1).std() > 0   # off by default
+    # the checkpoint cache keys the architecture by its printout: the two kinds must not share a checkpoint
+    from autoenc_helpers.cache import settings_of
+    torch.manual_seed(0)
+    a = settings_of(ah.SparseAutoencoder(n_hidden=8), x)
+    torch.manual_seed(0)
+    b = settings_of(ah.SparseAutoencoder(n_hidden=8, unit_norm_decoder=True), x)
+    assert a["initial_weights_sha256"] == b["initial_weights_sha256"] and a["architecture"] != b["architecture"]
+
+
+def test_with_a_free_decoder_rescaling_beats_the_l1_penalty():
+    # ReLU is positively homogeneous: encoder / c and decoder * c give the same output, a c-fold smaller L1
+    model = ah.SparseAutoencoder(n_hidden=64, activation="relu")
+    x = torch.rand(8, 1, 28, 28)
+    with torch.no_grad():
+        h, out = model.encode(x), model(x)
+        model.encoder[1].weight /= 10
+        model.encoder[1].bias /= 10
+        model.decoder[0].weight *= 10
+        torch.testing.assert_close(model(x), out)
+        assert ah.l1_activation_penalty(model.encode(x)).item() == pytest.approx(
+            ah.l1_activation_penalty(h).item() / 10, rel=1e-5)
+
+
 def test_sparse_autoencoder_rejects_bad_arguments():
     with pytest.raises(ValueError, match="'tanh' is not one of"):
         ah.SparseAutoencoder(activation="tanh")
     with pytest.raises(ValueError, match="n_hidden must be a positive int"):
         ah.SparseAutoencoder(n_hidden=0)
+    with pytest.raises(ValueError, match="unit_norm_decoder must be True or False"):
+        ah.SparseAutoencoder(unit_norm_decoder="yes")
     model = ah.SparseAutoencoder(n_hidden=10)
     with pytest.raises(ValueError, match=r"\(batch, 1, 28, 28\), got \(3, 784\)"):
         model.encode(torch.rand(3, 784))
