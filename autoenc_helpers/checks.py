@@ -278,7 +278,8 @@ def check_random_corruption(fn: Callable[[torch.Tensor, dict, torch.Generator], 
     [0, 1], the input left alone, the same seed giving the same result whatever the global seed,
     another seed giving another result, one level per image (spread as uniform numbers are) and
     never above the maximum, one kind per image (each kind in about its share of the images), and
-    an unknown kind refused with an error that names it. The exercise of notebook 02;
+    an unknown kind refused with an error that names it, even next to a known kind that the only
+    image draws. The exercise of notebook 02;
     :class:`~autoenc_helpers.noise.RandomCorruption` does the same with its own generator.
     """
     from .noise import NOISE_KINDS
@@ -377,6 +378,20 @@ def check_random_corruption(fn: Callable[[torch.Tensor, dict, torch.Generator], 
                 if "blur" not in str(err):
                     failures.append(f"an unknown kind raised {type(err).__name__}: {err!s:.80}, which does not "
                                     "name the kind ('blur')")
+            # a known kind next to an unknown one, one image: refused whichever kind the image draws
+            if not any("'blur'" in f for f in failures):
+                for seed in range(6, 14):
+                    try:
+                        _learner(fn, (grey[:1], {"masking": 0.5, "blur": 0.3}, torch.Generator().manual_seed(seed)),
+                                 title)
+                    except _NotWritten:
+                        raise
+                    except Exception:
+                        continue
+                    failures.append("{'masking': 0.5, 'blur': 0.3} was accepted when the one image drew masking: "
+                                    "check every key of max_levels before drawing anything, not only the kinds "
+                                    "that happen to be drawn")
+                    break
     except _NotWritten:
         return False
     except Exception as err:  # the learner's code crashed: report it, do not raise

@@ -281,7 +281,8 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor,
     0.5 * sigma * eps): the reparameterization trick. ``mu`` and ``logvar`` have the same shape,
     (B, k) in the VAE; z has it too.
 
-    generator: a ``torch.Generator`` on mu's device, for draws that repeat; None uses torch's global one.
+    generator: a ``torch.Generator`` on mu's device, for draws that repeat; None draws eps with
+    ``torch.randn_like(mu)`` from torch's global generator.
     Built step by step in notebook 05 (where you write it yourself and ``ah.checks.check_reparameterize``
     checks it).
     """
@@ -291,7 +292,10 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor,
     if mu.shape != logvar.shape:
         raise ValueError(f"mu has shape {tuple(mu.shape)} but logvar has {tuple(logvar.shape)}; they must match")
     sigma = torch.exp(0.5 * logvar)                                                   # (B, k), always > 0
-    eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)   # (B, k), no gradient
+    if generator is None:
+        eps = torch.randn_like(mu)                                                    # (B, k), no gradient
+    else:   # the same numbers randn_like would draw, from the given generator (randn_like takes none in older torch)
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
     return mu + sigma * eps                                                           # (B, k)
 
 

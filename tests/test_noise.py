@@ -242,7 +242,14 @@ def test_checks_say_not_written_yet(capsys):
 # -- the corruption pipeline exercise (check_random_corruption) ------------------------------------
 
 
+def refuse_unknown_kinds(max_levels):
+    unknown = [k for k in max_levels if k not in noise.NOISE_KINDS]
+    if unknown:
+        raise ValueError(f"unknown noise kind(s) {unknown}")
+
+
 def right_pipeline(images, max_levels, generator):
+    refuse_unknown_kinds(max_levels)
     kinds = list(max_levels)
     which = torch.randint(len(kinds), (images.shape[0],), generator=generator)
     fraction = torch.rand(images.shape[0], generator=generator)
@@ -255,6 +262,7 @@ def right_pipeline(images, max_levels, generator):
 
 
 def right_pipeline_one_image_at_a_time(images, max_levels, generator):
+    refuse_unknown_kinds(max_levels)
     kinds = list(max_levels)
     rows = []
     for image in images:
@@ -330,6 +338,18 @@ def unclipped_gaussian(images, max_levels, generator):
     return out
 
 
+def refuses_unknown_kinds_only_when_drawn(images, max_levels, generator):
+    kinds = list(max_levels)                                               # ah.corrupt raises, but only if drawn
+    which = torch.randint(len(kinds), (images.shape[0],), generator=generator)
+    fraction = torch.rand(images.shape[0], generator=generator)
+    out = images.clone()
+    for k, kind in enumerate(kinds):
+        rows = which == k
+        if rows.any():
+            out[rows] = ah.corrupt(images[rows], kind, fraction[rows] * max_levels[kind], generator=generator)
+    return out
+
+
 def silent_on_unknown_kinds(images, max_levels, generator):
     known = {k: v for k, v in max_levels.items() if k in noise.NOISE_KINDS}
     return right_pipeline(images, known, generator) if known else images.clone()
@@ -360,6 +380,7 @@ def test_the_package_pipeline_passes_the_same_check(capsys):
     (in_place, "changed its input number 1 in place"),
     (unclipped_gaussian, "keep them in [0, 1]"),
     (silent_on_unknown_kinds, "accepted silently"),
+    (refuses_unknown_kinds_only_when_drawn, "check every key of max_levels before drawing"),
     (lambda images, max_levels, generator: images[:, :, :14], "the input's shape"),
 ])
 def test_check_random_corruption_names_each_slip(fn, words, capsys):

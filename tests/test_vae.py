@@ -145,6 +145,16 @@ def test_reparameterize_repeats_with_a_generator():
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
+def test_reparameterize_draws_eps_with_randn_like_and_the_same_numbers_from_a_generator():
+    mu, logvar = torch.randn(6, 3), torch.randn(6, 3)                     # lesson 05 says: eps from torch.randn_like
+    torch.manual_seed(7)
+    z = ah.reparameterize(mu, logvar)
+    torch.manual_seed(7)
+    assert torch.equal(z, mu + torch.exp(0.5 * logvar) * torch.randn_like(mu))
+    with_generator = ah.reparameterize(mu, logvar, torch.Generator().manual_seed(7))
+    assert torch.equal(with_generator, z)                                  # a generator seeded alike: the same draw
+
+
 # -- the KL ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("dims", ["sum", "mean", "none"])
