@@ -22,7 +22,7 @@ __all__ = ["check_conv_output_size", "check_conv_transpose_output_size", "check_
            "check_leave_one_out_score",
            "check_l1_activation_penalty", "check_kl_sparsity_penalty", "check_sparse_kl_objective",
            "check_gaussian_kl",
-           "check_conv_decoder", "check_shard_indices", "check_encoder_head"]
+           "check_conv_decoder", "check_shard_indices", "check_encoder_head", "check_train_epoch"]
 
 PASS, FAIL = "✅", "❌"
 
@@ -187,6 +187,172 @@ def check_per_image_squared_error(fn: Callable[[torch.Tensor, torch.Tensor], tor
             failures.append(f"for a batch of shape {shape} the values differ: expected {expected[:3].tolist()}, "
                             f"got {got[:3].tolist()}")
     return _report(title, failures, len(cases))
+
+
+# ---------------------------------------------------------------------------------------------
+# Lesson 01: one epoch of training, written as a function
+
+
+class _Recorder(nn.Module):
+    """Wraps a model and records, for every forward call, the mode, the input and the output."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner
+        self.calls: list[tuple[bool, torch.Tensor, torch.Tensor]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.inner(x)
+        self.calls.append((self.training, x.detach().clone(), out.detach().clone()))
+        return out
+
+
+def _tiny_autoencoder(seed: int) -> _Recorder:
+    """A small 784-16-2-16-784 autoencoder (Sigmoid output), weights drawn from ``seed``, wrapped to record."""
+    torch.manual_seed(seed)
+    inner = nn.Sequential(nn.Flatten(), nn.Linear(784, 16), nn.ReLU(), nn.Linear(16, 2),       # (B, 2)
+                          nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 784), nn.Sigmoid(),
+                          nn.Unflatten(1, (1, 28, 28)))                                         # (B, 1, 28, 28)
+    return _Recorder(inner)
+
+
+def _params(model: nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def _same(a: list[torch.Tensor], b: list[torch.Tensor], atol: float = 1e-5) -> bool:
+    return all(torch.allclose(x, y, atol=atol, rtol=1e-4) for x, y in zip(a, b))
+
+
+def _one_sgd_step(seed: int, images: torch.Tensor, lr: float, *, zero_grad: bool = True,
+                  loss: Callable = nn.functional.mse_loss, garbage: float = 0.0) -> list[torch.Tensor]:
+    """The parameters after one SGD step on the whole batch, done right (or with a chosen mistake)."""
+    model = _tiny_autoencoder(seed)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    for p in model.parameters():
+        p.grad = torch.full_like(p, garbage)                      # what a previous step may have left behind
+    value = loss(model(images), images)
+    if zero_grad:
+        optimizer.zero_grad()
+    value.backward()
+    optimizer.step()
+    return _params(model)
+
+
+def check_train_epoch(fn: Callable[[nn.Module, torch.optim.Optimizer, torch.Tensor, int, torch.Generator], float]
+                      ) -> bool:
+    """Check ``fn(model, optimizer, images, batch_size, generator) -> float``: one epoch of autoencoder training.
+
+    Hidden tests, on a small autoencoder and 50 random 28x28 images: the model is put in training mode; every
+    image is used exactly once, in minibatches of at most ``batch_size``, in an order shuffled with
+    ``generator``; one SGD step on a single batch matches ``zero_grad``, MSE per pixel, ``backward``, ``step``
+    even when stale gradients are left on the parameters; the images are not changed; the return value is a
+    float, the epoch's mean training MSE per pixel weighted by batch size; and five epochs lower the loss.
+    """
+    title = "train_epoch"
+    failures: list[str] = []
+    n_cases = 9
+    images = torch.rand(50, 1, 28, 28, generator=torch.Generator().manual_seed(11))
+    try:
+        # 1. one ordinary epoch: 50 images in batches of 16 (16, 16, 16, 2), model handed over in eval mode
+        model = _tiny_autoencoder(0)
+        model.eval()
+        before, kept = _params(model), images.clone()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        torch.manual_seed(123)
+        got = _learner(fn, (model, optimizer, images, 16, torch.Generator().manual_seed(5)), title)
+        calls = model.calls
+        if not calls:
+            return _report(title, ["your function never called model(batch): the forward pass is missing"], n_cases)
+        if not all(mode for mode, _, _ in calls):
+            failures.append("the model ran in eval mode: call model.train() at the start of the epoch "
+                            "(the model may come from an evaluation, as it did here)")
+        seen = torch.cat([x for _, x, _ in calls])                                   # (total, 1, 28, 28)
+        sizes = [x.shape[0] for _, x, _ in calls]
+        match = (seen.flatten(1)[:, None, :] == images.flatten(1)[None]).all(-1)     # (total, 50)
+        if not match.any(1).all():
+            failures.append("the model saw inputs that are not the training images: feed it images[idx] unchanged")
+        counts = match.sum(0)
+        if (counts == 0).any():
+            failures.append(f"{int((counts == 0).sum())} of 50 images were never used in the epoch "
+                            "(a dropped last batch?): every image once")
+        elif (counts > 1).any():
+            failures.append(f"some images were used more than once ({sum(sizes)} forward rows for 50 images): "
+                            "cut one permutation into consecutive batches")
+        if max(sizes) > 16:
+            failures.append(f"a batch of {max(sizes)} images with batch_size = 16: "
+                            "take images[order[start:start + batch_size]]")
+        if match.any(1).all() and (counts == 1).all():
+            position = match.float().argmax(1)                                       # dataset index of each row
+            if torch.equal(position, torch.arange(50)):
+                failures.append("the images came in their stored order: shuffle them each epoch with "
+                                "torch.randperm(n, generator=generator)")
+            else:
+                model2 = _tiny_autoencoder(0)
+                torch.manual_seed(456)                                               # a different global seed
+                fn(model2, torch.optim.SGD(model2.parameters(), lr=0.1), images, 16,
+                   torch.Generator().manual_seed(5))
+                again = torch.cat([x for _, x, _ in model2.calls])
+                if not torch.equal(again, seen):
+                    failures.append("two runs with generators seeded alike shuffled differently: "
+                                    "pass generator=generator to torch.randperm")
+        if _same(before, _params(model), atol=0.0):
+            failures.append("the parameters did not change: call optimizer.step() after loss.backward() "
+                            "(and optimizer.zero_grad() before backward, not between backward and step)")
+        if not torch.equal(images, kept):
+            failures.append("your function changed the training images in place")
+        # the return value: the epoch's mean loss per pixel, each batch weighted by its size
+        batch_losses = torch.stack([((out - x) ** 2).mean() for _, x, out in calls])
+        weights = torch.tensor(sizes, dtype=torch.float32)
+        expected = float((batch_losses * weights).sum() / weights.sum())
+        if torch.is_tensor(got):
+            failures.append("return a Python float (loss.item()), not a tensor: a tensor keeps the whole graph "
+                            "of the last batch alive")
+        elif isinstance(got, bool) or not isinstance(got, (int, float)):
+            failures.append(f"return the epoch's mean training loss as a float, not {type(got).__name__} {got!r}")
+        elif not math.isclose(got, expected, rel_tol=1e-3):
+            wrong = [(float(batch_losses.mean()), "the plain mean of the batch losses: the last batch holds only 2 "
+                      "images, so weight each batch's loss by its size (loss.item() * len(batch)), then divide by "
+                      "the number of images"),
+                     (float(batch_losses[-1]), "the last batch's loss alone: return the average over the epoch"),
+                     (float(batch_losses.sum()), "the sum of the batch losses: divide by the number of images "
+                      "after weighting each batch by its size"),
+                     (float((batch_losses * weights).sum()), "the weighted sum: divide it by the number of images"),
+                     (expected * 784, "a sum over pixels: the loss is the mean over pixels (F.mse_loss)")]
+            hint = next((text for value, text in wrong if math.isclose(got, value, rel_tol=1e-3)),
+                        "the mean squared error per pixel over the epoch, each batch weighted by its size")
+            failures.append(f"you returned {got:.5f}, the epoch's mean training MSE per pixel was {expected:.5f}: "
+                            f"{hint}")
+        # 2. one batch holding every image, with stale gradients left on the parameters: the step must match
+        model = _tiny_autoencoder(1)
+        for p in model.parameters():
+            p.grad = torch.full_like(p, 0.3)
+        fn(model, torch.optim.SGD(model.parameters(), lr=0.5), images, 64, torch.Generator().manual_seed(0))
+        after = _params(model)
+        if not _same(after, _one_sgd_step(1, images, 0.5)):
+            if _same(after, _one_sgd_step(1, images, 0.5, zero_grad=False, garbage=0.3)):
+                hint = ("the gradients left by an earlier step were added to this one: call optimizer.zero_grad() "
+                        "before loss.backward()")
+            elif _same(after, _one_sgd_step(1, images, 0.5, loss=lambda a, b: ((a - b) ** 2).sum())):
+                hint = "the loss is summed: use the mean squared error per pixel, F.mse_loss(x_hat, batch)"
+            elif _same(after, _one_sgd_step(1, images, 0.5, loss=lambda a, b: (a - b).abs().mean())):
+                hint = "that is the absolute error: the loss is the squared error, F.mse_loss"
+            else:
+                hint = ("loss = F.mse_loss(model(batch), batch); optimizer.zero_grad(); loss.backward(); "
+                        "optimizer.step()")
+            failures.append(f"one step on a batch of all 50 images does not match plain training: {hint}")
+        # 3. a few epochs with Adam must lower the loss
+        model = _tiny_autoencoder(2)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+        generator = torch.Generator().manual_seed(3)
+        losses = [fn(model, optimizer, images, 10, generator) for _ in range(5)]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in losses) and not losses[-1] < losses[0]:
+            failures.append(f"five epochs with Adam did not lower the loss ({losses[0]:.4f} -> {losses[-1]:.4f})")
+    except _NotWritten:
+        return False
+    except Exception as err:  # the learner's code crashed: report it, do not raise
+        failures.append(f"your function raised {type(err).__name__}: {err}")
+    return _report(title, failures, n_cases)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 __all__ = ["to_numpy_images", "image_grid", "show_images", "compare_rows", "plot_history", "plot_latent",
-           "plot_error_vs_bottleneck", "plot_activation_histogram", "plot_unit_means", "plot_features",
+           "plot_error_vs_bottleneck", "readable_name", "plot_activation_histogram", "plot_unit_means", "plot_features",
            "plot_twin_sweep"]
 
 
@@ -91,14 +91,33 @@ def compare_rows(rows: Mapping[str, object], n: int = 10, *, title: str | None =
         axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout(pad=0.2)
+    top = 1 - 0.35 / fig.get_figheight() if title else 1       # leave the title its own strip above the rows
+    fig.tight_layout(pad=0.2, rect=(0, 0, 1, top))
     return fig
 
 
-def plot_history(history, *, names: Sequence[str] | None = None, title: str | None = None, ax=None, log_y=False):
+# Axis labels in words, with units, for the loss names the package logs (a name not listed is shown as it is).
+READABLE_NAMES = {
+    "mse_per_pixel": "MSE per pixel (squared intensity)",
+    "recon_nats_per_image": "reconstruction (nats per image)",
+    "kl_nats_per_image": "KL (nats per image)",
+    "recon_sq_error_per_image": "squared error per image (summed over pixels)",
+}
+
+
+def readable_name(name: str) -> str:
+    """The axis label for a logged loss name: ``"mse_per_pixel"`` -> ``"MSE per pixel (squared intensity)"``."""
+    return READABLE_NAMES.get(name, name)
+
+
+def plot_history(history, *, names: Sequence[str] | None = None, title: str | None = None, ax=None, log_y=False,
+                 ylabel: str | None = None, names_in_legend: bool = True):
     """Train (solid) and held-out (dashed) curves of each logged term against the epoch.
 
-    The y label is the term's name, which carries its unit (``mse_per_pixel``).
+    ylabel: the y axis label; by default the term's name in words with its unit (:func:`readable_name`)
+        when one term is drawn, "loss" otherwise.
+    names_in_legend: legend entries "train <name>" and "held-out <name>"; with False (for one term, whose
+        name the y label already gives) they read "training images" and "held-out images".
     """
     names = list(names or history.train)
     if ax is None:
@@ -106,11 +125,13 @@ def plot_history(history, *, names: Sequence[str] | None = None, title: str | No
     epochs = np.arange(1, history.epochs + 1)
     for i, name in enumerate(names):
         color = f"C{i}"
-        ax.plot(epochs, history.train[name], "-o", color=color, ms=3, label=f"train {name}")
+        train_label, test_label = ((f"train {name}", f"held-out {name}") if names_in_legend
+                                   else ("training images", "held-out images"))
+        ax.plot(epochs, history.train[name], "-o", color=color, ms=3, label=train_label)
         if name in history.test:
-            ax.plot(epochs, history.test[name], "--s", color=color, ms=3, label=f"held-out {name}")
+            ax.plot(epochs, history.test[name], "--s", color=color, ms=3, label=test_label)
     ax.set_xlabel("epoch")
-    ax.set_ylabel(names[0] if len(names) == 1 else "loss")
+    ax.set_ylabel(ylabel or (readable_name(names[0]) if len(names) == 1 else "loss"))
     if log_y:
         ax.set_yscale("log")
     return _finish(ax, title)

@@ -54,3 +54,24 @@ def test_history_latent_and_sweep_plots():
     assert fig.axes[0].get_ylabel() == "held-out MSE per pixel"
     with pytest.raises(ValueError, match="'AE' has 1 errors for 2 sizes"):
         plots.plot_error_vs_bottleneck([2, 4], {"AE": [0.03]})
+
+
+def test_history_y_label_is_words_with_a_unit():
+    h = ah.History(train={"mse_per_pixel": [0.05, 0.03]}, test={"mse_per_pixel": [0.04, 0.031]}, seconds=[1, 1])
+    assert plots.plot_history(h).axes[0].get_ylabel() == "MSE per pixel (squared intensity)"
+    assert plots.plot_history(h, ylabel="error").axes[0].get_ylabel() == "error"
+    odd = ah.History(train={"my_loss": [1.0]}, seconds=[1])
+    assert plots.plot_history(odd).axes[0].get_ylabel() == "my_loss"          # a name not in the table: as it is
+    assert plots.readable_name("kl_nats_per_image") == "KL (nats per image)"
+
+
+def test_history_legend_without_names_and_titled_rows_keep_the_title_clear():
+    h = ah.History(train={"mse_per_pixel": [0.05, 0.03]}, test={"mse_per_pixel": [0.04, 0.031]}, seconds=[1, 1])
+    fig = plots.plot_history(h, names_in_legend=False)
+    assert [line.get_label() for line in fig.axes[0].lines] == ["training images", "held-out images"]
+    x = torch.rand(10, 1, 28, 28)
+    fig = plots.compare_rows({f"k={k}": x for k in range(6)}, title="six rows under a title")
+    fig.canvas.draw()
+    top_of_images = max(ax.get_position().y1 for ax in fig.axes)
+    title_bottom = fig._suptitle.get_window_extent().y0 / fig.bbox.height
+    assert top_of_images <= title_bottom + 1e-3, "the images must stay below the title"
