@@ -44,7 +44,8 @@ from .data import ImageSet, data_root
 from .device import get_device
 from .training import History, fit, use_fast_layout
 
-__all__ = ["FORMAT", "Unkeyable", "checkpoint_dir", "settings_of", "checkpoint_path", "save_checkpoint", "load_checkpoint",
+__all__ = ["FORMAT", "Unkeyable", "checkpoint_dir", "settings_of", "checkpoint_path", "save_checkpoint",
+           "load_checkpoint",
            "cached_fit"]
 
 FORMAT = 1

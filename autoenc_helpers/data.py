@@ -313,7 +313,8 @@ def make_circles(n: int, *, seed: int = 0, size: int = 28, r_min: float = 0.03, 
     size = _check_positive(size, "size")
     _check_memory(3 * n * size * size * 4, f"make_circles(n={n:,}, size={size})")   # images and two temporaries
     if not 0 < r_min < r_max <= 0.5:
-        raise ValueError(f"need 0 < r_min < r_max <= 0.5 (fractions of the image side), got r_min={r_min}, r_max={r_max}")
+        raise ValueError(f"need 0 < r_min < r_max <= 0.5 (fractions of the image side), "
+                         f"got r_min={r_min}, r_max={r_max}")
     g = torch.Generator().manual_seed(seed)
     radii = r_min + (r_max - r_min) * torch.rand(n, generator=g)                    # (n,)
     centre = (size - 1) / 2
@@ -385,7 +386,8 @@ def export_torchvision_layout(name: str = "fashion_mnist", root: str | os.PathLi
             if (raw / stem).is_file():
                 continue
             src = next(p for p in (_find(f, stem) for f, _ in _folders(key, root_path)) if p)
-            with (gzip.open(src, "rb") if src.suffix == ".gz" else open(src, "rb")) as fin, open(raw / stem, "wb") as fout:
+            opener = gzip.open if src.suffix == ".gz" else open
+            with opener(src, "rb") as fin, open(raw / stem, "wb") as fout:
                 shutil.copyfileobj(fin, fout)
     return raw
 

@@ -98,8 +98,8 @@ def train_distributed(model: nn.Module, train: torch.Tensor, test: torch.Tensor 
     process trains on its shard of them) and, optionally, held-out images (each process scores
     its shard; the results are added up). ``global_batch`` images per optimizer step, split evenly
     over the processes; ``optimizer`` is ``"adam"`` (the course's) or ``"sgd"`` (plain SGD, whose step
-    grows with the gradient, so it shows whether the gradients were averaged). Returns the per-epoch :class:`History` of the whole run (the same on every
-    process); the model is left in eval mode, on ``device``.
+    grows with the gradient, so it shows whether the gradients were averaged). Returns the per-epoch
+    :class:`History` of the whole run (the same on every process); the model is left in eval mode, on ``device``.
     """
     rank, world = dist.get_rank(), dist.get_world_size()
     if isinstance(global_batch, bool) or not isinstance(global_batch, int) or global_batch % world:
@@ -194,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
               "WORLD_SIZE; start it as\n  torchrun --standalone --nproc_per_node 2 -m autoenc_helpers.distributed",
               file=sys.stderr)
         return 2
-    rank, world, local_rank = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0))
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
     device = get_device(args.device, verbose=False)
     if device.type == "cuda":
         device = torch.device("cuda", local_rank)

@@ -259,7 +259,7 @@ def sparsity_stats(h: torch.Tensor, *, threshold: float = 0.05, relative: float 
     near_zero = size < threshold                                          # (N, n_hidden) booleans
     zero = h == 0
     largest = size.max(0).values                                          # (n_hidden,): each unit's own scale
-    on = (size > relative * largest) & ~zero                              # (N, n_hidden): above its own scale's fraction
+    on = (size > relative * largest) & ~zero              # (N, n_hidden): above its own scale's fraction
     return {
         "mean_activation": float(h.mean()),
         "near_zero_fraction": float(near_zero.float().mean()),
@@ -692,9 +692,9 @@ def completion_log_likelihood_iw(model: torch.nn.Module, images, k: int = 100, *
                                  reduction: str = "mean") -> float | torch.Tensor:
     """log p(bottom half | top half) in nats per image: importance-weighted for a CVAE, exact for a baseline.
 
-    For a :class:`~autoenc_helpers.models.HalfImageCVAE` (a model with ``prior``, ``encode`` and ``decode``; Burda et al. 2016's estimate, with the prior
-    network as the prior): draw z_1..z_k from q(z | top, bottom), weigh each by
-    w_i = p(bottom | top, z_i) p(z_i | top) / q(z_i | top, bottom), and return
+    For a :class:`~autoenc_helpers.models.HalfImageCVAE` (a model with ``prior``, ``encode`` and ``decode``;
+    Burda et al. 2016's estimate, with the prior network as the prior): draw z_1..z_k from
+    q(z | top, bottom), weigh each by w_i = p(bottom | top, z_i) p(z_i | top) / q(z_i | top, bottom), and return
     log (1/k) sum_i w_i, a lower bound on log p(bottom | top) that rises towards it as k grows
     (k = 1 is the conditional ELBO). For a model without z whose ``forward`` gives bottom-half logits
     (:class:`~autoenc_helpers.models.HalfImageRegressor`), log p(bottom | top) is exact: minus the BCE

@@ -12,8 +12,8 @@ ValueError that names the shape it got and the shape it expected.
 - :class:`PCA`: the linear special case, fitted in closed form, with the same
   ``encode``/``decode`` interface so it can stand beside the autoencoders;
   built by hand in notebook 01.
-- :class:`MLPVAE`: the variational autoencoder, 784-512-256-z by default, whose encoder gives a mean and a log-variance per latent dimension and
-  whose ``forward`` samples z with :func:`reparameterize`; built in notebook 04.
+- :class:`MLPVAE`: the variational autoencoder, 784-512-256-z by default, whose encoder gives a mean and a
+  log-variance per latent dimension and whose ``forward`` samples z with :func:`reparameterize`; built in notebook 04.
 - :class:`ConvVAE`: the same interface with a convolutional encoder (four 3x3
   convolutions down to 64x7x7 = 3136 features) and a transposed-convolution
   decoder; built in notebook 08.
@@ -102,7 +102,8 @@ class MLPAutoencoder(nn.Module):
     hidden: widths of the encoder's hidden layers; the decoder mirrors them.
     output: ``"sigmoid"`` for images in [0, 1], ``"tanh"`` for [-1, 1], ``"none"``.
 
-    With the defaults this is a 784-128-64-12-3 network, ReLU after every hidden layer and no activation on the code itself.
+    With the defaults this is a 784-128-64-12-3 network, ReLU after every hidden layer and no activation on the
+    code itself.
     """
 
     def __init__(self, latent_dim: int = 3, hidden: Sequence[int] = (128, 64, 12), output: str = "sigmoid"):
@@ -566,7 +567,8 @@ def check_labels(y, n_classes: int, who: str, batch: int | None = None) -> torch
         y = torch.tensor([int(y)])
     if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
         raise TypeError(f"{who} expects class labels as whole numbers (an int64 tensor of class indices), "
-                        f"got dtype {y.dtype}" + (f" with values such as {y.flatten()[0].item()!r}" if y.numel() else ""))
+                        f"got dtype {y.dtype}"
+                        + (f" with values such as {y.flatten()[0].item()!r}" if y.numel() else ""))
     if y.dim() != 1:
         hint = (": pass class indices such as tensor([3, 0, 7]), not one-hot rows; the model makes the one-hot "
                 "itself" if y.dim() == 2 and y.shape[1] == n_classes else "")

@@ -35,8 +35,8 @@ from pathlib import Path
 from .checks import FAIL          # what every exercise check prints when a hidden test fails
 from .config import BRANCH, REPOSITORY
 
-__all__ = ["NOTEBOOK_DIR", "code_digest", "problems", "execute", "STUDY_TIME", "computing_time", "write_computing_time", "colab_url", "install_line", "colab_problems",
-           "set_repository", "main"]
+__all__ = ["NOTEBOOK_DIR", "code_digest", "problems", "execute", "STUDY_TIME", "computing_time", "write_computing_time",
+           "colab_url", "install_line", "colab_problems", "set_repository", "main"]
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
@@ -230,7 +230,8 @@ def _output_text(out) -> str:
 
 # The lesson header's study-time line. The author writes the study time (a judgement); the run writes
 # the computing time it measured, so no wall time in a lesson is ever written by hand.
-STUDY_TIME = re.compile(r"^\*\*Study time:\*\* about (?P<minutes>\d+) minutes\.(?P<computing> \*\*Computing time:\*\*[^\n]*)?$",
+STUDY_TIME = re.compile(r"^\*\*Study time:\*\* about (?P<minutes>\d+) minutes\."
+                        r"(?P<computing> \*\*Computing time:\*\*[^\n]*)?$",
                         re.M)
 
 

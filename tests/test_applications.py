@@ -130,7 +130,8 @@ def test_subset_by_mask_and_by_positions(fashion):
     assert len(shoes) == int((train.labels == 7).sum()) and bool((shoes.labels == 7).all())
     assert shoes.source.endswith("sneakers") and shoes.classes[7] == "Sneaker"
     picked = train.subset(torch.tensor([5, 0, 9]))
-    assert torch.equal(picked.images, train.images[[5, 0, 9]]) and picked.labels.tolist() == train.labels[[5, 0, 9]].tolist()
+    assert torch.equal(picked.images, train.images[[5, 0, 9]])
+    assert picked.labels.tolist() == train.labels[[5, 0, 9]].tolist()
     with pytest.raises(ValueError, match=r"one entry per image, shape \(10000,\), got \(3,\)"):
         train.subset(torch.tensor([True, False, True]))
     with pytest.raises(ValueError, match="boolean mask or a 1-D tensor of whole-number positions"):

@@ -1,4 +1,7 @@
-"""The benchmark command runs end to end on tiny sizes and writes its tables (no timing assertions: timings are noisy)."""
+"""The benchmark command runs end to end on tiny sizes and writes its tables.
+
+No timing assertions: timings are noisy.
+"""
 
 import json
 import os

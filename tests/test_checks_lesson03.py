@@ -51,12 +51,14 @@ def test_the_check_leaves_the_random_state_alone():
            total_loss=lambda e: ((e["model"].decode(e["h"]) - e["targets"]) ** 2).flatten(1).sum(1).mean()
            + e["weight"] * e["kl"]), "summed over the 784 pixels"),
     (_with(kl_sparsity_nats=lambda e: losses.kl_sparsity_penalty(e["h"], 0.05)), "the rho argument"),
-    (_with(kl_sparsity_nats=lambda e: losses.bernoulli_kl(e["rho"], e["h"].mean(0)).mean()), "averaged the KL over the units"),
+    (_with(kl_sparsity_nats=lambda e: losses.bernoulli_kl(e["rho"], e["h"].mean(0)).mean()),
+     "averaged the KL over the units"),
     (lambda m, x, y, w, r: {k: v.detach() for k, v in right(m, x, y, w, r).items()}, "carries no gradient"),
     (lambda m, x, y, w, r: dict(reversed(list(right(m, x, y, w, r).items()))), "must be the first entry"),
     (lambda m, x, y, w, r: {"loss": right(m, x, y, w, r)["total_loss"]}, "the dict has no"),
     (lambda m, x, y, w, r: right(m, x, y, w, r)["total_loss"], "return a dict"),
-    (_with(kl_sparsity_nats=lambda e: losses.bernoulli_kl(e["rho"], e["h"].mean(0))), "must be a tensor holding one number"),
+    (_with(kl_sparsity_nats=lambda e: losses.bernoulli_kl(e["rho"], e["h"].mean(0))),
+     "must be a tensor holding one number"),
 ])
 def test_the_check_names_each_mistake(answer, words, capsys):
     assert not checks.check_sparse_kl_objective(answer)

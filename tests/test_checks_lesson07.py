@@ -28,7 +28,8 @@ def test_free_bits_check_accepts_right_answers(capsys):
 _WRONG = {
     "floor per image": (lambda mu, lv, lam: _per_dim(mu, lv).clamp(min=lam).sum(1).mean(),
                         "floored each image's KL before averaging"),
-    "floor on the total": (lambda mu, lv, lam: _per_dim(mu, lv).mean(0).sum().clamp(min=lam), "you floored the total KL"),
+    "floor on the total": (lambda mu, lv, lam: _per_dim(mu, lv).mean(0).sum().clamp(min=lam),
+                           "you floored the total KL"),
     "k times the floor on the total": (lambda mu, lv, lam: _per_dim(mu, lv).mean(0).sum().clamp(min=mu.shape[1] * lam),
                                        "no floor on each dimension"),
     "max(0, KL - lambda)": (lambda mu, lv, lam: (_per_dim(mu, lv).mean(0) - lam).clamp(min=0).sum(),

@@ -35,7 +35,8 @@ def colab_env(tmp_path_factory):
     overlay = tmp_path_factory.mktemp("colab-widgets")
     done = _pip("install", "--quiet", "--no-deps", "--target", str(overlay), *COLAB_WIDGETS)
     if done.returncode != 0:
-        message = f"could not fetch Colab's widget packages {COLAB_WIDGETS} from the package index:\n{done.stderr[-1500:]}"
+        message = (f"could not fetch Colab's widget packages {COLAB_WIDGETS} from the package index:\n"
+                   f"{done.stderr[-1500:]}")
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)

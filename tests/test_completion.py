@@ -52,7 +52,8 @@ def test_shapes_at_every_call():
 def test_bad_inputs_are_named():
     model = HalfImageCVAE(latent_dim=2, hidden=(8,))
     top = torch.rand(3, 1, 14, 28)
-    with pytest.raises(ValueError, match=r"prior expects top halves of shape \(batch, 1, 14, 28\), got \(3, 1, 28, 28\)"):
+    expected = r"prior expects top halves of shape \(batch, 1, 14, 28\), got \(3, 1, 28, 28\)"
+    with pytest.raises(ValueError, match=expected):
         model.prior(torch.rand(3, 1, 28, 28))
     with pytest.raises(ValueError, match=r"decode expects codes of shape \(batch, 2\), got \(3, 4\)"):
         model.decode(torch.zeros(3, 4), top)
@@ -181,7 +182,8 @@ def test_trained_samples_differ_with_z(trained):
     _, test, cvae, _ = trained
     top = test.images[:50, :, :14]
     with torch.no_grad():
-        draws = torch.stack([cvae.sample(top, generator=torch.Generator().manual_seed(s)) for s in range(8)])   # (8, 50, ...)
+        draws = torch.stack([cvae.sample(top, generator=torch.Generator().manual_seed(s))
+                             for s in range(8)])   # (8, 50, ...)
     spread = draws.std(0).flatten(1).sum(1)                           # per top half, summed over pixels
     assert float(spread.median()) > 1.0, spread.median()
 
@@ -253,6 +255,6 @@ def test_completion_loss_check_handles_stubs_crashes_and_changed_inputs(capsys):
         eps.mul_(2)
         return _loss(model, images, eps / 2)
     assert not checks.check_completion_loss(in_place)
-    assert "changed the images or eps" in capsys.readouterr().out
+    assert "in place" in capsys.readouterr().out                       # the common runner names the slip
     assert not checks.check_completion_loss(lambda m, x, e: "low")
     assert "return a number, the loss, not str" in capsys.readouterr().out

@@ -131,7 +131,10 @@ def test_the_decoder_output_depends_on_the_label(trained, fashion):
         as_sneakers = cvae.decode(z, torch.full((16,), 7))
         assert (as_trousers - as_sneakers).abs().mean() > 0.03
         mu, _ = cvae.encode(test.images, test.labels)                      # codes made with the true labels
-        recon = lambda y: float(ah.bce_with_logits(cvae.decode(mu, y, logits=True), test.images, pixels="sum"))
+
+        def recon(y):
+            return float(ah.bce_with_logits(cvae.decode(mu, y, logits=True), test.images, pixels="sum"))
+
         right, wrong = recon(test.labels), recon((test.labels + 5) % 10)
     assert wrong > right + 10, (right, wrong)                              # nats per image
 
@@ -139,7 +142,8 @@ def test_the_decoder_output_depends_on_the_label(trained, fashion):
 def test_negative_elbo_with_labels(trained, fashion):
     cvae, _, history = trained
     _, test = fashion
-    gen = lambda: torch.Generator().manual_seed(0)
+    def gen():
+        return torch.Generator().manual_seed(0)
     right = ah.negative_elbo(cvae, test, n_samples=2, generator=gen(), labels=test.labels)
     assert right == pytest.approx(history.last("test"), rel=0.02)         # the one-sample estimate of fit
     wrong = ah.negative_elbo(cvae, test, n_samples=2, generator=gen(), labels=(test.labels + 1) % 10)

@@ -231,7 +231,8 @@ def test_a_damaged_file_in_the_data_folder_falls_back_to_the_system_copy(tmp_pat
     intact = (data.SYSTEM_FASHION_MNIST / "t10k-images-idx3-ubyte.gz").read_bytes()
     broken = {"truncated": intact[: len(intact) // 3], "garbage": bytes(range(256)) * 40, "empty": b""}[damage]
     (raw / "t10k-images-idx3-ubyte.gz").write_bytes(broken)
-    (raw / "t10k-labels-idx1-ubyte.gz").write_bytes((data.SYSTEM_FASHION_MNIST / "t10k-labels-idx1-ubyte.gz").read_bytes())
+    system_labels = data.SYSTEM_FASHION_MNIST / "t10k-labels-idx1-ubyte.gz"
+    (raw / "t10k-labels-idx1-ubyte.gz").write_bytes(system_labels.read_bytes())
     data._read_split.cache_clear()
     with pytest.warns(UserWarning, match="t10k-images-idx3-ubyte.gz is damaged"):
         test = ah.load_dataset("fashion_mnist", "test", root=tmp_path, verbose=False)

@@ -67,7 +67,8 @@ def torchrun_checkpoint(tmp_path_factory):
     command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
                "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}",
                "-m", "autoenc_helpers.distributed", "--images", str(RUN["images"]), "--test-images", "64",
-               "--global-batch", str(RUN["global_batch"]), "--epochs", str(RUN["epochs"]), "--lr", str(RUN["lr"]), "--optimizer", RUN["optimizer"],
+               "--global-batch", str(RUN["global_batch"]), "--epochs", str(RUN["epochs"]), "--lr", str(RUN["lr"]),
+               "--optimizer", RUN["optimizer"],
                "--seed", str(RUN["seed"]), "--latent-dim", str(RUN["latent_dim"]),
                "--channels", *map(str, RUN["channels"]), "--out", str(out), "--no-progress"]
     env = {**os.environ, "AUTOENC_DEVICE": "cpu", "OMP_NUM_THREADS": "1",

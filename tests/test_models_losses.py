@@ -125,7 +125,8 @@ def test_mse_objective_names_its_unit():
 # -- reliability: bools are not sizes; PCA needs a covariance; noise levels are checked ------------------------
 
 
-@pytest.mark.parametrize("make", [lambda: ah.MLPAutoencoder(latent_dim=True), lambda: ah.MLPAutoencoder(hidden=(8, False)),
+@pytest.mark.parametrize("make", [lambda: ah.MLPAutoencoder(latent_dim=True),
+                                  lambda: ah.MLPAutoencoder(hidden=(8, False)),
                                   lambda: ah.ConvAutoencoder(channels=(True, 8)), lambda: ah.PCA(True),
                                   lambda: ah.MLPVAE(latent_dim=True), lambda: ah.ConvVAE(latent_dim=False),
                                   lambda: ah.SparseAutoencoder(n_hidden=True)])

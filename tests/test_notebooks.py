@@ -128,7 +128,8 @@ def test_a_path_of_another_machine_in_an_output_is_detected(executed_copy, path)
 def test_a_solution_whose_check_failed_is_detected(executed_copy):
     def fail(nb):
         cell = next(c for c in nb.cells if "solution" in c.metadata.get("tags", []))
-        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="❌ vae_loss: 2 of 5 hidden tests failed.\n")]
+        failed = "❌ vae_loss: 2 of 5 hidden tests failed.\n"
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=failed)]
     assert any("worked solution whose check did not pass" in p for p in _edited(executed_copy, fail))
 
 

@@ -45,7 +45,7 @@ def test_bernoulli_kl_matches_torch_distributions():
 
 def test_kl_is_zero_at_the_target_and_pulls_means_towards_it():
     assert ah.kl_sparsity_penalty(torch.full((8, 5), 0.05), 0.05).item() == pytest.approx(0.0, abs=1e-6)
-    h = torch.tensor([[0.3, 0.01], [0.5, 0.01]], requires_grad=True)    # unit 1's mean is above the target, unit 2's below
+    h = torch.tensor([[0.3, 0.01], [0.5, 0.01]], requires_grad=True)    # unit 1's mean above the target, 2's below
     ah.kl_sparsity_penalty(h, 0.05).backward()
     assert (h.grad[:, 0] > 0).all() and (h.grad[:, 1] < 0).all()        # gradient descent moves both towards 0.05
 
@@ -58,7 +58,8 @@ def test_kl_stays_finite_for_dead_and_saturated_units():
 
 
 def test_kl_shape_near_silence_is_cheap_and_the_clamp_caps_it():
-    kl = lambda m, eps=0: losses.bernoulli_kl(0.05, torch.tensor(m, dtype=torch.float64), eps=eps).item()
+    def kl(m, eps=0):
+        return losses.bernoulli_kl(0.05, torch.tensor(m, dtype=torch.float64), eps=eps).item()
     # 0.05 ln(0.05/0.01) + 0.95 ln(0.95/0.99) = 0.080472 - 0.039181 = 0.041291
     assert kl(0.01) == pytest.approx(0.041291, abs=1e-5)
     # 0.05 ln(0.05/0.2) + 0.95 ln(0.95/0.8) = -0.069315 + 0.163258 = 0.093943
@@ -148,8 +149,10 @@ def test_objective_declares_its_settings_for_the_checkpoint_cache():
     assert ah.sparse_objective("kl", weight=1e-4, rho=0.2).settings["rho"] == 0.2
     assert ah.sparse_objective("l1", weight=3e-5).settings == {"penalty": "l1", "weight": 3e-5, "rho": None}
     assert kl.__qualname__ == "sparse_objective_kl"
-    from autoenc_helpers.cache import _describe_function
-    assert _describe_function(kl) != _describe_function(ah.sparse_objective("kl", weight=1e-3))
+    model = ah.SparseAutoencoder(n_hidden=16)
+    images = torch.rand(8, 1, 28, 28)
+    assert (ah.cache.settings_of(model, images, objective=kl)
+            != ah.cache.settings_of(model, images, objective=ah.sparse_objective("kl", weight=1e-3)))
 
 
 def test_objective_uses_rho_and_rejects_bad_arguments():

@@ -404,7 +404,8 @@ def _recorded_codes(model, draw):
 
 @pytest.mark.parametrize("make", [lambda: ah.MLPVAE(latent_dim=4, hidden=(16,)),
                                   lambda: ah.ConvVAE(latent_dim=4, channels=(4, 4, 4, 4)),
-                                  lambda: ah.ConditionalVAE(latent_dim=4, hidden=(16,))], ids=["mlp", "conv", "conditional"])
+                                  lambda: ah.ConditionalVAE(latent_dim=4, hidden=(16,))],
+                         ids=["mlp", "conv", "conditional"])
 def test_sample_decodes_fresh_draws_of_the_standard_normal(make):
     torch.manual_seed(0)
     model = make()

@@ -115,7 +115,8 @@ def same_head(hidden, latent_dim):
     (slip(lambda mu, lv: (mu + torch.exp(0.5 * lv) * torch.randn_like(mu)).detach()), False, "no gradient"),
     (slip(lambda mu, lv: mu + torch.exp(-0.5 * lv) * torch.randn_like(mu)), False, "1 / sigma"),
     (slip(lambda mu, lv: mu + lv.sqrt() * torch.randn_like(mu)), False, "NaN"),
-    (slip(lambda mu, lv: mu + torch.exp(0.5 * lv) * torch.randn_like(mu), outputs=2), False, "z, the sampled code, is missing"),
+    (slip(lambda mu, lv: mu + torch.exp(0.5 * lv) * torch.randn_like(mu), outputs=2), False,
+     "z, the sampled code, is missing"),
     (same_head, False, "two heads"),
     (lambda hidden, k: "not a module", False, "should give an nn.Module"),
 ])
