@@ -1853,6 +1853,7 @@ def check_shard_indices(fn: Callable[[int, int, int, int, int], object]) -> bool
         slip = next((text for wrong, text in slips(*case) if got == wrong), None)
         failures.append(f"shard_indices{case}: DistributedSampler gives {expected[:6]}{'...' * (len(expected) > 6)}, "
                         f"you returned {got[:6]}{'...' * (len(got) > 6)}" + (f": {slip}" if slip else ""))
+    return _report(title, failures, len(cases))
 
 
 # ---------------------------------------------------------------------------------------------
