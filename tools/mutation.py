@@ -38,7 +38,7 @@ WORK = ROOT / ".mutmut"
 # distributed tests are left out: they execute notebooks or need hardware, and the unit tests here
 # reach the same code.
 MODULES: dict[str, list[str]] = {
-    "losses": ["tests/test_models_losses.py", "tests/test_vae.py", "tests/test_sparse.py",
+    "losses": ["tests/test_models_losses.py", "tests/test_noise.py", "tests/test_vae.py", "tests/test_sparse.py",
                "tests/test_log_likelihood_iw.py", "tests/test_conditional_vae.py", "tests/test_conv_vae.py"],
     "noise": ["tests/test_noise.py", "tests/test_models_losses.py"],
     "checks": ["tests/test_checks.py", "tests/test_checks_lesson08.py"],
