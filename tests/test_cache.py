@@ -350,3 +350,99 @@ def test_each_setting_that_decides_the_weights_changes_the_key(data):
     assert all(value != base for value in changed.values()), [name for name, v in changed.items() if v == base]
     assert len(set(changed.values())) == len(changed)
     assert key(device="cpu", progress=False, log=False) == base        # where and how loudly do not count
+
+
+# --- exact checks of a record (they kill mutants listed in tests/MUTATION.md) ---
+
+def _three_layers():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 4), torch.nn.Linear(4, 2))
+
+
+def _save_record(tmp_path, change=None, settings=None):
+    """A checkpoint of _three_layers(), with ``change(record)`` applied to the record before saving."""
+    path = tmp_path / "record.pt"
+    history = ah.History(train={"loss": [2.0, 1.0]}, test={"loss": [2.5, 1.5]}, seconds=[0.5, 0.4])
+    assert cache.save_checkpoint(path, _three_layers(), history, settings or {"seed": 0})
+    if change is not None:
+        record = torch.load(path, weights_only=True)
+        change(record)
+        torch.save(record, path)
+    return path
+
+
+def test_load_checkpoint_restores_the_weights_and_history_on_the_asked_device_in_eval_mode(tmp_path):
+    path = _save_record(tmp_path)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 4), torch.nn.Linear(4, 2)).train()
+    history = cache.load_checkpoint(str(path), model, device="cpu")           # a str path works too
+    assert history.train == {"loss": [2.0, 1.0]} and history.test == {"loss": [2.5, 1.5]}
+    assert history.seconds == [0.5, 0.4]
+    for name, value in _three_layers().state_dict().items():
+        assert torch.equal(model.state_dict()[name], value), name
+    assert not model.training and next(model.parameters()).device.type == "cpu"
+    model.train()
+    cache.load_checkpoint(path, model)                                        # default: the course's device
+    assert not model.training and next(model.parameters()).device == ah.get_device(verbose=False)
+
+
+@pytest.mark.parametrize("change, reason", [
+    (None, "it is not a format-{FORMAT} checkpoint of this course"),
+    ("state", "its weights do not fit the model (missing ['0.bias', '0.weight', '1.bias'], unexpected ['other'])"),
+    ("shape", "its weights do not fit the model (2.weight: (3, 4) in the file, (2, 4) in the model)"),
+    ("type", "its weights do not fit the model (2.weight: str in the file, (2, 4) in the model)"),
+    ("seconds", "its training history is incomplete (TypeError: not a history of at least one epoch)"),
+    ("train", "its training history is incomplete (TypeError: not a history of at least one epoch)"),
+    ("test", "its training history is incomplete (TypeError: not a history of at least one epoch)"),
+])
+def test_load_checkpoint_names_the_file_and_exactly_what_is_wrong(tmp_path, change, reason):
+    def damage(record):
+        if change == "state":
+            record["state_dict"] = {"other": torch.zeros(1)}
+        elif change == "shape":
+            record["state_dict"]["2.weight"] = torch.zeros(3, 4)
+        elif change == "type":
+            record["state_dict"]["2.weight"] = "weights"
+        elif change == "seconds":
+            record["history"]["seconds"] = []
+        elif change in ("train", "test"):
+            record["history"][change] = [1.0]
+    if change is None:
+        path = tmp_path / "record.pt"
+        torch.save([1, 2, 3], path)                                           # not a dict at all
+    else:
+        path = _save_record(tmp_path, damage)
+    reason = reason.replace("{FORMAT}", str(cache.FORMAT))
+    with pytest.raises(ValueError) as err:
+        cache.load_checkpoint(path, _three_layers(), device="cpu")
+    assert str(err.value) == f"checkpoint {path} cannot be used: {reason}"
+
+
+def test_settings_that_are_not_json_are_saved_and_checked_the_same_way(tmp_path):
+    settings = {"folder": tmp_path, "seed": 0}                                 # a Path: written by repr
+    path = _save_record(tmp_path, settings=settings)
+    history, _ = cache._load(path, _three_layers(), settings, torch.device("cpu"))
+    assert history.seconds == [0.5, 0.4]
+    with pytest.raises(ValueError, match="^it was saved for other settings$"):
+        cache._load(path, _three_layers(), {"folder": tmp_path, "seed": 1}, torch.device("cpu"))
+
+
+def test_first_line_of_an_error():
+    assert cache._first_line(ValueError("  first\nsecond ")) == "ValueError: first"
+    assert cache._first_line(EOFError()) == "EOFError"
+    assert cache._first_line(ValueError("x" * 200)) == "ValueError: " + "x" * 120
+
+
+OUTER, INNER = 1, 2
+
+
+def _reads_globals_at_two_depths():
+    first = OUTER
+
+    def inner():                                  # a nested function: its own code object
+        return INNER + len(range(2))
+    return first + inner()
+
+
+def test_global_names_include_those_of_nested_code():
+    names = cache._global_names(_reads_globals_at_two_depths.__code__)
+    assert {"OUTER", "INNER", "range"} <= names
