@@ -446,3 +446,46 @@ def _reads_globals_at_two_depths():
 def test_global_names_include_those_of_nested_code():
     names = cache._global_names(_reads_globals_at_two_depths.__code__)
     assert {"OUTER", "INNER", "range"} <= names
+
+
+def test_weights_that_pass_the_checks_but_do_not_copy_leave_the_model_as_it_was(tmp_path):
+    def sparse_last(record):                           # right keys and shapes, but a sparse tensor: copy_ fails
+        record["state_dict"]["2.bias"] = torch.zeros(2).to_sparse()
+        for name in record["state_dict"]:
+            if name != "2.bias":
+                record["state_dict"][name] = record["state_dict"][name] + 1.0     # would change the model
+    path = _save_record(tmp_path, sparse_last)
+    model = _three_layers()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.warns(UserWarning, match="sparse"), pytest.raises(ValueError) as err:
+        cache.load_checkpoint(path, model, device="cpu")
+    assert str(err.value).startswith(f"checkpoint {path} cannot be used: its weights do not fit the model "
+                                     "(RuntimeError: Error(s) in loading state_dict for Sequential")
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, before[name]), name
+
+
+def test_unreadable_files_get_the_reason_and_code_gets_the_friendly_message(tmp_path):
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError) as err:
+        cache.load_checkpoint(empty, _three_layers(), device="cpu")
+    message = str(err.value)
+    assert message.startswith(f"checkpoint {empty} cannot be used: the file cannot be read (")
+    assert "NoneType" not in message and message.endswith(")")
+    code = _save_record(tmp_path, lambda record: record.update(payload=cache.Unkeyable("not data")))
+    with pytest.raises(ValueError) as err:
+        cache.load_checkpoint(code, _three_layers(), device="cpu")
+    assert str(err.value) == (f"checkpoint {code} cannot be used: the file cannot be read: it holds Python objects "
+                              "other than tensors and plain values, which loading with weights_only=True refuses "
+                              "to run")
+
+
+def test_a_record_says_when_and_with_which_torch_it_was_saved_and_folders_are_made(tmp_path):
+    import re
+    path = tmp_path / "a" / "b" / "record.pt"
+    history = ah.History(train={"loss": [1.0]}, test={}, seconds=[0.1])
+    assert cache.save_checkpoint(path, _three_layers(), history, {"seed": 0})
+    record = torch.load(path, weights_only=True)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", record["saved"])
+    assert record["torch"] == str(torch.__version__)
