@@ -489,3 +489,36 @@ def test_a_record_says_when_and_with_which_torch_it_was_saved_and_folders_are_ma
     record = torch.load(path, weights_only=True)
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", record["saved"])
     assert record["torch"] == str(torch.__version__)
+
+
+def test_checkpoint_path_spells_the_name_and_twelve_hex_digits_and_defaults_to_the_checkpoint_folder():
+    path = cache.checkpoint_path("tiny", {"seed": 0})
+    assert path.parent == cache.checkpoint_dir()
+    assert path.name.startswith("tiny-") and len(path.name) == len("tiny-") + 12 + len(".pt")
+    int(path.name[len("tiny-"):-len(".pt")], 16)
+    with pytest.raises(ValueError, match=r"^checkpoint name '-x' must be letters, digits, '_', '-' or '\.', "
+                                         r"starting with a letter or digit \(it becomes a file name\)$"):
+        cache.checkpoint_path("-x", {})
+
+
+def test_cached_fit_keys_by_the_held_out_set_and_prints_one_line_without_a_device(tmp_path, data, capsys):
+    train, test = data
+    settings = dict(objective=ah.vae_objective(), epochs=1, progress=False, log=False)   # no device given
+    ah.cached_fit("tiny_vae", _model(), train, test, folder=tmp_path, **settings)
+    assert len(capsys.readouterr().out.strip().splitlines()) == 1
+    other = ah.load_dataset("fashion_mnist", "test", n=100, verbose=False)
+    history = ah.cached_fit("tiny_vae", _model(), train, other, folder=tmp_path, **settings)
+    assert "saved checkpoint" in capsys.readouterr().out                  # another held-out set: trained again
+    assert len(list(tmp_path.glob("tiny_vae-*.pt"))) == 2 and history.test
+
+
+def test_an_unkeyable_run_still_gets_its_held_out_history(tmp_path, capsys):
+    class Loss:                                              # declares no settings: cannot be keyed
+        def __call__(self, model, inputs, targets):
+            return {"loss": ((model(inputs) - targets) ** 2).mean()}
+
+    history = ah.cached_fit("opaque", ah.MLPAutoencoder(latent_dim=2, hidden=(8,)), torch.rand(16, 1, 28, 28),
+                            torch.rand(8, 1, 28, 28), objective=Loss(), epochs=1, folder=tmp_path, progress=False,
+                            log=False)
+    assert "training without the cache" in capsys.readouterr().out
+    assert len(history.test["loss"]) == 1                    # the held-out set was passed on to fit
