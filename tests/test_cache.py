@@ -522,3 +522,7 @@ def test_an_unkeyable_run_still_gets_its_held_out_history(tmp_path, capsys):
                             log=False)
     assert "training without the cache" in capsys.readouterr().out
     assert len(history.test["loss"]) == 1                    # the held-out set was passed on to fit
+
+
+def test_a_number_and_its_spelling_as_text_are_different_settings():
+    assert cache._describe_value(1, 0) != cache._describe_value("1", 0)
