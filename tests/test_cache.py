@@ -526,3 +526,38 @@ def test_an_unkeyable_run_still_gets_its_held_out_history(tmp_path, capsys):
 
 def test_a_number_and_its_spelling_as_text_are_different_settings():
     assert cache._describe_value(1, 0) != cache._describe_value("1", 0)
+
+
+class _UserLayer(torch.nn.Module):                   # defined here, not in a library: its code is keyed
+    def forward(self, x):
+        return 2 * x
+
+
+def test_describe_value_spells_out_numbers_tensors_modules_classes_and_lists_of_callables():
+    import hashlib
+    assert cache._describe_value(1, 0) == 1 and cache._describe_value(0.5, 0) == "0.5"
+    t = torch.tensor([1.0, 2.0])
+    assert cache._describe_value(t, 0) == {"tensor": [2], "dtype": "torch.float32",
+                                           "sha256": hashlib.sha256(t.view(torch.uint8).numpy().tobytes()).hexdigest()}
+    assert cache._describe_value(torch.zeros(0), 0)["sha256"] == hashlib.sha256(b"").hexdigest()
+    assert cache._describe_value(torch.nn, 0) == {"module": "torch.nn"}
+    assert cache._describe_value(torch.nn.Linear, 0) == {"class": "torch.nn.modules.linear.Linear", "code": None}
+    user = cache._describe_value(_UserLayer, 0)
+    assert set(user) == {"class", "code"} and user["class"].endswith("._UserLayer") and user["code"]
+    assert cache._describe_value([len], 0) == [cache._describe_callable(len, 1)]
+    assert cache._describe_value({"f": len}, 0) == {"f": cache._describe_callable(len, 1)}
+    with pytest.raises(cache.Unkeyable, match="^it depends on a object value, whose settings cannot be read$"):
+        cache._describe_value(object(), 0)
+
+
+def test_the_digest_ignores_the_order_of_settings_and_spells_other_values_by_repr(tmp_path):
+    assert cache.checkpoint_path("x", {"a": 1, "b": 2}) == cache.checkpoint_path("x", {"b": 2, "a": 1})
+    assert cache.checkpoint_path("x", {"folder": tmp_path}).name.startswith("x-")
+
+
+def test_a_loaded_checkpoint_says_when_it_was_saved(tmp_path, data, capsys):
+    import re
+    _run(tmp_path, data)
+    capsys.readouterr()
+    _run(tmp_path, data)
+    assert re.search(r"on \d{4}-\d\d-\d\d \d\d:\d\d UTC\)\. Same settings", capsys.readouterr().out)
