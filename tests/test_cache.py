@@ -350,3 +350,214 @@ def test_each_setting_that_decides_the_weights_changes_the_key(data):
     assert all(value != base for value in changed.values()), [name for name, v in changed.items() if v == base]
     assert len(set(changed.values())) == len(changed)
     assert key(device="cpu", progress=False, log=False) == base        # where and how loudly do not count
+
+
+# --- exact checks of a record (they kill mutants listed in tests/MUTATION.md) ---
+
+def _three_layers():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 4), torch.nn.Linear(4, 2))
+
+
+def _save_record(tmp_path, change=None, settings=None):
+    """A checkpoint of _three_layers(), with ``change(record)`` applied to the record before saving."""
+    path = tmp_path / "record.pt"
+    history = ah.History(train={"loss": [2.0, 1.0]}, test={"loss": [2.5, 1.5]}, seconds=[0.5, 0.4])
+    assert cache.save_checkpoint(path, _three_layers(), history, settings or {"seed": 0})
+    if change is not None:
+        record = torch.load(path, weights_only=True)
+        change(record)
+        torch.save(record, path)
+    return path
+
+
+def test_load_checkpoint_restores_the_weights_and_history_on_the_asked_device_in_eval_mode(tmp_path):
+    path = _save_record(tmp_path)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 4), torch.nn.Linear(4, 2)).train()
+    history = cache.load_checkpoint(str(path), model, device="cpu")           # a str path works too
+    assert history.train == {"loss": [2.0, 1.0]} and history.test == {"loss": [2.5, 1.5]}
+    assert history.seconds == [0.5, 0.4]
+    for name, value in _three_layers().state_dict().items():
+        assert torch.equal(model.state_dict()[name], value), name
+    assert not model.training and next(model.parameters()).device.type == "cpu"
+    model.train()
+    cache.load_checkpoint(path, model)                                        # default: the course's device
+    assert not model.training and next(model.parameters()).device == ah.get_device(verbose=False)
+
+
+@pytest.mark.parametrize("change, reason", [
+    (None, "it is not a format-{FORMAT} checkpoint of this course"),
+    ("state", "its weights do not fit the model (missing ['0.bias', '0.weight', '1.bias'], unexpected ['other'])"),
+    ("shape", "its weights do not fit the model (2.weight: (3, 4) in the file, (2, 4) in the model)"),
+    ("type", "its weights do not fit the model (2.weight: str in the file, (2, 4) in the model)"),
+    ("seconds", "its training history is incomplete (TypeError: not a history of at least one epoch)"),
+    ("train", "its training history is incomplete (TypeError: not a history of at least one epoch)"),
+    ("test", "its training history is incomplete (TypeError: not a history of at least one epoch)"),
+])
+def test_load_checkpoint_names_the_file_and_exactly_what_is_wrong(tmp_path, change, reason):
+    def damage(record):
+        if change == "state":
+            record["state_dict"] = {"other": torch.zeros(1)}
+        elif change == "shape":
+            record["state_dict"]["2.weight"] = torch.zeros(3, 4)
+        elif change == "type":
+            record["state_dict"]["2.weight"] = "weights"
+        elif change == "seconds":
+            record["history"]["seconds"] = []
+        elif change in ("train", "test"):
+            record["history"][change] = [1.0]
+    if change is None:
+        path = tmp_path / "record.pt"
+        torch.save([1, 2, 3], path)                                           # not a dict at all
+    else:
+        path = _save_record(tmp_path, damage)
+    reason = reason.replace("{FORMAT}", str(cache.FORMAT))
+    with pytest.raises(ValueError) as err:
+        cache.load_checkpoint(path, _three_layers(), device="cpu")
+    assert str(err.value) == f"checkpoint {path} cannot be used: {reason}"
+
+
+def test_settings_that_are_not_json_are_saved_and_checked_the_same_way(tmp_path):
+    settings = {"folder": tmp_path, "seed": 0}                                 # a Path: written by repr
+    path = _save_record(tmp_path, settings=settings)
+    history, _ = cache._load(path, _three_layers(), settings, torch.device("cpu"))
+    assert history.seconds == [0.5, 0.4]
+    with pytest.raises(ValueError, match="^it was saved for other settings$"):
+        cache._load(path, _three_layers(), {"folder": tmp_path, "seed": 1}, torch.device("cpu"))
+
+
+def test_first_line_of_an_error():
+    assert cache._first_line(ValueError("  first\nsecond ")) == "ValueError: first"
+    assert cache._first_line(EOFError()) == "EOFError"
+    assert cache._first_line(ValueError("x" * 200)) == "ValueError: " + "x" * 120
+
+
+OUTER, INNER = 1, 2
+
+
+def _reads_globals_at_two_depths():
+    first = OUTER
+
+    def inner():                                  # a nested function: its own code object
+        return INNER + len(range(2))
+    return first + inner()
+
+
+def test_global_names_include_those_of_nested_code():
+    names = cache._global_names(_reads_globals_at_two_depths.__code__)
+    assert {"OUTER", "INNER", "range"} <= names
+
+
+def test_weights_that_pass_the_checks_but_do_not_copy_leave_the_model_as_it_was(tmp_path):
+    def sparse_last(record):                           # right keys and shapes, but a sparse tensor: copy_ fails
+        record["state_dict"]["2.bias"] = torch.zeros(2).to_sparse()
+        for name in record["state_dict"]:
+            if name != "2.bias":
+                record["state_dict"][name] = record["state_dict"][name] + 1.0     # would change the model
+    path = _save_record(tmp_path, sparse_last)
+    model = _three_layers()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.warns(UserWarning, match="sparse"), pytest.raises(ValueError) as err:
+        cache.load_checkpoint(path, model, device="cpu")
+    assert str(err.value).startswith(f"checkpoint {path} cannot be used: its weights do not fit the model "
+                                     "(RuntimeError: Error(s) in loading state_dict for Sequential")
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, before[name]), name
+
+
+def test_unreadable_files_get_the_reason_and_code_gets_the_friendly_message(tmp_path):
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError) as err:
+        cache.load_checkpoint(empty, _three_layers(), device="cpu")
+    message = str(err.value)
+    assert message.startswith(f"checkpoint {empty} cannot be used: the file cannot be read (")
+    assert "NoneType" not in message and message.endswith(")")
+    code = _save_record(tmp_path, lambda record: record.update(payload=cache.Unkeyable("not data")))
+    with pytest.raises(ValueError) as err:
+        cache.load_checkpoint(code, _three_layers(), device="cpu")
+    assert str(err.value) == (f"checkpoint {code} cannot be used: the file cannot be read: it holds Python objects "
+                              "other than tensors and plain values, which loading with weights_only=True refuses "
+                              "to run")
+
+
+def test_a_record_says_when_and_with_which_torch_it_was_saved_and_folders_are_made(tmp_path):
+    import re
+    path = tmp_path / "a" / "b" / "record.pt"
+    history = ah.History(train={"loss": [1.0]}, test={}, seconds=[0.1])
+    assert cache.save_checkpoint(path, _three_layers(), history, {"seed": 0})
+    record = torch.load(path, weights_only=True)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", record["saved"])
+    assert record["torch"] == str(torch.__version__)
+
+
+def test_checkpoint_path_spells_the_name_and_twelve_hex_digits_and_defaults_to_the_checkpoint_folder():
+    path = cache.checkpoint_path("tiny", {"seed": 0})
+    assert path.parent == cache.checkpoint_dir()
+    assert path.name.startswith("tiny-") and len(path.name) == len("tiny-") + 12 + len(".pt")
+    int(path.name[len("tiny-"):-len(".pt")], 16)
+    with pytest.raises(ValueError, match=r"^checkpoint name '-x' must be letters, digits, '_', '-' or '\.', "
+                                         r"starting with a letter or digit \(it becomes a file name\)$"):
+        cache.checkpoint_path("-x", {})
+
+
+def test_cached_fit_keys_by_the_held_out_set_and_prints_one_line_without_a_device(tmp_path, data, capsys):
+    train, test = data
+    settings = dict(objective=ah.vae_objective(), epochs=1, progress=False, log=False)   # no device given
+    ah.cached_fit("tiny_vae", _model(), train, test, folder=tmp_path, **settings)
+    assert len(capsys.readouterr().out.strip().splitlines()) == 1
+    other = ah.load_dataset("fashion_mnist", "test", n=100, verbose=False)
+    history = ah.cached_fit("tiny_vae", _model(), train, other, folder=tmp_path, **settings)
+    assert "saved checkpoint" in capsys.readouterr().out                  # another held-out set: trained again
+    assert len(list(tmp_path.glob("tiny_vae-*.pt"))) == 2 and history.test
+
+
+def test_an_unkeyable_run_still_gets_its_held_out_history(tmp_path, capsys):
+    class Loss:                                              # declares no settings: cannot be keyed
+        def __call__(self, model, inputs, targets):
+            return {"loss": ((model(inputs) - targets) ** 2).mean()}
+
+    history = ah.cached_fit("opaque", ah.MLPAutoencoder(latent_dim=2, hidden=(8,)), torch.rand(16, 1, 28, 28),
+                            torch.rand(8, 1, 28, 28), objective=Loss(), epochs=1, folder=tmp_path, progress=False,
+                            log=False)
+    assert "training without the cache" in capsys.readouterr().out
+    assert len(history.test["loss"]) == 1                    # the held-out set was passed on to fit
+
+
+def test_a_number_and_its_spelling_as_text_are_different_settings():
+    assert cache._describe_value(1, 0) != cache._describe_value("1", 0)
+
+
+class _UserLayer(torch.nn.Module):                   # defined here, not in a library: its code is keyed
+    def forward(self, x):
+        return 2 * x
+
+
+def test_describe_value_spells_out_numbers_tensors_modules_classes_and_lists_of_callables():
+    import hashlib
+    assert cache._describe_value(1, 0) == 1 and cache._describe_value(0.5, 0) == "0.5"
+    t = torch.tensor([1.0, 2.0])
+    assert cache._describe_value(t, 0) == {"tensor": [2], "dtype": "torch.float32",
+                                           "sha256": hashlib.sha256(t.view(torch.uint8).numpy().tobytes()).hexdigest()}
+    assert cache._describe_value(torch.zeros(0), 0)["sha256"] == hashlib.sha256(b"").hexdigest()
+    assert cache._describe_value(torch.nn, 0) == {"module": "torch.nn"}
+    assert cache._describe_value(torch.nn.Linear, 0) == {"class": "torch.nn.modules.linear.Linear", "code": None}
+    user = cache._describe_value(_UserLayer, 0)
+    assert set(user) == {"class", "code"} and user["class"].endswith("._UserLayer") and user["code"]
+    assert cache._describe_value([len], 0) == [cache._describe_callable(len, 1)]
+    assert cache._describe_value({"f": len}, 0) == {"f": cache._describe_callable(len, 1)}
+    with pytest.raises(cache.Unkeyable, match="^it depends on a object value, whose settings cannot be read$"):
+        cache._describe_value(object(), 0)
+
+
+def test_the_digest_ignores_the_order_of_settings_and_spells_other_values_by_repr(tmp_path):
+    assert cache.checkpoint_path("x", {"a": 1, "b": 2}) == cache.checkpoint_path("x", {"b": 2, "a": 1})
+    assert cache.checkpoint_path("x", {"folder": tmp_path}).name.startswith("x-")
+
+
+def test_a_loaded_checkpoint_says_when_it_was_saved(tmp_path, data, capsys):
+    import re
+    _run(tmp_path, data)
+    capsys.readouterr()
+    _run(tmp_path, data)
+    assert re.search(r"on \d{4}-\d\d-\d\d \d\d:\d\d UTC\)\. Same settings", capsys.readouterr().out)

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -144,3 +146,101 @@ def test_pca_needs_two_images():
 def test_expected_mse_checks_the_level(kind, level):
     with pytest.raises(ValueError, match="must lie in"):
         ah.noise.expected_mse(torch.rand(2, 1, 28, 28), kind, level)
+
+
+# --- losses: exact behaviour and error messages (they kill mutants listed in tests/MUTATION.md) ---
+
+def test_loss_errors_name_the_function_and_what_was_expected():
+    with pytest.raises(ValueError, match=r"^reconstruction has shape \(2, 3\) but the target has \(2, 4\); "
+                                         r"they must match$"):
+        ah.squared_error(torch.zeros(2, 3), torch.zeros(2, 4))
+    with pytest.raises(ValueError, match=r"^logits have shape \(2, 3\) but the target has \(2, 4\); they must match$"):
+        ah.losses.bce_with_logits(torch.zeros(2, 3), torch.zeros(2, 4))
+    with pytest.raises(ValueError, match=r"^bce_with_logits needs targets in \[0, 1\] .* from 0 to 1.5;"):
+        ah.losses.bce_with_logits(torch.zeros(1, 2), torch.tensor([[0.0, 1.5]]))
+    for fn in (ah.losses.l1_activation_penalty, ah.losses.kl_sparsity_penalty):
+        name = fn.__name__
+        with pytest.raises(ValueError, match=rf"^{name} expects hidden activations of shape \(batch, n_hidden\), "
+                                             r"got \(3,\)$"):
+            fn(torch.zeros(3))
+        with pytest.raises(ValueError, match=rf"^{name} expects .* got list$"):
+            fn([[0.1, 0.2]])
+    for call, name in ((lambda: ah.losses.bernoulli_kl(1.5, 0.1), "bernoulli_kl"),
+                       (lambda: ah.losses.kl_sparsity_penalty(torch.zeros(2, 3), 1.5), "kl_sparsity_penalty"),
+                       (lambda: ah.losses.sparse_objective("kl", weight=1.0, rho=1.5), "sparse_objective")):
+        with pytest.raises(ValueError, match=rf"^{name}: the target rate rho must be a number strictly between "
+                                             r"0 and 1, got 1.5$"):
+            call()
+    with pytest.raises(ValueError, match=r"Use sigmoid hidden units \(ReLU units can exceed 1\) or the L1 penalty\.$"):
+        ah.losses.kl_sparsity_penalty(torch.full((2, 3), 2.0))
+
+
+def test_bernoulli_kl_on_plain_numbers_empty_tensors_and_its_eps():
+    kl = ah.losses.bernoulli_kl(0.05, 0.2)                                  # a Python number as rho_hat
+    assert kl.dtype == torch.get_default_dtype()
+    assert float(kl) == pytest.approx(0.05 * math.log(0.05 / 0.2) + 0.95 * math.log(0.95 / 0.8), rel=1e-5)
+    assert ah.losses.bernoulli_kl(0.1, torch.zeros(0)).shape == (0,)         # nothing in, nothing out
+    h = torch.zeros(4, 3)                                                   # never active: clamped to eps
+    want = 3 * (0.05 * math.log(0.05 / 0.1) + 0.95 * math.log(0.95 / 0.9))
+    assert float(ah.losses.kl_sparsity_penalty(h, 0.05, eps=0.1)) == pytest.approx(want, rel=1e-5)
+    h = torch.rand(8, 5, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(ah.losses.kl_sparsity_penalty(h), ah.losses.kl_sparsity_penalty(h, 0.05))   # rho = 0.05
+
+
+def test_sparse_objective_defaults_to_the_kl_penalty():
+    objective = ah.losses.sparse_objective(weight=1.0)
+    assert objective.__name__ == "sparse_objective_kl"
+
+
+def test_gaussian_kl_names_what_is_not_a_tensor():
+    with pytest.raises(TypeError, match=r"^gaussian_kl expects tensors mu and logvar, got Tensor and list$"):
+        ah.losses.gaussian_kl(torch.zeros(2, 3), [[0.0] * 3] * 2)
+
+
+def test_vae_objective_names_itself_records_its_settings_and_needs_a_tuple():
+    objective = ah.vae_objective(recon="mse", reduction="mean", recon_factor=0.5, kl_weight=2, free_bits=0.1)
+    assert objective.__name__ == objective.__qualname__ == "vae_objective"
+    assert objective.settings == dict(recon="mse", reduction="mean", recon_factor=0.5, kl_weight=2.0,
+                                      free_bits=0.1)
+
+    class ListVAE(nn.Module):                       # three outputs, but in a list
+        def forward(self, x):
+            b = x.shape[0]
+            return [torch.zeros_like(x), torch.zeros(b, 2), torch.zeros(b, 2)]
+    with pytest.raises(TypeError, match=r"ListVAE returned list$"):
+        ah.vae_objective()(ListVAE(), torch.rand(2, 1, 28, 28), torch.rand(2, 1, 28, 28))
+
+
+class _FixedPosterior(nn.Module):
+    """encode gives mu = 0, logvar = 0 (KL exactly 0) on dimension 0 and mu = 1 on dimension 1;
+    it records the batch sizes it sees."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1))
+        self.batches = []
+
+    def encode(self, x):
+        self.batches.append(x.shape[0])
+        mu = torch.zeros(x.shape[0], 2)
+        mu[:, 1] = 1.0
+        return mu, torch.zeros(x.shape[0], 2)
+
+
+def test_active_units_threshold_is_strict_batches_as_asked_and_names_bad_thresholds():
+    model, data = _FixedPosterior(), torch.rand(7, 1, 28, 28)
+    assert ah.losses.active_units(model, data, threshold=0.0).tolist() == [False, True]   # KL 0 is not > 0
+    assert ah.losses.active_units(model, data, threshold=0.5).tolist() == [False, False]  # KL of dim 1: 0.5 nats
+    model.batches.clear()
+    ah.losses.active_units(model, data, batch_size=3)
+    assert model.batches == [3, 3, 1]
+    with pytest.raises(ValueError, match=r"^threshold=-1; expected a finite number >= 0$"):
+        ah.losses.active_units(model, data, threshold=-1)
+
+
+def test_the_vae_measures_name_themselves_when_the_images_are_wrong():
+    flat = torch.rand(2, 784)
+    with pytest.raises(ValueError, match=r"^negative_elbo expects images of shape \(batch, 1, 28, 28\), got \(2, 784\)$"):
+        ah.negative_elbo(_FixedPosterior(), flat)
+    with pytest.raises(ValueError, match=r"^kl_per_dimension expects images of shape"):
+        ah.losses.active_units(_FixedPosterior(), flat)

@@ -122,6 +122,144 @@ def test_expected_mse_matches_the_measured_one(kind, level):
     assert measured == pytest.approx(noise.expected_mse(x, kind, level), rel=0.03)
 
 
+# --- exact behaviour (these tests kill mutants that statistics cannot tell apart; see tests/MUTATION.md) ---
+
+def _formula(x, kind, level, u):
+    """What each corruption must return for the uniform (or, for Gaussian, normal) draws u.
+
+    The level is held as a float32 number (as the package does) and then meets the images' dtype."""
+    level = torch.tensor(float(level)).to(x.dtype)
+    if kind == "gaussian":
+        return (x + level * u).clamp(0, 1)
+    if kind == "masking":
+        return x * (u >= level)
+    return torch.where(u < level, (u < level / 2).to(x.dtype), x)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_each_corruption_is_its_formula_on_the_same_random_draws(kind, dtype):
+    x = images(4).to(dtype)
+    draw = torch.randn if kind == "gaussian" else torch.rand
+    u = draw(x.shape, generator=torch.Generator().manual_seed(3), dtype=dtype)
+    got = ah.corrupt(x, kind, 0.3, generator=torch.Generator().manual_seed(3))
+    assert got.dtype == dtype
+    assert torch.equal(got, _formula(x, kind, 0.3, u))                    # exact: same draws, same precision
+    torch.manual_seed(11)                                                 # without a generator: torch's own
+    u = draw(x.shape, dtype=dtype)
+    torch.manual_seed(11)
+    assert torch.equal(ah.corrupt(x, kind, 0.3), _formula(x, kind, 0.3, u))
+
+
+def test_gaussian_noise_adds_the_draw_rather_than_subtracting_it(fixed_draws):
+    x = torch.full((1, 1, 2, 2), 0.5)
+    z = torch.tensor([0.1, -0.2, 0.3, -0.4]).reshape(1, 1, 2, 2)
+    assert torch.allclose(noise.gaussian_noise(x, 0.5, generator=_FixedDraws(z)), x + 0.5 * z)
+
+
+class _FixedDraws:
+    """Stands in for a generator: the corruption's draws are these numbers (through a patched ``torch``)."""
+    device = torch.device("cpu")
+
+    def __init__(self, values):
+        self.values = values
+
+
+@pytest.fixture
+def fixed_draws(monkeypatch):
+    real_rand, real_randn = torch.rand, torch.randn
+
+    def fixed(real):
+        def draw(*args, generator=None, **kwargs):
+            if isinstance(generator, _FixedDraws):
+                return generator.values.to(kwargs.get("dtype") or generator.values.dtype)
+            return real(*args, generator=generator, **kwargs)
+        return draw
+    monkeypatch.setattr(torch, "rand", fixed(real_rand))
+    monkeypatch.setattr(torch, "randn", fixed(real_randn))
+
+
+def test_the_boundaries_of_masking_and_salt_and_pepper(fixed_draws):
+    x = torch.full((1, 1, 1, 5), 0.5)
+    u = torch.tensor([0.0, 0.25, 0.5, 0.75, 0.999]).reshape(1, 1, 1, 5)
+    # p = 0 changes nothing, even for a draw of exactly 0 (a pixel is hit when u < p)
+    assert torch.equal(noise.masking_noise(x, 0.0, generator=_FixedDraws(u)), x)
+    assert torch.equal(noise.salt_and_pepper(x, 0.0, generator=_FixedDraws(u)), x)
+    # p = 0.5: u in [0, 0.25) white, [0.25, 0.5) black, from 0.5 on kept; masking keeps u >= 0.5
+    assert noise.salt_and_pepper(x, 0.5, generator=_FixedDraws(u)).flatten().tolist() == [1.0, 0.0, 0.5, 0.5, 0.5]
+    assert noise.masking_noise(x, 0.5, generator=_FixedDraws(u)).flatten().tolist() == [0.0, 0.0, 0.5, 0.5, 0.5]
+
+
+@pytest.mark.parametrize("fn", [noise.gaussian_noise, noise.masking_noise, noise.salt_and_pepper])
+def test_every_error_names_the_function_and_the_value(fn):
+    name = fn.__name__
+    level = "sigma" if name == "gaussian_noise" else "p"
+    with pytest.raises(ValueError, match=rf"^{name} expects pixel values in \[0, 1\], got values from 0 to 1.5$"):
+        fn(torch.tensor([[0.0, 1.5]]), 0.1)
+    with pytest.raises(ValueError, match=rf"^{name}: {level} must lie in \[0, "):
+        fn(images(2), -1.0)
+    with pytest.raises(TypeError, match=rf"^{name} expects a floating-point tensor .* got dtype torch.int64$"):
+        fn(torch.zeros(2, 3, dtype=torch.int64), 0.1)
+    with pytest.raises(TypeError, match=rf"^{name} expects a floating-point tensor .* got list$"):
+        fn([[0.5]], 0.1)
+    with pytest.raises(ValueError, match=rf"^{name}: {level} must be a number or a \(3,\) tensor, one per image, "
+                                         r"got shape \(3, 1\)$"):
+        fn(images(3), torch.full((3, 1), 0.1))
+    with pytest.raises(TypeError, match=rf"^{name}: {level} must be a number in \[0, .*got True$"):
+        fn(images(3), True)
+
+
+def test_expected_mse_errors_and_formulas_on_images_that_are_not_symmetric_about_one_half():
+    x = images(50) ** 3                                  # mostly dark: mean(x^2) is far from mean((1-x)^2)
+    assert noise.expected_mse(x, "gaussian", 1.5) == 1.5 ** 2   # sigma has no upper bound
+    assert noise.expected_mse(x, "masking", 0.4) == pytest.approx(0.4 * float((x ** 2).mean()), rel=1e-6)
+    assert noise.expected_mse(x, "salt_and_pepper", 0.4) == pytest.approx(
+        0.4 * float(((x ** 2 + (1 - x) ** 2) / 2).mean()), rel=1e-6)
+    with pytest.raises(ValueError, match=r"^expected_mse: p must lie in \[0, 1\], got 1.5$"):
+        noise.expected_mse(x, "masking", 1.5)
+    with pytest.raises(ValueError, match=r"^expected_mse expects pixel values"):
+        noise.expected_mse(x * 2, "masking", 0.1)
+
+
+def test_corruption_objects_name_themselves_in_errors_and_default_to_seed_zero():
+    with pytest.raises(ValueError, match=r"^Corruption\('masking'\): p must lie in \[0, 1\], got 1.5$"):
+        ah.Corruption("masking", 1.5)
+    with pytest.raises(ValueError, match=r"^RandomCorruption: the maximum p of 'masking' must lie in \[0, 1\], got 1.5$"):
+        ah.RandomCorruption({"masking": 1.5})
+    with pytest.raises(ValueError, match=r"^max_levels must name at least one noise kind, e.g. \{'gaussian': 0.5\}$"):
+        ah.RandomCorruption({})
+    with pytest.raises(TypeError, match=r"^seed must be an int, got '3'$"):
+        ah.Corruption("masking", 0.1, seed="3")
+    ah.RandomCorruption({"gaussian": 1.5})                       # sigma has no upper bound
+    x = images(8)
+    assert torch.equal(ah.Corruption("gaussian", 0.3)(x), ah.Corruption("gaussian", 0.3, seed=0)(x))
+    levels = {"gaussian": 0.5, "masking": 0.5}
+    assert torch.equal(ah.RandomCorruption(levels)(x), ah.RandomCorruption(levels, seed=0)(x))
+
+
+def test_random_corruption_draws_only_from_its_own_seed():
+    x = images(16)
+    levels = {"gaussian": 0.5, "masking": 0.5, "salt_and_pepper": 0.5}
+    torch.manual_seed(0)
+    a = ah.RandomCorruption(levels, seed=3)(x)
+    torch.manual_seed(1)                                      # torch's global stream must not matter
+    b = ah.RandomCorruption(levels, seed=3)(x)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, ah.RandomCorruption(levels, seed=4)(x))
+
+
+def test_the_stream_setting_says_fresh_then_where_the_generator_stands():
+    a, b = ah.Corruption("masking", 0.2, seed=1), ah.Corruption("masking", 0.2, seed=1)
+    assert a.settings["stream"] == "fresh"
+    a(images(2))
+    used = a.settings["stream"]
+    assert used != "fresh" and len(used) == 16 and int(used, 16) >= 0
+    b(images(2))
+    assert b.settings["stream"] == used                      # the same use reaches the same state
+    a(images(2))
+    assert a.settings["stream"] != used
+
+
 def test_psnr_db():
     assert ah.psnr_db(0.01) == pytest.approx(20.0)
     assert ah.psnr_db(0.001) == pytest.approx(30.0)

@@ -1,0 +1,156 @@
+"""Mutation testing of the package's core modules with mutmut (a development tool, not a CI step).
+
+    python3 tools/mutation.py                    # every core module, one after the other
+    python3 tools/mutation.py losses noise       # only these
+    python3 tools/mutation.py --list             # the modules and the test files that cover each
+
+For each module it builds a scratch copy of the package and the tests in ``.mutmut/<module>/``
+(git-ignored; the checkout itself, notebooks included, is never written to), writes mutmut's
+settings for that module into the copy's ``pyproject.toml`` (mutate only ``autoenc_helpers/<module>.py``;
+run only the test files listed in ``MODULES``), and runs ``mutmut run`` there with one worker, in
+smoke mode, on the CPU, with one thread. mutmut then runs, for each mutant, only the tests that
+reached the mutated function in its first clean run.
+
+At the end it prints one line per module: killed, survived, timeouts, mutants no test reached,
+and the mutation score, ``killed / (killed + survived + no tests)`` in percent (a timeout counts
+as killed: the mutant changed what the tests saw). The survivors' names are written to
+``.mutmut/<module>/survivors.txt``; ``cd .mutmut/<module> && mutmut show NAME`` shows a mutant's diff.
+The results of a run are recorded in tests/MUTATION.md by hand, with the date. To end a long run
+early without losing the module under way, create the file ``.mutmut/stop``: no further module starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / ".mutmut"
+
+# Each core module and the test files that exercise it. Only these run for the module's mutants
+# (and of these, only the tests that call the mutated function). Lesson, notebook, browser, GPU and
+# distributed tests are left out: they execute notebooks or need hardware, and the unit tests here
+# reach the same code.
+MODULES: dict[str, list[str]] = {
+    "losses": ["tests/test_models_losses.py", "tests/test_noise.py", "tests/test_vae.py", "tests/test_sparse.py",
+               "tests/test_log_likelihood_iw.py", "tests/test_conditional_vae.py", "tests/test_conv_vae.py"],
+    "noise": ["tests/test_noise.py", "tests/test_models_losses.py"],
+    "checks": ["tests/test_checks.py", "tests/test_checks_lesson08.py"],
+    "cache": ["tests/test_cache.py"],
+    "training": ["tests/test_training.py", "tests/test_models_losses.py"],
+    "models": ["tests/test_models_losses.py", "tests/test_vae.py", "tests/test_conv_vae.py",
+               "tests/test_conditional_vae.py", "tests/test_sparse.py"],
+    "applications": ["tests/test_applications.py"],
+    "data": ["tests/test_data.py"],
+    "widgets": ["tests/test_widgets.py", "tests/test_widgets_display.py"],
+}
+
+
+def _toml_list(items: list[str]) -> str:
+    return "[" + ", ".join(json.dumps(i) for i in items) + "]"
+
+
+def prepare(module: str) -> Path:
+    """A fresh copy of the package and the tests, with mutmut's settings for ``module``."""
+    work = WORK / module
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
+    shutil.copytree(ROOT / "autoenc_helpers", work / "autoenc_helpers", ignore=ignore)
+    shutil.copytree(ROOT / "tests", work / "tests", ignore=ignore)
+    shutil.copy2(ROOT / "conftest.py", work / "conftest.py")
+    settings = "\n".join([
+        "",
+        "[tool.mutmut]",
+        'source_paths = ["autoenc_helpers"]',
+        f'only_mutate = ["autoenc_helpers/{module}.py"]',
+        'also_copy = ["conftest.py"]',
+        f"pytest_add_cli_args_test_selection = {_toml_list(MODULES[module])}",
+        "",
+    ])
+    (work / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text() + settings)
+    return work
+
+
+def environment() -> dict[str, str]:
+    env = dict(os.environ)
+    # The copy's package must be the one imported: never the checkout's through PYTHONPATH.
+    env.pop("PYTHONPATH", None)
+    env.update(AUTOENC_SMOKE="1", AUTOENC_DEVICE="cpu", MPLBACKEND="Agg",
+               OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    return env
+
+
+def run(module: str) -> dict:
+    work = prepare(module)
+    env = environment()
+    start = time.monotonic()
+    log = work / "mutmut.log"
+    with open(log, "w") as out:
+        code = subprocess.call([sys.executable, "-m", "mutmut", "run", "--max-children", "1"],
+                               cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT)
+    minutes = (time.monotonic() - start) / 60
+    if code != 0:
+        print(f"{module}: mutmut exited with {code}; see {log.relative_to(ROOT)}", file=sys.stderr)
+    subprocess.call([sys.executable, "-m", "mutmut", "export-cicd-stats"], cwd=work, env=env,
+                    stdout=subprocess.DEVNULL)
+    stats_file = work / "mutants" / "mutmut-cicd-stats.json"
+    stats = json.loads(stats_file.read_text()) if stats_file.exists() else {}
+    listing = subprocess.run([sys.executable, "-m", "mutmut", "results"], cwd=work, env=env,
+                             capture_output=True, text=True).stdout
+    (work / "survivors.txt").write_text(listing)
+    stats["minutes"] = round(minutes, 1)
+    stats["exit_code"] = code
+    return stats
+
+
+def score(stats: dict) -> float | None:
+    killed = stats.get("killed", 0) + stats.get("timeout", 0)
+    counted = killed + stats.get("survived", 0) + stats.get("no_tests", 0)
+    return 100 * killed / counted if counted else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("modules", nargs="*", help=f"modules to mutate (default: all of {', '.join(MODULES)})")
+    parser.add_argument("--list", action="store_true", help="print the modules and their test files")
+    args = parser.parse_args(argv)
+    if args.list:
+        for module, tests in MODULES.items():
+            print(f"{module}: {' '.join(tests)}")
+        return 0
+    unknown = [m for m in args.modules if m not in MODULES]
+    if unknown:
+        parser.error(f"unknown module(s) {unknown}; expected some of {list(MODULES)}")
+    if subprocess.call([sys.executable, "-c", "import mutmut"], stderr=subprocess.DEVNULL) != 0:
+        print("mutmut is not installed for this Python: pip install -e '.[dev]' (or pip install 'mutmut>=3.8,<4')",
+              file=sys.stderr)
+        return 2
+    (WORK / "stop").unlink(missing_ok=True)
+    failed = False
+    for module in args.modules or list(MODULES):
+        if (WORK / "stop").exists():                 # touch .mutmut/stop: finish after the module running now
+            print(f"{module}: not run (.mutmut/stop exists)", flush=True)
+            continue
+        stats = run(module)
+        s = score(stats)
+        failed |= stats["exit_code"] != 0 or s is None
+        line = (f"{module}: killed {stats.get('killed')}, timeout {stats.get('timeout')}, "
+                f"survived {stats.get('survived')}, no tests {stats.get('no_tests')}, "
+                f"suspicious {stats.get('suspicious')}, total {stats.get('total')}, "
+                f"score {'n/a' if s is None else f'{s:.1f}%'}, {stats['minutes']} min")
+        print(line, flush=True)
+        with open(WORK / "summary.txt", "a") as f:
+            f.write(time.strftime("%Y-%m-%d %H:%M UTC ", time.gmtime()) + line + "\n")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
