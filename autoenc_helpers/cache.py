@@ -385,10 +385,3 @@ def cached_fit(name: str, model: nn.Module, train, test=None, *, retrain: bool =
     else:
         print(f"the model of {name} is trained but will be trained again next time.")
     return history
-
-    history = fit(model, train, test, **fit_kwargs)
-    if save_checkpoint(path, model, history, settings):
-        print(f"saved checkpoint {path.name} in {path.parent.name}/; the next run with these settings loads it.")
-    else:
-        print(f"the model of {name} is trained but will be trained again next time.")
-    return history
