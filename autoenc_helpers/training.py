@@ -165,6 +165,9 @@ def fit(model: nn.Module, train, test=None, *, objective: Objective = mse_object
     seed: seeds the shuffling, so two runs from the same model give the same losses.
     progress: a tqdm progress bar (works in JupyterLab, Colab and a terminal).
     log: print one line per epoch.
+
+    A model with an ``after_step()`` method has it called after every optimiser step: a model that
+    updates part of itself outside the gradient does it there (``ah.vq.VQVAE`` restarts unused codes).
     """
     if not isinstance(epochs, int) or epochs <= 0:
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
@@ -179,6 +182,7 @@ def fit(model: nn.Module, train, test=None, *, objective: Objective = mse_object
         _labels(test, "test")                                               # fail now, not after the first epoch
     optimizer = optimizer or make_optimizer(model, lr=lr, weight_decay=weight_decay)
     lr = optimizer.param_groups[0]["lr"]
+    after_step = getattr(model, "after_step", None)                         # a model's own update, if it has one
     generator = torch.Generator().manual_seed(seed)
     n = x_train.shape[0]
     n_batches = math.ceil(n / batch_size)
@@ -200,6 +204,8 @@ def fit(model: nn.Module, train, test=None, *, objective: Objective = mse_object
                 optimizer.zero_grad(set_to_none=True)
                 next(iter(terms.values())).backward()                      # the first term is the loss
                 optimizer.step()
+                if callable(after_step):
+                    after_step()
                 for name, value in values.items():
                     sums[name] = sums.get(name, 0.0) + value * idx.numel()
                 bar.update(1)
