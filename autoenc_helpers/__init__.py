@@ -17,6 +17,7 @@ One module per concern; open any of them and read it top to bottom:
   ``ConditionalExplorer``)
 - ``checks``: the exercise checks
 - ``distributed``: the convolutional VAE trained with DistributedDataParallel under torchrun (lesson 12)
+- ``vq``: discrete codes, the VQ-VAE, its codebook and a prior over its code grids (lesson 11)
 - ``applications``: anomaly scores, thresholds and ROC; few-label classifiers on codes, tuned fairly (lesson 09)
 - ``notebooks``, ``benchmark``: commands to re-execute the notebooks and to measure the course against reference code
 """
@@ -40,5 +41,7 @@ from .models import ConvVAE, MLPVAE, VAEOutput, reparameterize
 from .noise import Corruption, RandomCorruption, corrupt
 from .training import History, encode, evaluate, fit, predict
 from .cache import cached_fit
+from . import vq
+from .vq import CodePrior, VQVAE, vq_objective
 
 __version__ = "0.1.0"

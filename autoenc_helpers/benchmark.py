@@ -638,6 +638,14 @@ def _conditional_case(test, device):
     return explorer, lambda i: setattr(slider, "value", values[i % 41])
 
 
+def _code_grid_case(test, device):
+    from . import vq, widgets
+
+    model = vq.VQVAE(n_codes=128, code_dim=16, channels=(8, 16, 16, 16)).to(device).eval()
+    explorer = widgets.CodeGridExplorer(model, test.images)
+    return explorer, lambda i: setattr(explorer.entry, "value", (explorer.entry.value + 1) % model.n_codes)
+
+
 WIDGET_CASES: dict[str, list[tuple[str, Callable]]] = {
     "LatentExplorer": [
         ("lesson 01: MLP AE, 3-D code", _latent_case(MLPAutoencoder)),
@@ -649,6 +657,7 @@ WIDGET_CASES: dict[str, list[tuple[str, Callable]]] = {
     "NoiseExplorer": [("lesson 02: two MLP AEs 784-256-128-32", _noise_case)],
     "LossFactorExplorer": [("lesson 07: six MLP VAEs 784-512-256-16", _factor_case)],
     "ConditionalExplorer": [("lesson 10: conditional MLP VAE, 2-D code", _conditional_case)],
+    "CodeGridExplorer": [("lesson 11: VQ-VAE, 7x7 grid of 128 codes, one code changed", _code_grid_case)],
 }
 """Widget class -> [(case, build(test, device) -> (widget, move(i)))]: one place that lists every widget.
 

@@ -1979,3 +1979,205 @@ def check_completion_loss(fn: Callable[[nn.Module, torch.Tensor, torch.Tensor], 
         failures.append(f"{case}: the loss is {expected:.3f} nats per image, you returned {value:.3f}"
                         + (f": {slip}" if slip else ""))
     return _report(title, failures, len(cases))
+
+
+# ---------------------------------------------------------------------------------------------
+# Lesson 11: the nearest-codebook quantiser with a straight-through gradient, and codebook perplexity
+
+__all__ += ["check_quantize", "check_perplexity"]
+
+
+def _brute_force_codes(z_e: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+    """(B, D, H, W), (K, D) -> (B, H, W): the nearest code of each position, by explicit differences."""
+    z = z_e.detach().permute(0, 2, 3, 1).unsqueeze(-2)                       # (B, H, W, 1, D)
+    return (z - codebook.detach()).pow(2).sum(-1).argmin(-1)                 # (B, H, W)
+
+
+def check_quantize(fn: Callable[[torch.Tensor, torch.Tensor], tuple]) -> bool:
+    """Check ``fn(z_e, codebook) -> (z_q, indices)``: the nearest codebook entry at every position, with a
+    straight-through gradient.
+
+    z_e: (B, D, H, W) encoder outputs, channels first; codebook: (K, D). Expected: indices (B, H, W), the
+    entry nearest in Euclidean distance; z_q (B, D, H, W) holding those entries; and the gradient of any
+    function of z_q copied to z_e unchanged (d loss / d z_e = d loss / d z_q).
+
+    Hidden tests: a case worked by hand, a case where the largest dot product is not the nearest code,
+    three random shapes (one with H != W) checked against a brute-force search, and the gradient test.
+    The messages name the usual slips: no straight-through (``codebook[indices]`` alone, no gradient to
+    z_e), z_e returned unquantised, argmax instead of argmin, the dot product as the similarity, flattening
+    z_e to (-1, D) without moving the channels last first, indices flat or z_q channels-last.
+    The exercise of notebook 11; ``ah.vq.quantize`` is the reference answer.
+    """
+    title = "quantize"
+    g = torch.Generator().manual_seed(11)
+    # by hand: three codes in 2-D; positions near (0, 0), (1, 0) and (0, 2)
+    hand_book = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0]])
+    hand_z = torch.tensor([[0.1, 0.1], [0.9, -0.2], [0.2, 1.5]]).T.reshape(1, 2, 1, 3)     # (1, 2, 1, 3)
+    # nearest is code 0 (distance 0.2), but code 1 has the larger dot product (3.6 against 1.2)
+    dot_book = torch.tensor([[1.0, 0.0], [3.0, 0.0]])
+    dot_z = torch.tensor([[1.2, 0.0]]).reshape(1, 2, 1, 1)
+    cases = [("by hand: 3 codes in 2-D, positions (0.1, 0.1), (0.9, -0.2), (0.2, 1.5)", hand_z, hand_book),
+             ("one position at (1.2, 0), codes (1, 0) and (3, 0)", dot_z, dot_book)]
+    for shape, k in [((4, 8, 7, 7), 32), ((2, 3, 5, 3), 10), ((1, 16, 2, 2), 128)]:
+        cases.append((f"random z_e of shape {shape}, {k} codes", torch.randn(shape, generator=g),
+                      torch.randn(k, shape[1], generator=g)))
+    failures: list[str] = []
+
+    def unpack(got, case):
+        if not isinstance(got, (tuple, list)) or len(got) != 2 or not all(torch.is_tensor(t) for t in got):
+            return None, f"{case}: return two tensors, (z_q, indices), not {type(got).__name__}"
+        return got, None
+
+    for case, z_e, book in cases:
+        b, d, h, w = z_e.shape
+        expected = _brute_force_codes(z_e, book)                             # (B, H, W)
+        try:
+            ok, got = _call(fn, (z_e.clone(), book.clone()), title)
+        except Exception as err:  # the learner's code crashed: report it, do not raise
+            failures.append(f"{case}: your function raised {type(err).__name__}: {err}")
+            continue
+        if not ok:
+            return False
+        got, problem = unpack(got, case)
+        if problem:
+            failures.append(problem)
+            continue
+        z_q, indices = got[0].detach(), got[1]
+        if indices.numel() == b * h * w and tuple(indices.shape) != (b, h, w):
+            failures.append(f"{case}: indices have shape {tuple(indices.shape)}; give one per position, "
+                            f"(B, H, W) = {(b, h, w)} (reshape them)")
+            continue
+        if tuple(indices.shape) != (b, h, w):
+            failures.append(f"{case}: indices should have shape (B, H, W) = {(b, h, w)}, got {tuple(indices.shape)}")
+            continue
+        indices = indices.long()
+        if not torch.equal(indices, expected):
+            distances = (z_e.permute(0, 2, 3, 1).unsqueeze(-2) - book).pow(2).sum(-1)            # (B, H, W, K)
+            scrambled = _brute_force_codes(z_e.reshape(-1, d).reshape(b, h, w, d).permute(0, 3, 1, 2), book)
+            slips = [
+                ((z_e.permute(0, 2, 3, 1) @ book.T).argmax(-1),
+                 "you picked the code with the largest dot product z.e; the nearest code minimises "
+                 "|z - e|^2 = |z|^2 - 2 z.e + |e|^2, and the |e|^2 term matters when codes differ in length"),
+                (distances.argmax(-1), "you picked the *farthest* code: nearest is argmin of the distances"),
+                (scrambled, "the vectors got mixed up: z_e.reshape(-1, D) on a (B, D, H, W) tensor mixes channels "
+                            "and positions; move the channels last first, z_e.permute(0, 2, 3, 1).reshape(-1, D)"),
+            ]
+            slip = next((text for wrong, text in slips if not torch.equal(wrong, expected)
+                         and torch.equal(indices, wrong)), None)
+            failures.append(f"{case}: wrong indices, e.g. {indices.flatten()[:4].tolist()} where the nearest codes "
+                            f"are {expected.flatten()[:4].tolist()}" + (f": {slip}" if slip else ""))
+            continue
+        chosen = book[expected].permute(0, 3, 1, 2)                          # (B, D, H, W)
+        if tuple(z_q.shape) != (b, d, h, w):
+            hint = (": that is channels last; permute back to (B, D, H, W)"
+                    if tuple(z_q.shape) == (b, h, w, d) else "")
+            failures.append(f"{case}: z_q should have the shape of z_e, {(b, d, h, w)}, got {tuple(z_q.shape)}{hint}")
+        elif torch.allclose(z_q, z_e) and not torch.allclose(chosen, z_e):
+            failures.append(f"{case}: z_q equals z_e: the forward pass must output the chosen codebook vectors "
+                            "(the straight-through trick changes only the gradient)")
+        elif not torch.allclose(z_q, chosen, atol=1e-5):
+            failures.append(f"{case}: the indices are right but z_q does not hold the chosen codebook vectors "
+                            "codebook[indices], channels first")
+
+    def gradient_case():
+        z_e = torch.randn(3, 4, 5, 5, generator=g).requires_grad_()
+        book = torch.randn(12, 4, generator=g).requires_grad_()
+        weights = torch.randn(3, 4, 5, 5, generator=g)                        # d loss / d z_q
+        got = _learner(fn, (z_e, book), title)
+        got, problem = unpack(got, "the gradient test")
+        if problem:
+            return problem
+        z_q = got[0]
+        if tuple(z_q.shape) != tuple(z_e.shape):
+            return "the gradient test needs z_q of z_e's shape (see above)"
+        if not z_q.requires_grad:
+            return ("z_q carries no gradient, so the encoder could never learn from the reconstruction: "
+                    "codebook[indices] has no path back to z_e. Use the straight-through trick, "
+                    "z_q = z_e + (e - z_e).detach()")
+        (z_q * weights).sum().backward()
+        if z_e.grad is None or not z_e.grad.abs().max() > 0:
+            return ("the gradient does not reach z_e: codebook[indices] alone passes it to the codebook only. "
+                    "Use z_q = z_e + (e - z_e).detach(), which is e going forward and the identity going back")
+        if not torch.allclose(z_e.grad, weights, atol=1e-5):
+            return ("the gradient reaches z_e but changed on the way: straight-through copies d loss / d z_q to "
+                    "z_e unchanged (z_q = z_e + (e - z_e).detach())")
+        return None
+
+    try:
+        problem = gradient_case()
+    except _NotWritten:
+        return False
+    except Exception as err:  # the learner's code crashed: report it, do not raise
+        problem = f"in the gradient test your function raised {type(err).__name__}: {err}"
+    if problem:
+        failures.append(problem)
+    return _report(title, failures, len(cases) + 1)
+
+
+def check_perplexity(fn: Callable[[torch.Tensor, int], float]) -> bool:
+    """Check ``fn(indices, n_codes) -> perplexity``: exp(entropy) of how often each code is chosen.
+
+    indices: chosen code numbers, any shape (a (B, 7, 7) code grid, say); n_codes: K. With p_k the share
+    of the choices that fell on code k, the perplexity is exp(-sum_k p_k log p_k), unused codes adding 0.
+
+    Hidden tests: five cases worked by hand (one code for everything: 1; four codes used equally: 4; two
+    of eight: 2; shares 3/4 and 1/4: exp(0.5623) = 1.7548; 16 codes used 10 times each: 16) and two random
+    ones, a (B, 7, 7) grid among them. The messages name the usual slips: the entropy itself (no exp), the
+    entropy in bits put into exp, the number of distinct codes, NaN from 0 log 0, counts divided by K
+    instead of by the number of choices.
+    The exercise of notebook 11; ``ah.vq.perplexity`` is the reference answer.
+    """
+    title = "perplexity"
+    g = torch.Generator().manual_seed(12)
+    skewed = torch.multinomial(torch.tensor([8.0, 4, 2, 1, 1, 0, 0, 0] + [0.0] * 56), 6 * 49, replacement=True,
+                               generator=g).reshape(6, 7, 7)
+    cases = [
+        ("[3, 3, 3, 3], 8 codes: one code takes every choice", torch.tensor([3, 3, 3, 3]), 8, 1.0),
+        ("[0, 1, 2, 3], 4 codes: all used equally", torch.tensor([0, 1, 2, 3]), 4, 4.0),
+        ("[0, 0, 1, 1], 8 codes: two used, six never", torch.tensor([0, 0, 1, 1]), 8, 2.0),
+        ("[0, 0, 0, 1], 4 codes: shares 3/4 and 1/4", torch.tensor([0, 0, 0, 1]), 4,
+         math.exp(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25)))),
+        ("16 codes, each chosen 10 times", torch.arange(16).repeat(10), 16, 16.0),
+        ("a (6, 7, 7) code grid, 64 codes, five in use unevenly", skewed, 64, None),
+        ("2,000 random choices among 100 codes", torch.randint(0, 100, (2000,), generator=g), 100, None),
+    ]
+    failures: list[str] = []
+    for case, indices, k, by_hand in cases:
+        counts = torch.bincount(indices.flatten(), minlength=k).double()
+        p = counts / counts.sum()
+        used = p[p > 0]
+        entropy = float(-(used * used.log()).sum())
+        expected = math.exp(entropy)
+        if by_hand is not None:
+            assert math.isclose(expected, by_hand, rel_tol=1e-9), (case, expected, by_hand)
+        try:
+            ok, got = _call(fn, (indices.clone(), k), title)
+        except Exception as err:  # the learner's code crashed: report it, do not raise
+            failures.append(f"{case}: your function raised {type(err).__name__}: {err}")
+            continue
+        if not ok:
+            return False
+        value = _one_number(got, "perplexity")
+        if isinstance(value, str):
+            failures.append(f"{case}: {value}")
+            continue
+        if math.isclose(value, expected, rel_tol=1e-4, abs_tol=1e-6):
+            continue
+        if math.isnan(value):
+            failures.append(f"{case}: NaN: an unused code gives 0 * log 0; count only the codes that were chosen "
+                            "(p > 0), since p log p goes to 0 as p goes to 0")
+            continue
+        slips = [
+            (entropy, "that is the entropy in nats; the perplexity is exp(entropy)"),
+            (entropy / math.log(2), "that is the entropy in bits; the perplexity is 2 ** (bits) = exp(nats)"),
+            (math.exp(entropy / math.log(2)), "you took the entropy in bits (log2) but raised e to it; use "
+                                              "exp with natural logs, or 2 ** with log2"),
+            (float((counts > 0).sum()), "that counts the distinct codes used; the perplexity weighs them by how "
+                                        "often they are chosen"),
+            (math.exp(float(-((counts / k)[counts > 0] * (counts / k)[counts > 0].log()).sum())),
+             "the shares must be counts divided by the number of choices, not by K, so that they sum to 1"),
+        ]
+        slip = next((text for wrong, text in slips if not math.isclose(wrong, expected, rel_tol=1e-6)
+                     and math.isclose(value, wrong, rel_tol=1e-4, abs_tol=1e-6)), None)
+        failures.append(f"{case}: the perplexity is {expected:.4f}, you returned {value:.4f}" + (f": {slip}" if slip else ""))
+    return _report(title, failures, len(cases))

@@ -214,6 +214,9 @@ def fit(model: nn.Module, train, test=None, *, objective: Objective = mse_object
     That is how ``vae_objective(kl_warmup_epochs=...)`` raises its KL weight step by step with
     no second training loop. Such an objective must list its schedule in its ``settings``, which
     ``cached_fit`` keys checkpoints by.
+
+    A model with an ``after_step()`` method has it called after every optimiser step: a model that
+    updates part of itself outside the gradient does it there (``ah.vq.VQVAE`` restarts unused codes).
     """
     if not isinstance(epochs, int) or epochs <= 0:
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
@@ -231,6 +234,7 @@ def fit(model: nn.Module, train, test=None, *, objective: Objective = mse_object
         _labels(test, "test")                                               # fail now, not after the first epoch
     optimizer = optimizer or make_optimizer(model, lr=lr, weight_decay=weight_decay)
     lr = optimizer.param_groups[0]["lr"]
+    after_step = getattr(model, "after_step", None)                         # a model's own update, if it has one
     generator = torch.Generator().manual_seed(seed)
     n = x_train.shape[0]
     n_batches = math.ceil(n / batch_size)
@@ -262,6 +266,8 @@ def fit(model: nn.Module, train, test=None, *, objective: Objective = mse_object
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                if callable(after_step):
+                    after_step()
                 for name, value in values.items():
                     sums[name] = sums.get(name, 0.0) + value * idx.numel()
                 bar.update(1)

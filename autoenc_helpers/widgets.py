@@ -669,3 +669,195 @@ class ConditionalExplorer(_Widget):
             ax.images[0].set_data(self.image)
             ax.set_title(title, fontsize=8)
         _redraw(self.output, self.figure)
+
+
+# ---------------------------------------------------------------------------------------------
+# Lesson 11: edit one position of a VQ-VAE's code grid
+
+__all__ += ["code_grid_panels", "CodeGridExplorer"]
+
+
+@torch.no_grad()
+def code_grid_panels(model: torch.nn.Module, grid: torch.Tensor, edited: torch.Tensor) -> dict[str, np.ndarray]:
+    """Decode a code grid before and after an edit (a pure function).
+
+    model: a VQ-VAE, ``decode(indices)`` with indices (B, 7, 7) -> (B, 1, 28, 28) probabilities (``ah.vq.VQVAE``).
+    grid, edited: (7, 7) int64 code grids, the image's own and the edited one.
+    Returns float32 (28, 28) arrays in [0, 1]: ``"original"`` (decoded from ``grid``), ``"edited"``
+    (decoded from ``edited``), and ``"change"``, the absolute difference of the two.
+    """
+    for name, g in (("grid", grid), ("edited", edited)):
+        if not torch.is_tensor(g) or tuple(g.shape) != tuple(getattr(model, "grid_shape", (7, 7))):
+            got = tuple(g.shape) if torch.is_tensor(g) else type(g).__name__
+            raise ValueError(f"{name} must be one code grid of shape {getattr(model, 'grid_shape', (7, 7))}, got {got}")
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        both = model.decode(torch.stack([grid, edited]).to(device))           # (2, 1, 28, 28)
+    finally:
+        model.train(was_training)
+    original, after = (x[0].clamp(0, 1).float().cpu().numpy() for x in both)  # (28, 28) each
+    return {"original": original, "edited": after, "change": np.abs(after - original)}
+
+
+class CodeGridExplorer(_Widget):
+    """Pick a position of an image's 7x7 code grid, give it another codebook entry, see what the decoder draws.
+
+    model: a trained VQ-VAE (``ah.vq.VQVAE``): ``encode(x)`` gives (B, 7, 7) code grids, ``decode`` draws them.
+    images: (N, 1, 28, 28) held-out images; a picker chooses among the first ``n_choices``.
+    labels, classes: optional, to name the images in the picker.
+
+    Controls: the image; the row and the column of the position (the grid panel outlines it); the codebook
+    entry at that position (moving it edits the grid); a button that undoes every edit. Panels: the edited
+    code grid (colour and number = code index), the image decoded from its own code, the image decoded from
+    the edited code, and the absolute change, with the 4x4 pixel block under the position outlined.
+    Edits add up: change one position, move to another and change it too. Built for notebook 11.
+    """
+
+    def __init__(self, model: torch.nn.Module, images: torch.Tensor, *, labels: torch.Tensor | None = None,
+                 classes: Sequence[str] | None = None, n_choices: int = 20, row: int = 3, col: int = 3):
+        n_codes = int(getattr(model, "n_codes", 0))
+        shape = tuple(getattr(model, "grid_shape", ()))
+        if n_codes < 2 or len(shape) != 2 or not hasattr(model, "encode") or not hasattr(model, "decode"):
+            raise TypeError(f"CodeGridExplorer needs a VQ-VAE with n_codes, grid_shape, encode(x) -> code grids and "
+                            f"decode(grids), like ah.vq.VQVAE; got {type(model).__name__}")
+        if not torch.is_tensor(images) or images.dim() != 4 or images.shape[0] == 0:
+            raise ValueError(f"images must be a non-empty (N, 1, 28, 28) tensor, got "
+                             f"{tuple(images.shape) if torch.is_tensor(images) else type(images).__name__}")
+        for name, value, size in (("row", row, shape[0]), ("col", col, shape[1])):
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < size:
+                raise ValueError(f"{name} must be an int in 0..{size - 1}, got {value!r}")
+        self.model, self.images, self.n_codes, self.shape = model, images, n_codes, shape
+        self.block = images.shape[-1] // shape[1]                     # pixels per position: 28 / 7 = 4
+        n = min(n_choices, images.shape[0])
+        device = next(model.parameters()).device
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            self.grids = model.encode(images[:n].to(device)).cpu()    # (n, 7, 7) the images' own codes
+        model.train(was_training)
+        self.renders = 0
+        self.panels: dict[str, np.ndarray] = {}
+        self.figure: Figure | None = None        # made at the first render, then only its data change
+
+        names = [f"test image {i}" + (f" ({classes[int(labels[i])]})" if labels is not None and classes else "")
+                 for i in range(n)]
+        self.picker = W.Dropdown(options=list(zip(names, range(n))), value=0, description="image",
+                                 layout=W.Layout(width="300px"))
+        self.row = W.IntSlider(value=row, min=0, max=shape[0] - 1, description="row", continuous_update=False,
+                               layout=W.Layout(width="300px"))
+        self.col = W.IntSlider(value=col, min=0, max=shape[1] - 1, description="column", continuous_update=False,
+                               layout=W.Layout(width="300px"))
+        self.entry = W.IntSlider(value=0, min=0, max=n_codes - 1, description="code", continuous_update=False,
+                                 layout=W.Layout(width="300px"))
+        self.reset_button = W.Button(description="undo every edit", layout=W.Layout(width="300px"))
+        self.readout = W.HTML(layout=W.Layout(width="300px"))
+        self.output = W.Output(layout=W.Layout(width="640px"))
+        self._quiet = False
+        self.picker.observe(lambda _: self.load(self.picker.value), names="value")
+        self.row.observe(self._on_position, names="value")
+        self.col.observe(self._on_position, names="value")
+        self.entry.observe(self._on_entry, names="value")
+        self.reset_button.on_click(lambda _: self.reset())
+        controls = W.VBox([self.picker, self.row, self.col, self.entry, self.reset_button, self.readout],
+                          layout=W.Layout(width="320px"))       # fixed: the figure does not jump
+        self.widget = W.HBox([controls, self.output])
+        self.load(0)
+
+    # -- state changes -----------------------------------------------------------------
+    @property
+    def position(self) -> tuple[int, int]:
+        """The (row, column) selected now."""
+        return int(self.row.value), int(self.col.value)
+
+    def _show_entry(self) -> None:
+        """Move the code slider to the code at the selected position, without redrawing."""
+        self._quiet = True
+        try:
+            self.entry.value = int(self.edited[self.position])
+        finally:
+            self._quiet = False
+
+    def load(self, index: int) -> None:
+        """Show image ``index`` with its own code grid, no edits."""
+        self.index = int(index)
+        self.grid = self.grids[self.index].clone()                   # (7, 7)
+        self.edited = self.grid.clone()
+        self._show_entry()
+        self.render()
+
+    def reset(self) -> None:
+        """Undo every edit of the current image's grid."""
+        self.edited = self.grid.clone()
+        self._show_entry()
+        self.render()
+
+    def set_code(self, row: int, col: int, entry: int) -> None:
+        """Put codebook entry ``entry`` at position (row, col) and redraw once (what the three sliders do)."""
+        if not 0 <= int(entry) < self.n_codes:
+            raise ValueError(f"entry must be in 0..{self.n_codes - 1}, got {entry!r}")
+        self._quiet = True
+        try:
+            self.row.value, self.col.value = int(row), int(col)
+        finally:
+            self._quiet = False
+        self.edited[int(row), int(col)] = int(entry)
+        self._show_entry()
+        self.render()
+
+    def _on_position(self, change) -> None:
+        if self._quiet:
+            return
+        self._show_entry()
+        self.render()
+
+    def _on_entry(self, change) -> None:
+        if self._quiet:
+            return
+        self.edited[self.position] = int(change["new"])
+        self.render()
+
+    # -- drawing ---------------------------------------------------------------------------
+    def render(self) -> None:
+        from matplotlib.patches import Rectangle
+
+        self.panels = code_grid_panels(self.model, self.grid, self.edited)
+        self.renders += 1
+        r, c = self.position
+        n_edits = int((self.edited != self.grid).sum())
+        grid = self.edited.numpy()
+        titles = [f"code grid ({n_edits} edited)", "decoded from its own code",
+                  f"edited: ({r}, {c}) = {int(self.edited[r, c])}", f"change (largest {self.panels['change'].max():.2f})"]
+        pictures = [self.panels["original"], self.panels["edited"], self.panels["change"]]
+        b = self.block
+        if self.figure is None:
+            def draw(axes):
+                ax = axes[0]
+                ax.imshow(grid, cmap="viridis", vmin=0, vmax=self.n_codes - 1)
+                self._numbers = [[ax.text(j, i, str(grid[i, j]), ha="center", va="center", fontsize=6,
+                                          color="white") for j in range(self.shape[1])] for i in range(self.shape[0])]
+                self._cell = ax.add_patch(Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, ec="red", lw=2))
+                ax.set_title(titles[0], fontsize=8)
+                ax.set_axis_off()
+                for ax, picture, title in zip(axes[1:], pictures, titles[1:]):
+                    _picture(ax, picture, title)
+                axes[3].images[0].set_cmap("magma")
+                self._block = axes[3].add_patch(Rectangle((c * b - 0.5, r * b - 0.5), b, b, fill=False, ec="cyan", lw=1))
+            self.figure = _kept_figure(4, (7.4, 2.2), 0.3, draw)
+        else:
+            axes = self.figure.axes
+            axes[0].images[0].set_data(grid)
+            for i in range(self.shape[0]):
+                for j in range(self.shape[1]):
+                    self._numbers[i][j].set_text(str(grid[i, j]))
+            self._cell.set_xy((c - 0.5, r - 0.5))
+            self._block.set_xy((c * b - 0.5, r * b - 0.5))
+            for ax, picture, title in zip(axes, [None, *pictures], titles):
+                if picture is not None:
+                    ax.images[0].set_data(picture)
+                ax.set_title(title, fontsize=8)
+        was, now = int(self.grid[r, c]), int(self.edited[r, c])
+        self.readout.value = (f"position ({r}, {c}): code <b>{was}</b> in the image's own grid"
+                              + (f", <b>{now}</b> now" if now != was else "") + f"; {n_edits} position(s) edited")
+        _redraw(self.output, self.figure)

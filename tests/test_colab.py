@@ -216,6 +216,8 @@ def test_the_course_widgets_are_core_ipywidgets_models():
     if hasattr(widgets, "ConditionalExplorer"):                   # lesson 10's, where it has landed
         cvae = ah.models.ConditionalVAE(latent_dim=2, n_classes=3, hidden=(16,))
         built["ConditionalExplorer"] = widgets.ConditionalExplorer(cvae, ["a", "b", "c"])
+    if hasattr(widgets, "CodeGridExplorer"):                      # lesson 11's
+        built["CodeGridExplorer"] = widgets.CodeGridExplorer(ah.vq.VQVAE(n_codes=8, code_dim=2), images)
     # every factory: a new widget fails here until it is built above
     assert set(built) == {name for name in widgets.__all__ if name.endswith("Explorer")}
     for name, explorer in built.items():
