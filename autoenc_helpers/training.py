@@ -110,8 +110,12 @@ def _images(data, what: str, model: nn.Module | None = None) -> torch.Tensor:
     return images
 
 
-def _check_values(images: torch.Tensor, what: str) -> None:
-    """Before training: no empty set, no NaN or inf, and values on an image scale ([0, 1] or [-1, 1])."""
+def _check_values(images: torch.Tensor, what: str, model: nn.Module | None = None) -> None:
+    """Before training: no empty set, no NaN or inf, and values on an image scale ([0, 1] or [-1, 1]).
+
+    A model whose inputs are not images declares the values it takes as ``input_range = (low, high)``
+    (lesson 11's ``CodePrior`` takes code numbers 0 to K - 1); those are checked instead.
+    """
     if images.shape[0] == 0:
         raise ValueError(f"{what} holds no images; give fit at least one")
     finite = torch.isfinite(images)
@@ -120,6 +124,12 @@ def _check_values(images: torch.Tensor, what: str) -> None:
         raise ValueError(f"{what} holds NaN or infinite values in {bad} of its {images.shape[0]:,} images; "
                          "every loss would become NaN. Remove or repair those images")
     low, high = float(images.min()), float(images.max())
+    declared = getattr(model, "input_range", None)
+    if declared is not None:
+        if low < declared[0] or high > declared[1]:
+            raise ValueError(f"{what} values run from {low:g} to {high:g}; {type(model).__name__} takes values from "
+                             f"{declared[0]:g} to {declared[1]:g}")
+        return
     if high > 1.5 or low < -1.5:
         raise ValueError(f"{what} values run from {low:g} to {high:g}; the course's models expect images in [0, 1] "
                          "(or [-1, 1] for a Tanh output). Pixel values 0-255 must be divided by 255 first")
@@ -226,9 +236,9 @@ def fit(model: nn.Module, train, test=None, *, objective: Objective = mse_object
     use_fast_layout(model.to(device), device)
     x_train = _images(train, "train", model).to(device)
     x_test = _images(test, "test", model).to(device) if test is not None else None
-    _check_values(x_train, "train")
+    _check_values(x_train, "train", model)
     if x_test is not None:
-        _check_values(x_test, "test")
+        _check_values(x_test, "test", model)
     y_train = _labels(train, "train").to(device) if with_labels else None
     if with_labels and test is not None:
         _labels(test, "test")                                               # fail now, not after the first epoch

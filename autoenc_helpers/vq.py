@@ -439,6 +439,11 @@ class CodePrior(nn.Module):
 
     grid_shape = (7, 7)
 
+    @property
+    def input_range(self) -> tuple[int, int]:
+        """The values ``fit`` accepts as inputs: code numbers, 0 to K - 1 (not pixel intensities)."""
+        return (0, self.n_codes - 1)
+
     def __init__(self, n_codes: int, channels: int = 64, layers: int = 4):
         super().__init__()
         self.n_codes = _positive_int("n_codes", n_codes, minimum=2)

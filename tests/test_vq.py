@@ -197,7 +197,9 @@ def test_cached_fit_keys_the_objective_and_the_remedy():
     torch.manual_seed(0)
     restart = ah.cache.settings_of(vq.VQVAE(n_codes=8, code_dim=2, restart_dead=True), train,
                                    objective=vq.vq_objective())
-    assert key["fit"]["objective"] == {"name": "vq_objective", "settings": {"beta": 0.25, "codebook_weight": 1.0}}
+    objective = key["fit"]["objective"]
+    assert objective["name"] == "vq_objective" and set(objective["settings"]) == {"beta", "codebook_weight"}
+    assert float(objective["settings"]["beta"]) == 0.25 and float(objective["settings"]["codebook_weight"]) == 1.0
     assert len({ah.cache._digest(s) for s in (key, other_beta, restart)}) == 3
 
 
@@ -438,3 +440,11 @@ def _entropy(indices, k):
 def test_perplexity_check_names_each_slip(wrong, words, capsys):
     assert not checks.check_perplexity(wrong)
     assert words in capsys.readouterr().out
+
+
+def test_fit_checks_a_code_prior_s_inputs_against_its_codes_not_against_pixel_values():
+    prior = vq.CodePrior(n_codes=4, channels=8, layers=1)
+    grids = torch.randint(0, 4, (6, 1, 7, 7)).float()
+    ah.fit(prior, grids, objective=vq.prior_objective(), epochs=1, progress=False, log=False, device="cpu")
+    with pytest.raises(ValueError, match="values run from 0 to 9; CodePrior takes values from 0 to 3"):
+        ah.fit(prior, grids * 3, objective=vq.prior_objective(), epochs=1, progress=False, log=False, device="cpu")
