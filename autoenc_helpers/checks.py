@@ -89,7 +89,8 @@ def _call(fn: Callable, args: tuple, title: str) -> tuple[bool, object]:
         with _time_limit(TIME_LIMIT_S):
             result = fn(*args)
     except NotImplementedError:
-        print(f"⏳ {title}: not written yet. Replace `raise NotImplementedError` with your code and run the cell again.")
+        print(f"⏳ {title}: not written yet. Replace `raise NotImplementedError` with your code and run the cell "
+              "again.")
         return False, None
     for position, (arg, copy) in enumerate(zip(args, before)):
         if copy is not None and not torch.equal(arg.detach(), copy):
@@ -448,8 +449,6 @@ def check_random_corruption(fn: Callable[[torch.Tensor, dict, torch.Generator], 
     image draws. The exercise of notebook 02;
     :class:`~autoenc_helpers.noise.RandomCorruption` does the same with its own generator.
     """
-    from .noise import NOISE_KINDS
-
     title = "random_corruption"
     cases = ["shape", "range", "input left alone", "same seed, same damage", "another seed, other damage",
              "one level per image", "levels within the maximum", "one kind per image", "unknown kind refused"]
@@ -738,7 +737,7 @@ def _loo_reference(f: Callable, mu: float, sigma: float, eps: torch.Tensor, own:
 
 
 def check_leave_one_out_score(fn: Callable) -> bool:
-    """Check ``fn(f, mu, sigma, eps) -> (R,)``: the score-function estimate of d/dmu E[f(z)] with a leave-one-out baseline.
+    """Check ``fn(f, mu, sigma, eps) -> (R,)``: the score-function estimate of d/dmu E[f(z)], leave-one-out baseline.
 
     z = mu + sigma * eps, eps of shape (R, S): R independent estimates of S samples each. Each sample's
     baseline is the mean of f over the *other* S - 1 samples of its row, so the estimate stays unbiased:
@@ -769,7 +768,8 @@ def check_leave_one_out_score(fn: Callable) -> bool:
             except Exception as err:  # the learner's code crashed: report it, do not raise
                 failures.append(f"for eps of shape {shape} your function raised {type(err).__name__}: {err}")
         eps = torch.randn(2000, 5, generator=gen, dtype=torch.float64)
-        for f, name, mu, sigma in [(square, "z**2", 1.0, 1.0), (cube, "z**3", -0.5, 2.0), (bumpy, "sin(3z) + z", 0.3, 0.5)]:
+        functions = [(square, "z**2", 1.0, 1.0), (cube, "z**3", -0.5, 2.0), (bumpy, "sin(3z) + z", 0.3, 0.5)]
+        for f, name, mu, sigma in functions:
             case = f"f(z) = {name}, mu = {mu}, sigma = {sigma}"
             try:
                 got = _learner(fn, (f, mu, sigma, eps.clone()), title)
@@ -1144,7 +1144,8 @@ def _head_outputs(out, batch: int, k: int) -> tuple[tuple | None, str | None]:
         return None, (f"forward returned {len(out)} things; return three: (mu, logvar, z)"
                       + (": z, the sampled code, is missing" if len(out) == 2 else ""))
     if not all(torch.is_tensor(t) for t in out):
-        return None, "forward should return three tensors (mu, logvar, z), got " + ", ".join(type(t).__name__ for t in out)
+        return None, ("forward should return three tensors (mu, logvar, z), got "
+                      + ", ".join(type(t).__name__ for t in out))
     shapes = [tuple(t.shape) for t in out]
     if any(s != (batch, k) for s in shapes):
         return None, (f"for a batch of {batch} hidden vectors and latent_dim={k}, mu, logvar and z should each have "
@@ -1601,7 +1602,8 @@ def check_conv_decoder(make_decoder: Callable[[int, tuple], nn.Module], *, even_
                 if m.kernel_size[0] == 3 and m.stride[0] == 2 and o == 2 * i - 1:
                     slip += "; with kernel 3, stride 2 and padding 1 that is 2n - 1, so add output_padding=1"
                 else:
-                    slip += ". The size is (n - 1) * stride - 2 * padding + kernel (+ output_padding): choose the padding"
+                    slip += (". The size is (n - 1) * stride - 2 * padding + kernel (+ output_padding): "
+                             "choose the padding")
             elif torch.is_tensor(out) and out.dim() == 3:
                 slip = ": the channel axis is missing; images are (B, 1, 28, 28)"
             failures.append(f"{case}: for 6 codes the output should have shape (6, 1, 28, 28), got {got}; "
@@ -2179,5 +2181,6 @@ def check_perplexity(fn: Callable[[torch.Tensor, int], float]) -> bool:
         ]
         slip = next((text for wrong, text in slips if not math.isclose(wrong, expected, rel_tol=1e-6)
                      and math.isclose(value, wrong, rel_tol=1e-4, abs_tol=1e-6)), None)
-        failures.append(f"{case}: the perplexity is {expected:.4f}, you returned {value:.4f}" + (f": {slip}" if slip else ""))
+        failures.append(f"{case}: the perplexity is {expected:.4f}, you returned {value:.4f}"
+                        + (f": {slip}" if slip else ""))
     return _report(title, failures, len(cases))

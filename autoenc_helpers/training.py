@@ -147,7 +147,8 @@ def _labels(data, what: str) -> torch.Tensor:
 def _terms(terms) -> dict:
     """An objective's result, checked: a non-empty dict of tensors, ``{"name_with_unit": value}``."""
     if not isinstance(terms, dict) or not terms or not all(torch.is_tensor(v) for v in terms.values()):
-        got = type(terms).__name__ if not isinstance(terms, dict) else f"a dict of {[type(v).__name__ for v in terms.values()]}"
+        got = (type(terms).__name__ if not isinstance(terms, dict)
+               else f"a dict of {[type(v).__name__ for v in terms.values()]}")
         raise TypeError(f"an objective must return a dict of tensors, its first entry the loss to minimise, "
                         f"e.g. {{'mse_per_pixel': loss}}; this one returned {got}")
     return terms

@@ -828,7 +828,8 @@ class CodeGridExplorer(_Widget):
         n_edits = int((self.edited != self.grid).sum())
         grid = self.edited.numpy()
         titles = [f"code grid ({n_edits} edited)", "decoded from its own code",
-                  f"edited: ({r}, {c}) = {int(self.edited[r, c])}", f"change (largest {self.panels['change'].max():.2f})"]
+                  f"edited: ({r}, {c}) = {int(self.edited[r, c])}",
+                  f"change (largest {self.panels['change'].max():.2f})"]
         pictures = [self.panels["original"], self.panels["edited"], self.panels["change"]]
         b = self.block
         if self.figure is None:
@@ -843,7 +844,8 @@ class CodeGridExplorer(_Widget):
                 for ax, picture, title in zip(axes[1:], pictures, titles[1:]):
                     _picture(ax, picture, title)
                 axes[3].images[0].set_cmap("magma")
-                self._block = axes[3].add_patch(Rectangle((c * b - 0.5, r * b - 0.5), b, b, fill=False, ec="cyan", lw=1))
+                square = Rectangle((c * b - 0.5, r * b - 0.5), b, b, fill=False, ec="cyan", lw=1)
+                self._block = axes[3].add_patch(square)
             self.figure = _kept_figure(4, (7.4, 2.2), 0.3, draw)
         else:
             axes = self.figure.axes

@@ -235,7 +235,8 @@ def test_gaussian_kl_check_handles_stubs_and_crashes(capsys):
 
 
 def test_a_right_answer_computed_in_float64_is_accepted(capsys):
-    assert ah.checks.check_per_image_squared_error(lambda x_hat, x: ((x_hat.double() - x.double()) ** 2).flatten(1).sum(1))
+    assert ah.checks.check_per_image_squared_error(
+        lambda x_hat, x: ((x_hat.double() - x.double()) ** 2).flatten(1).sum(1))
 
     def reparameterize64(mu, logvar):
         mu, logvar = mu.double(), logvar.double()

@@ -240,7 +240,8 @@ def test_active_units_threshold_is_strict_batches_as_asked_and_names_bad_thresho
 
 def test_the_vae_measures_name_themselves_when_the_images_are_wrong():
     flat = torch.rand(2, 784)
-    with pytest.raises(ValueError, match=r"^negative_elbo expects images of shape \(batch, 1, 28, 28\), got \(2, 784\)$"):
+    expected = r"^negative_elbo expects images of shape \(batch, 1, 28, 28\), got \(2, 784\)$"
+    with pytest.raises(ValueError, match=expected):
         ah.negative_elbo(_FixedPosterior(), flat)
     with pytest.raises(ValueError, match=r"^kl_per_dimension expects images of shape"):
         ah.losses.active_units(_FixedPosterior(), flat)

@@ -224,7 +224,8 @@ def test_expected_mse_errors_and_formulas_on_images_that_are_not_symmetric_about
 def test_corruption_objects_name_themselves_in_errors_and_default_to_seed_zero():
     with pytest.raises(ValueError, match=r"^Corruption\('masking'\): p must lie in \[0, 1\], got 1.5$"):
         ah.Corruption("masking", 1.5)
-    with pytest.raises(ValueError, match=r"^RandomCorruption: the maximum p of 'masking' must lie in \[0, 1\], got 1.5$"):
+    expected = r"^RandomCorruption: the maximum p of 'masking' must lie in \[0, 1\], got 1.5$"
+    with pytest.raises(ValueError, match=expected):
         ah.RandomCorruption({"masking": 1.5})
     with pytest.raises(ValueError, match=r"^max_levels must name at least one noise kind, e.g. \{'gaussian': 0.5\}$"):
         ah.RandomCorruption({})

@@ -311,7 +311,8 @@ def test_editing_one_position_changes_the_image_locally(fashion, trained):
     assert (explorer.edited != explorer.grid).sum() == 1
     assert not np.allclose(explorer.panels["edited"], first)
     assert np.array_equal(explorer.panels["original"], first)
-    assert np.allclose(explorer.panels["edited"], widgets.code_grid_panels(trained, explorer.grid, explorer.edited)["edited"])
+    panels = widgets.code_grid_panels(trained, explorer.grid, explorer.edited)
+    assert np.allclose(explorer.panels["edited"], panels["edited"])
     shown = explorer.figure.axes[2].images[0].get_array()
     assert np.allclose(shown, explorer.panels["edited"])                # the figure shows the state
     assert "1 position(s) edited" in explorer.readout.value
