@@ -827,7 +827,7 @@ class CodeGridExplorer(_Widget):
         r, c = self.position
         n_edits = int((self.edited != self.grid).sum())
         grid = self.edited.numpy()
-        titles = [f"code grid ({n_edits} edited)", "decoded from its own code",
+        titles = [f"code grid of image {self.index} ({n_edits} edited)", "decoded from its own code",
                   f"edited: ({r}, {c}) = {int(self.edited[r, c])}",
                   f"change (largest {self.panels['change'].max():.2f})"]
         pictures = [self.panels["original"], self.panels["edited"], self.panels["change"]]

@@ -449,3 +449,16 @@ def test_fit_checks_a_code_prior_s_inputs_against_its_codes_not_against_pixel_va
     ah.fit(prior, grids, objective=vq.prior_objective(), epochs=1, progress=False, log=False, device="cpu")
     with pytest.raises(ValueError, match="values run from 0 to 9; CodePrior takes values from 0 to 3"):
         ah.fit(prior, grids * 3, objective=vq.prior_objective(), epochs=1, progress=False, log=False, device="cpu")
+
+
+def test_picking_another_image_changes_the_picture_even_when_two_grids_are_the_same():
+    """An untrained VQ-VAE (as in smoke mode) may give every image the same code grid: the panel still says
+    which image's grid it shows, so picking another image never leaves the learner looking at an unchanged figure."""
+    torch.manual_seed(0)
+    model = vq.VQVAE(n_codes=8, code_dim=2)
+    images = torch.zeros(3, 1, 28, 28)                                         # identical images: identical grids
+    explorer = widgets.CodeGridExplorer(model, images)
+    assert explorer.figure.axes[0].get_title().startswith("code grid of image 0")
+    explorer.picker.value = 2
+    assert explorer.figure.axes[0].get_title().startswith("code grid of image 2")
+    assert torch.equal(explorer.grids[0], explorer.grids[2])
