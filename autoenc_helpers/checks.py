@@ -1957,17 +1957,13 @@ def check_completion_loss(fn: Callable[[nn.Module, torch.Tensor, torch.Tensor], 
         model, x, eps = _completion_case(seed, latent_dim, batch, images)
         variants = _completion_variants(model, x, eps)
         expected = variants.pop("right")
-        given_x, given_eps = x.clone(), eps.clone()
-        try:
-            ok, got = _call(fn, (model, given_x, given_eps), title)
+        try:                                     # _call reports a function that edits its inputs in place
+            ok, got = _call(fn, (model, x.clone(), eps.clone()), title)
         except Exception as err:  # the learner's code crashed: report it, do not raise
             failures.append(f"{case}: your function raised {type(err).__name__}: {err}")
             continue
         if not ok:
             return False
-        if not (torch.equal(given_x, x) and torch.equal(given_eps, eps)):
-            failures.append(f"{case}: your function changed the images or eps it was given; work on copies")
-            continue
         value = _one_number(got, "loss")
         if isinstance(value, str):
             hint = (": average the per-image losses over the batch"

@@ -327,11 +327,21 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor, *, dims: str = "sum", ba
     if mu.dim() != 2 or mu.shape != logvar.shape:
         raise ValueError(f"gaussian_kl expects mu and logvar of the same shape (batch, k), got {tuple(mu.shape)} "
                          f"and {tuple(logvar.shape)}")
+    _check_kl_reductions(dims, batch)
+    kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)                      # (B, k) nats
+    return _reduce_kl(kl, dims, batch)
+
+
+def _check_kl_reductions(dims: str, batch: str) -> None:
+    """Refuse a reduction a KL term does not know, before any work (shared by the two Gaussian KLs)."""
     if dims not in KL_DIMS:
         raise ValueError(f"dims={dims!r}; expected one of {KL_DIMS}")
     if batch not in REDUCTIONS["batch"]:
         raise ValueError(f"batch={batch!r}; expected one of {REDUCTIONS['batch']}")
-    kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)                      # (B, k) nats
+
+
+def _reduce_kl(kl: torch.Tensor, dims: str, batch: str) -> torch.Tensor:
+    """(B, k) nats per image and dimension, reduced over the dimensions, then the batch: (B, k), (B,), (k,) or ()."""
     if dims != "none":
         kl = kl.sum(1) if dims == "sum" else kl.mean(1)                      # (B,)
     if batch == "none":
@@ -634,16 +644,9 @@ def gaussian_kl_between(mu_q: torch.Tensor, logvar_q: torch.Tensor, mu_p: torch.
     if mu_q.dim() != 2 or any(t.shape != mu_q.shape for t in tensors):
         raise ValueError(f"gaussian_kl_between expects four tensors of the same shape (batch, k), got "
                          f"{[tuple(t.shape) for t in tensors]}")
-    if dims not in KL_DIMS:
-        raise ValueError(f"dims={dims!r}; expected one of {KL_DIMS}")
-    if batch not in REDUCTIONS["batch"]:
-        raise ValueError(f"batch={batch!r}; expected one of {REDUCTIONS['batch']}")
+    _check_kl_reductions(dims, batch)
     kl = 0.5 * (logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p).pow(2)) / logvar_p.exp() - 1)   # (B, k)
-    if dims != "none":
-        kl = kl.sum(1) if dims == "sum" else kl.mean(1)                      # (B,)
-    if batch == "none":
-        return kl
-    return kl.mean(0) if batch == "mean" else kl.sum(0)
+    return _reduce_kl(kl, dims, batch)
 
 
 def completion_objective():
