@@ -2,7 +2,7 @@
 
 One module per concern; open any of them and read it top to bottom:
 
-- ``config``: smoke mode (``pick``)
+- ``config``: smoke mode (``pick``), and whether a false claim stops the run
 - ``claims``: ``expect``, a lesson's sentence about its results checked by the run
 - ``device``: the GPU toggle (``get_device``) and ``set_seed``
 - ``data``: Fashion-MNIST, MNIST and circles in memory, and batching
@@ -19,7 +19,13 @@ One module per concern; open any of them and read it top to bottom:
 - ``distributed``: the convolutional VAE trained with DistributedDataParallel under torchrun (lesson 12)
 - ``vq``: discrete codes, the VQ-VAE, its codebook and a prior over its code grids (lesson 11)
 - ``applications``: anomaly scores, thresholds and ROC; few-label classifiers on codes, tuned fairly (lesson 09)
-- ``notebooks``, ``benchmark``: commands to re-execute the notebooks and to measure the course against reference code
+- ``validate``: the argument checks every module shares (``positive_int``, ``number``)
+
+Importing the package sets one global switch of torch, ``torch.set_flush_denormal(True)``: ``device``
+says why (and lesson 01's settings).
+
+The maintainers' tools (the notebook runner, the benchmark, mutation testing) live beside the package, in
+``tools/`` and ``benchmarks/`` of the repository, and are not installed with it.
 """
 
 from . import cache, checks, claims, config, data, device, losses, models, noise, plots, training, widgets

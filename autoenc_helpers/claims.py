@@ -9,7 +9,7 @@ once more, in code::
 
 - In a full run, a true claim prints one line that starts with a check mark, the claim and the
   values behind it, so a reader sees what was checked.
-- A false claim, when the notebook runner made the run (``python -m autoenc_helpers.notebooks run``
+- A false claim, when the notebook runner made the run (``python3 tools/notebooks.py run``
   sets ``AUTOENC_CLAIMS=raise``), raises :class:`ClaimError`, which names the claim and the values:
   the run fails instead of storing a lesson whose text is untrue.
 - A false claim in a learner's own session prints one line that starts with a cross, the claim and

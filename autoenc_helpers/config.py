@@ -1,4 +1,4 @@
-"""The course's settings: smoke mode (the one place that reads ``AUTOENC_SMOKE``) and its repository.
+"""The course's settings: smoke mode (the one place that reads ``AUTOENC_SMOKE``) and how claims are judged.
 
 A notebook never reads environment variables itself. Its settings cell calls
 :func:`pick` for every knob that depends on the run's size::
@@ -10,23 +10,14 @@ In a learner's run (the default) ``pick`` returns ``full``. With
 ``AUTOENC_SMOKE=1`` (what CI sets) it returns ``smoke``, so every notebook runs
 top to bottom in seconds while taking exactly the same code paths.
 
-:data:`REPOSITORY` is the GitHub repository of the course, in one place: the
-"Open in Colab" badges and the Colab install line of every notebook are built
-from it, and ``python -m autoenc_helpers.notebooks set-repo OWNER/NAME``
-rewrites them all (and this line) at once.
+``AUTOENC_CLAIMS`` says what a false claim of a lesson does (:func:`claims_raise`).
 """
 
 from __future__ import annotations
 
 import os
 
-__all__ = ["SMOKE", "is_smoke", "pick", "REPOSITORY", "BRANCH"]
-
-REPOSITORY = "autoencoder-course/autoencoders"
-"""GitHub ``owner/name`` of the course. Change it with ``python -m autoenc_helpers.notebooks set-repo``."""
-
-BRANCH = "main"
-"""The branch the Colab badges open."""
+__all__ = ["SMOKE", "is_smoke", "pick", "claims_raise"]
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}

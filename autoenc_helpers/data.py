@@ -13,7 +13,7 @@ Each split is read once into a uint8 tensor and cached, then turned into
 float32 on the device the caller asks for. Batches are index tensors into that
 one big tensor (``x[idx]``), not a per-image ``DataLoader``: for 28x28 images
 the per-item Python work of a ``DataLoader`` costs more than the model itself
-(``python -m autoenc_helpers.benchmark`` measures by how much).
+(``python3 benchmarks/benchmark.py`` in a checkout measures by how much).
 
 Where image files are looked for, in order:
 
@@ -30,7 +30,6 @@ from __future__ import annotations
 import functools
 import gzip
 import os
-import shutil
 import warnings
 import zlib
 from dataclasses import dataclass
@@ -51,7 +50,8 @@ __all__ = [
     "load_dataset",
     "make_circles",
     "batch_indices",
-    "export_torchvision_layout",
+    "dataset_files",
+    "clear_cache",
 ]
 
 DATASETS = ("fashion_mnist", "mnist", "circles")
@@ -227,8 +227,11 @@ def _read_pair(name: str, split: str, images_file: Path, labels_file: Path) -> t
 
 
 @functools.lru_cache(maxsize=8)
-def _read_split(name: str, split: str, root: str, download: bool) -> tuple[torch.Tensor, torch.Tensor, str]:
-    """uint8 images (N, 28, 28), int64 labels (N,), and where they came from. Cached: never hand these out.
+def _read_split(name: str, split: str, root: str, download: bool
+                ) -> tuple[torch.Tensor, torch.Tensor, str, Path, Path]:
+    """uint8 images (N, 28, 28), int64 labels (N,), where they came from, and the two files read.
+
+    Cached: never hand the tensors out.
 
     Looks in each place of the lookup order in turn; a place whose files are damaged is reported and
     skipped, so an intact copy further on (the system copy, a download) is still found.
@@ -249,7 +252,8 @@ def _read_split(name: str, split: str, root: str, download: bool) -> tuple[torch
             continue
         if damaged:
             warnings.warn("skipped a damaged copy of the data: " + " | ".join(damaged), stacklevel=3)
-        return images, labels, "system copy" if folder == SYSTEM_FASHION_MNIST else "data folder"
+        source = "system copy" if folder == SYSTEM_FASHION_MNIST else "data folder"
+        return images, labels, source, images_file, labels_file
     if not download:
         reason = "download=False"
     else:
@@ -274,7 +278,7 @@ def _read_split(name: str, split: str, root: str, download: bool) -> tuple[torch
             + "To fix: " + "; ".join(fixes) + "."
         )
     images, labels = _read_pair(name, split, images_file, labels_file)
-    return images, labels, "torchvision download"
+    return images, labels, "torchvision download", images_file, labels_file
 
 
 # --------------------------------------------------------------------------------------
@@ -352,7 +356,7 @@ def load_dataset(name: str = "fashion_mnist", split: str = "train", *, n: int | 
         out = ImageSet(images.to(device), radii.to(device), None, key, split, f"generated, seed {_CIRCLES_SEED[split]}")
     else:
         root_path = Path(root) if root is not None else data_root()
-        raw_images, raw_labels, source = _read_split(key, split, str(root_path.resolve()), download)
+        raw_images, raw_labels, source, _, _ = _read_split(key, split, str(root_path.resolve()), download)
         total = raw_images.shape[0]
         if n is not None and n > total:
             raise ValueError(f"n={n:,} asks for more images than {key}/{split} has ({total:,})")
@@ -367,29 +371,28 @@ def load_dataset(name: str = "fashion_mnist", split: str = "train", *, n: int | 
     return out
 
 
-def export_torchvision_layout(name: str = "fashion_mnist", root: str | os.PathLike | None = None) -> Path:
-    """Write the uncompressed files where ``torchvision.datasets`` expects them.
+def dataset_files(name: str = "fashion_mnist", split: str = "train", *, root: str | os.PathLike | None = None,
+                  download: bool = True) -> tuple[Path, Path]:
+    """The images file and the labels file :func:`load_dataset` reads for one split (IDX format, maybe gzipped).
 
-    After this, ``torchvision.datasets.FashionMNIST(root, download=False)``
-    works offline too (the benchmark uses it for the DataLoader baseline).
-    Returns the ``raw/`` folder.
+    They are looked up (or downloaded) and read exactly as :func:`load_dataset` does, so both are
+    known to be intact. Circles are made in code and have no files.
     """
-    key, _ = _check_name_split(name, "train")
+    key, split = _check_name_split(name, split)
     if key == "circles":
-        raise ValueError("circles are generated in code; torchvision has no such dataset")
+        raise ValueError("circles are generated in code (make_circles); they have no files")
     root_path = Path(root) if root is not None else data_root()
-    raw = root_path / _TORCHVISION[key] / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
-    for split in SPLITS:
-        _read_split(key, split, str(root_path.resolve()), True)  # finds or downloads the files
-        for stem in _FILES[split]:
-            if (raw / stem).is_file():
-                continue
-            src = next(p for p in (_find(f, stem) for f, _ in _folders(key, root_path)) if p)
-            opener = gzip.open if src.suffix == ".gz" else open
-            with opener(src, "rb") as fin, open(raw / stem, "wb") as fout:
-                shutil.copyfileobj(fin, fout)
-    return raw
+    _, _, _, images_file, labels_file = _read_split(key, split, str(root_path.resolve()), download)
+    return images_file, labels_file
+
+
+def clear_cache() -> None:
+    """Forget the files read so far: the next :func:`load_dataset` reads them from disk again.
+
+    :func:`load_dataset` reads each split's files once per session and copies from memory after
+    that. Clear the cache after replacing a data file, or to time the reading itself.
+    """
+    _read_split.cache_clear()
 
 
 # --------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import torch
 
 __all__ = ["to_numpy_images", "image_grid", "show_images", "compare_rows", "plot_history", "plot_latent",
            "plot_error_vs_bottleneck", "readable_name", "plot_activation_histogram", "plot_unit_means", "plot_features",
-           "plot_twin_sweep"]
+           "plot_twin_sweep", "plot_score_histograms", "plot_roc"]
 
 
 def _finish(ax, title: str | None):
@@ -298,8 +298,6 @@ def plot_twin_sweep(x: Sequence[float], left: Sequence[float], right: Sequence[f
 
 # ---------------------------------------------------------------------------------------------
 # Lesson 09: anomaly scores and ROC curves
-
-__all__ += ["plot_score_histograms", "plot_roc"]
 
 
 def plot_score_histograms(scores: Mapping[str, object], *, threshold: float | None = None, bins: int = 60,

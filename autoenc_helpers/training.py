@@ -30,7 +30,7 @@ from .losses import mse_objective
 from .models import eval_mode, model_device
 
 __all__ = ["History", "fit", "evaluate", "predict", "encode", "eval_mode", "model_device", "make_optimizer",
-           "use_fast_layout"]
+           "use_fast_layout", "FAST_LAYOUT"]
 
 Objective = Callable[[nn.Module, torch.Tensor, torch.Tensor], dict]
 
@@ -72,13 +72,21 @@ def make_optimizer(model: nn.Module, *, lr: float = 1e-3, weight_decay: float = 
 
     The fused kernel updates all parameters in one pass instead of a Python loop
     over them: the same maths, and about 20% less time per epoch for the small
-    models of this course on a CPU (``python -m autoenc_helpers.benchmark``).
+    models of this course on a CPU (``python3 benchmarks/benchmark.py`` in a checkout).
     Build it after moving the model to its device.
     """
     try:
         return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
     except (RuntimeError, TypeError, ValueError):  # no fused kernel for this device or torch version
         return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+
+
+FAST_LAYOUT = True
+"""Whether :func:`use_fast_layout` switches convolutional models to channels-last on the CPU.
+
+Set ``ah.training.FAST_LAYOUT = False`` to train in PyTorch's default layout: the numbers stay the
+same, only the speed changes (the benchmark's ablation does this to measure what the layout buys).
+"""
 
 
 def use_fast_layout(model: nn.Module, device: torch.device) -> nn.Module:
@@ -88,10 +96,11 @@ def use_fast_layout(model: nn.Module, device: torch.device) -> nn.Module:
     model in the default layout pays for converting every activation there and back. Storing the
     weights channels-last makes every convolution's output channels-last too: the same numbers,
     about 1.7x faster per epoch for lesson 08's convolutional VAE on a 2-core CPU (measured by
-    ``python -m autoenc_helpers.benchmark``). Models without convolutions are left alone, and so are
-    GPUs, whose gain depends on the card and the precision.
+    ``python3 benchmarks/benchmark.py`` in a checkout). Models without convolutions are left alone, and so
+    are GPUs, whose gain depends on the card and the precision; nothing changes when :data:`FAST_LAYOUT`
+    is False.
     """
-    if device.type == "cpu" and any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules()):
+    if FAST_LAYOUT and device.type == "cpu" and any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules()):
         model.to(memory_format=torch.channels_last)
     return model
 

@@ -12,7 +12,7 @@ use ``continuous_update=False``: the network runs when you let go.
 Speed: a widget makes its figure once and, on every later redraw, only swaps
 the image data and the title text, then shows the same figure again. Making a
 new figure and laying it out each time cost more than the network and the PNG
-together (``python -m autoenc_helpers.benchmark --parts widgets`` times it,
+together (``python3 benchmarks/benchmark.py --parts widgets`` times it,
 from the slider change to the PNG the browser receives). The figure is made
 with ``matplotlib.figure.Figure``, not ``plt.subplots``, so pyplot does not
 show it a second time at the end of the cell.
@@ -35,8 +35,9 @@ from .validate import number, positive_int
 from .noise import LEVEL_NAMES, corrupt
 from .plots import image_grid
 
-__all__ = ["decode_image", "typical_gap", "gaps_to_nearest", "LatentExplorer", "denoise_panels", "NoiseExplorer",
-           "factor_panels", "ratio_label", "LossFactorExplorer"]
+__all__ = ["Explorer", "decode_image", "typical_gap", "gaps_to_nearest", "LatentExplorer", "denoise_panels",
+           "NoiseExplorer", "factor_panels", "ratio_label", "LossFactorExplorer", "conditional_image",
+           "ConditionalExplorer", "code_grid_panels", "CodeGridExplorer"]
 
 
 def _kept_figure(ncols: int, figsize: tuple[float, float], pad: float, draw: Callable, **subplots) -> Figure:
@@ -76,8 +77,8 @@ def _png(fig: Figure) -> Image:
     return Image(data=print_figure(fig, "png"))
 
 
-class _Widget:
-    """Base of the widget factories: the object displays as its ``widget`` (an ipywidgets box)."""
+class Explorer:
+    """Base of every explorer below: the object displays as its ``widget`` (an ipywidgets box)."""
 
     widget: W.Widget
 
@@ -149,7 +150,7 @@ def gaps_to_nearest(points: torch.Tensor, codes: torch.Tensor, gap: float | None
     return _distances(points, codes).min(1).values / gap
 
 
-class LatentExplorer(_Widget):
+class LatentExplorer(Explorer):
     """One slider per code dimension, decoding live, with a 'reset to this image's encoding' control.
 
     decode: ``model.decode`` or any function from (1, k) codes to (1, 1, 28, 28) images.
@@ -314,7 +315,7 @@ def denoise_panels(models: Mapping[str, torch.nn.Module], image: torch.Tensor, k
     return {name: x[0, 0].clamp(0, 1).float().cpu().numpy() for name, x in panels.items()}
 
 
-class NoiseExplorer(_Widget):
+class NoiseExplorer(Explorer):
     """A noise-level slider and a noise-type selector: corrupted | denoised by each model | clean, redrawn live.
 
     models: ``{"denoising AE": dae, "plain AE": ae}`` (or one model).
@@ -455,8 +456,7 @@ def ratio_label(value: float) -> str:
     return f"{value:.3g}"
 
 
-
-class LossFactorExplorer(_Widget):
+class LossFactorExplorer(Explorer):
     """A slider over reconstruction-loss factors; each position shows a VAE really trained with that factor.
 
     The slider and the plot name each model by its beta = 1 / factor (the weight of the KL against a
@@ -581,8 +581,6 @@ class LossFactorExplorer(_Widget):
 # ---------------------------------------------------------------------------------------------
 # Lesson 10: the conditional VAE's class selector and latent sliders
 
-__all__ += ["conditional_image", "ConditionalExplorer"]
-
 
 @torch.no_grad()
 def conditional_image(model: torch.nn.Module, code: Sequence[float], label: int) -> np.ndarray:
@@ -597,7 +595,7 @@ def conditional_image(model: torch.nn.Module, code: Sequence[float], label: int)
         return decode_image(lambda z: model.decode(z, y), code, device)                  # (28, 28)
 
 
-class ConditionalExplorer(_Widget):
+class ConditionalExplorer(Explorer):
     """A class selector and one slider per latent dimension: the conditional decoder draws the chosen class live.
 
     model: a trained conditional VAE (``ah.models.ConditionalVAE``), ``decode(z, y)``.
@@ -674,8 +672,6 @@ class ConditionalExplorer(_Widget):
 # ---------------------------------------------------------------------------------------------
 # Lesson 11: edit one position of a VQ-VAE's code grid
 
-__all__ += ["code_grid_panels", "CodeGridExplorer"]
-
 
 @torch.no_grad()
 def code_grid_panels(model: torch.nn.Module, grid: torch.Tensor, edited: torch.Tensor) -> dict[str, np.ndarray]:
@@ -701,7 +697,7 @@ def code_grid_panels(model: torch.nn.Module, grid: torch.Tensor, edited: torch.T
     return {"original": original, "edited": after, "change": np.abs(after - original)}
 
 
-class CodeGridExplorer(_Widget):
+class CodeGridExplorer(Explorer):
     """Pick a position of an image's 7x7 code grid, give it another codebook entry, see what the decoder draws.
 
     model: a trained VQ-VAE (``ah.vq.VQVAE``): ``encode(x)`` gives (B, 7, 7) code grids, ``decode`` draws them.

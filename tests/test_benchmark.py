@@ -10,7 +10,9 @@ import nbformat
 import pytest
 import torch
 
-from autoenc_helpers import benchmark
+import autoenc_helpers as ah
+from benchmarks import benchmark
+from tools import lessons
 
 
 @pytest.fixture
@@ -66,7 +68,7 @@ def test_conv_model_is_lesson_08s():
     import ast
     import re
 
-    from autoenc_helpers import notebooks
+    from tools import notebooks
 
     nb = nbformat.read(notebooks.ROOT / "notebooks" / "08_convolutional_vae.ipynb", as_version=4)
     settings = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
@@ -88,7 +90,7 @@ pathlib.Path(os.environ["PROBE_OUT"], "mode" + seen["smoke"] + ".json").write_te
 def test_notebooks_run_on_a_copy_with_an_empty_checkpoint_folder(tmp_path, monkeypatch):
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(PROBE)])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    path = tmp_path / "01_probe.ipynb"
+    path = tmp_path / "01_vanilla_autoencoder.ipynb"                  # a lesson's name: its budget is read
     nbformat.write(nb, path)
     before = path.read_bytes()
     monkeypatch.setenv("PROBE_OUT", str(tmp_path))
@@ -101,14 +103,15 @@ def test_notebooks_run_on_a_copy_with_an_empty_checkpoint_folder(tmp_path, monke
 
     assert path.read_bytes() == before                                  # the original is never rewritten
     (row,) = results["notebooks"]
-    assert row["notebook"] == "01_probe.ipynb" and row["budget_s"] == 180
+    assert row["notebook"] == "01_vanilla_autoencoder.ipynb"
+    assert row["budget_s"] == lessons.LESSONS["01_vanilla_autoencoder"].budget_s
     assert row["full"] > 0 and row["smoke"] > 0
     for mode in ("0", "1"):                                             # full mode, then smoke mode
         seen = json.loads((tmp_path / f"mode{mode}.json").read_text())
         assert seen["checkpoints_empty"] and "classroom-cache" not in seen["checkpoints"]
         assert seen["cwd"] != str(tmp_path)                             # ran in a temporary folder
     text = out.read_text(encoding="utf-8")
-    assert benchmark.NOTEBOOKS_HEADER in text and "| **all 1** | 1500 |" in text
+    assert benchmark.NOTEBOOKS_HEADER in text and f"| **all 1** | {lessons.TOTAL_BUDGET_S} |" in text
     assert os.environ["AUTOENC_CHECKPOINTS"] == str(tmp_path / "classroom-cache")   # given back after the run
 
 
@@ -143,3 +146,37 @@ def test_the_quality_gap_is_relative_to_the_classic_way_and_flags_more_than_one_
     settings = benchmark.FULL
     table = benchmark.quality_table({"mlp_vae": run}, settings)
     assert "0.81% ok" in table and "0.00% ok" in table and "1.23% **over 1%**" in table
+
+
+def test_torchvision_layout_export_matches_the_course_data(tmp_path):
+    import torchvision
+
+    raw = benchmark.export_torchvision_layout(tmp_path)
+    assert raw == tmp_path / "FashionMNIST" / "raw"
+    tv = torchvision.datasets.FashionMNIST(str(tmp_path), train=False, download=False)
+    ours = ah.load_dataset("fashion_mnist", "test", verbose=False)
+    assert torch.equal(tv.data.float() / 255, ours.images[:, 0])
+    assert torch.equal(tv.targets, ours.labels)
+
+
+def test_the_ablation_switches_the_fast_layout_off_and_back():
+    from autoenc_helpers import training
+
+    conv = benchmark.MODELS["conv_vae"][1]()
+    weight = next(m.weight for m in conv.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1)
+    assert not weight.is_contiguous(memory_format=torch.channels_last)
+    with benchmark._fast_layout(False):
+        assert not training.FAST_LAYOUT
+        training.use_fast_layout(conv, torch.device("cpu"))
+        assert not weight.is_contiguous(memory_format=torch.channels_last)
+    assert training.FAST_LAYOUT
+    training.use_fast_layout(conv, torch.device("cpu"))
+    weight = next(m.weight for m in conv.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1)
+    assert weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_every_lesson_has_a_budget():
+    from tools import notebooks
+
+    for path in sorted(notebooks.NOTEBOOK_DIR.glob("*.ipynb")):
+        assert benchmark.notebook_budget(path) == lessons.LESSONS[path.stem].budget_s > 0

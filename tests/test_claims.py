@@ -107,7 +107,7 @@ def test_the_notebook_runner_makes_false_claims_fail_the_run(tmp_path):
     import nbformat
     from nbclient.exceptions import CellExecutionError
 
-    from autoenc_helpers import notebooks
+    from tools import notebooks
 
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}

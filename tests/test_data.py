@@ -31,9 +31,9 @@ def offline(monkeypatch, tmp_path):
         raise urllib.error.URLError("network is unreachable")
 
     monkeypatch.setattr(data, "_download", no_network)
-    data._read_split.cache_clear()
+    data.clear_cache()
     yield tmp_path
-    data._read_split.cache_clear()
+    data.clear_cache()
 
 
 def test_fashion_mnist_splits_in_memory():
@@ -148,14 +148,28 @@ def test_corrupt_file_is_reported(offline):
     assert "t10k-images-idx3-ubyte is damaged" in str(info.value) and "delete it" in str(info.value)
 
 
-def test_torchvision_layout_export_matches(tmp_path):
-    import torchvision
+def test_dataset_files_are_the_files_load_dataset_reads(tmp_path):
+    images_file, labels_file = data.dataset_files("fashion_mnist", "test", root=tmp_path)
+    assert images_file.name.startswith("t10k-images-idx3-ubyte") and labels_file.name.startswith("t10k-labels")
+    ours = ah.load_dataset("fashion_mnist", "test", root=tmp_path, verbose=False)
+    assert torch.equal(torch.from_numpy(data._read_idx(images_file, 3).copy()).float().div(255), ours.images[:, 0])
+    with pytest.raises(ValueError, match="circles are generated in code"):
+        data.dataset_files("circles", "test")
+    with pytest.raises(ValueError, match="unknown split 'val'"):
+        data.dataset_files("fashion_mnist", "val")
 
-    data.export_torchvision_layout("fashion_mnist", tmp_path)
-    tv = torchvision.datasets.FashionMNIST(str(tmp_path), train=False, download=False)
-    ours = ah.load_dataset("fashion_mnist", "test", verbose=False)
-    assert torch.equal(tv.data.float() / 255, ours.images[:, 0])
-    assert torch.equal(tv.targets, ours.labels)
+
+def test_clear_cache_makes_the_next_load_read_the_files_again(offline):
+    raw = offline / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    _write_idx(raw / "t10k-images-idx3-ubyte", np.zeros((3, 28, 28)), True)
+    _write_idx(raw / "t10k-labels-idx1-ubyte", np.zeros(3), False)
+    assert len(ah.load_dataset("mnist", "test", root=offline, verbose=False)) == 3
+    _write_idx(raw / "t10k-images-idx3-ubyte", np.zeros((5, 28, 28)), True)
+    _write_idx(raw / "t10k-labels-idx1-ubyte", np.zeros(5), False)
+    assert len(ah.load_dataset("mnist", "test", root=offline, verbose=False)) == 3     # read once, kept
+    data.clear_cache()
+    assert len(ah.load_dataset("mnist", "test", root=offline, verbose=False)) == 5
 
 
 def test_circles_radius_matches_the_measured_radius():
@@ -233,11 +247,11 @@ def test_a_damaged_file_in_the_data_folder_falls_back_to_the_system_copy(tmp_pat
     (raw / "t10k-images-idx3-ubyte.gz").write_bytes(broken)
     system_labels = data.SYSTEM_FASHION_MNIST / "t10k-labels-idx1-ubyte.gz"
     (raw / "t10k-labels-idx1-ubyte.gz").write_bytes(system_labels.read_bytes())
-    data._read_split.cache_clear()
+    data.clear_cache()
     with pytest.warns(UserWarning, match="t10k-images-idx3-ubyte.gz is damaged"):
         test = ah.load_dataset("fashion_mnist", "test", root=tmp_path, verbose=False)
     assert test.source == "system copy" and len(test) == 10_000
-    data._read_split.cache_clear()
+    data.clear_cache()
 
 
 def test_a_damaged_file_with_no_other_copy_is_named_with_the_fix(offline):

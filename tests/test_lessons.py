@@ -13,7 +13,7 @@ import re
 import nbformat
 import pytest
 
-from autoenc_helpers import notebooks
+from tools import notebooks
 
 NOTEBOOKS = sorted(notebooks.NOTEBOOK_DIR.glob("*.ipynb"))
 MAX_STUDY_MINUTES = 75
@@ -44,7 +44,7 @@ def test_the_header_states_study_time_and_the_measured_computing_time(path):
     meta = nb.metadata.get("autoenc", {})
     expected = notebooks.computing_time(meta.get("seconds", -1), meta.get("threads", 0))
     assert (match["computing"] or "").strip() == expected, (
-        "the computing time is written by `python -m autoenc_helpers.notebooks run`, from the run's own clock")
+        "the computing time is written by `python3 tools/notebooks.py run`, from the run's own clock")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

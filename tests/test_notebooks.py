@@ -8,7 +8,7 @@ import shutil
 import nbformat
 import pytest
 
-from autoenc_helpers import notebooks
+from tools import notebooks
 
 NOTEBOOKS = sorted(notebooks.NOTEBOOK_DIR.glob("*.ipynb"))
 

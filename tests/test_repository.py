@@ -1,7 +1,10 @@
 """The repository's promises: README's test command is what CI runs, versions are ranges, data stays out."""
 
 import re
+import shutil
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -69,7 +72,7 @@ def test_no_learner_text_names_the_reference_articles_by_their_internal_labels()
 def test_readme_lists_every_lesson_with_its_study_time():
     """The lesson table is where a newcomer starts: one row per notebook, with the study time its header states."""
     import nbformat
-    from autoenc_helpers import notebooks
+    from tools import notebooks
 
     readme = (ROOT / "README.md").read_text()
     rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| \d\d \| \[[^\]]*\]\(notebooks/([^)]+\.ipynb)\).*$",
@@ -81,3 +84,48 @@ def test_readme_lists_every_lesson_with_its_study_time():
             assert rows[path.name].rstrip(" |").endswith(f"{match.group('minutes')} min"), \
                 f"README's row for {path.name} should end with its header's study time, {match.group('minutes')} min"
     assert len(rows) == len(list((ROOT / "notebooks").glob("*.ipynb"))), "a README row for a notebook that is gone"
+
+
+def test_readme_lesson_table_is_the_one_tools_lessons_writes():
+    """Titles and study times come from the notebooks, what each teaches from tools/lessons.py: one place each."""
+    from tools import lessons
+
+    readme = (ROOT / "README.md").read_text()
+    between = readme.split(lessons.BEGIN, 1)[1].split(lessons.END, 1)[0]
+    assert between.strip() == lessons.readme_table(), "run `python3 tools/notebooks.py readme` and commit README.md"
+
+
+def test_the_readme_command_rewrites_a_stale_table_and_names_a_notebook_without_a_row(tmp_path, monkeypatch):
+    from tools import lessons
+
+    shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks")
+    readme = (ROOT / "README.md").read_text()
+    stale = readme.replace("| 60 min |", "| 59 min |")
+    assert stale != readme
+    (tmp_path / "README.md").write_text(stale)
+    assert lessons.write_readme(tmp_path) is True
+    assert (tmp_path / "README.md").read_text() == readme
+    assert lessons.write_readme(tmp_path) is False
+    shutil.copy(ROOT / "notebooks" / "05_reparameterization_trick.ipynb", tmp_path / "notebooks" / "13_new.ipynb")
+    with pytest.raises(ValueError, match="no row for 13_new"):
+        lessons.write_readme(tmp_path)
+    (tmp_path / "notebooks" / "13_new.ipynb").unlink()
+    (tmp_path / "notebooks" / "12_distributed_training.ipynb").unlink()
+    with pytest.raises(ValueError, match="no notebook for 12_distributed_training"):
+        lessons.readme_table(tmp_path)
+
+
+def test_the_package_holds_only_what_lessons_import():
+    """The maintainers' tooling lives in tools/ and benchmarks/, never in the installed package."""
+    import subprocess
+    import sys
+
+    modules = {p.stem for p in (ROOT / "autoenc_helpers").glob("*.py")} - {"__init__"}
+    loaded = subprocess.run([sys.executable, "-c", "import sys, autoenc_helpers; print(' '.join(sorted("
+                             "m.split('.')[1] for m in sys.modules if m.startswith('autoenc_helpers.'))))"],
+                            capture_output=True, text=True, check=True, cwd=ROOT).stdout.split()
+    assert modules == set(loaded), f"modules `import autoenc_helpers` never loads: {sorted(modules - set(loaded))}"
+    for path in sorted((ROOT / "autoenc_helpers").glob("*.py")):
+        text = path.read_text()
+        assert not re.search(r"^\s*(from|import) (tools|benchmarks)\b", text, re.M), f"{path.name} imports the tooling"
+    assert not {"notebooks", "benchmark"} & modules

@@ -1,22 +1,24 @@
 """Re-execute the course notebooks in place, and check that their stored outputs are honest.
 
-    python -m autoenc_helpers.notebooks run            # every notebook, full mode, on the CPU
-    python -m autoenc_helpers.notebooks run notebooks/01_vanilla_autoencoder.ipynb
-    python -m autoenc_helpers.notebooks check          # what the tests check, without running anything
-    python -m autoenc_helpers.notebooks set-repo OWNER/NAME   # the GitHub repository the Colab links name
+    python3 tools/notebooks.py run            # every notebook, full mode, on the CPU
+    python3 tools/notebooks.py run notebooks/01_vanilla_autoencoder.ipynb
+    python3 tools/notebooks.py check          # what the tests check, without running anything
+    python3 tools/notebooks.py readme         # README's lesson table, from the notebooks and tools/lessons.py
+    python3 tools/notebooks.py set-repo OWNER/NAME   # the GitHub repository the Colab links name
 
-``run`` trains every model afresh (checkpoints go to a temporary folder), so the stored outputs show
-real training logs; ``--use-checkpoints`` loads the classroom cache of ``data/checkpoints/`` instead.
+Run it from a checkout (it is not part of the installed package). ``run`` trains every model afresh
+(checkpoints go to a temporary folder), so the stored outputs show real training logs;
+``--use-checkpoints`` loads the classroom cache of ``data/checkpoints/`` instead.
 
 ``run`` executes each notebook top to bottom in a fresh ``python3`` kernel, in
 full mode (``AUTOENC_SMOKE=0``), and records in the notebook's metadata a digest
 of its code cells. ``check`` (and the test suite) then flags a notebook whose
 code changed after its outputs were made, a stored error, a smoke-mode run,
 execution counts that are not 1..n, and paths of the machine that ran it;
-and, for Colab, a badge link or install line not built from ``config.REPOSITORY``.
+and, for Colab, a badge link or install line not built from :data:`REPOSITORY`.
 
-``set-repo`` rewrites, in one go, the repository in ``config.REPOSITORY``, in
-every notebook's "Open in Colab" badge and Colab install line, and in README.md.
+``set-repo`` rewrites, in one go, :data:`REPOSITORY` (in this file), every
+notebook's "Open in Colab" badge and Colab install line, and README.md.
 Outputs stay valid: the digest does not depend on that repository (see
 :func:`code_digest`).
 """
@@ -32,13 +34,22 @@ import tempfile
 import time
 from pathlib import Path
 
-from .checks import FAIL          # what every exercise check prints when a hidden test fails
-from .config import BRANCH, REPOSITORY
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:          # run as a script from a checkout: the package and tools/ import from it
+    sys.path.insert(0, str(ROOT))
 
-__all__ = ["NOTEBOOK_DIR", "code_digest", "problems", "execute", "STUDY_TIME", "computing_time", "write_computing_time",
+from autoenc_helpers.checks import FAIL  # noqa: E402  (what every exercise check prints when a hidden test fails)
+
+__all__ = ["REPOSITORY", "BRANCH", "NOTEBOOK_DIR",
+           "code_digest", "problems", "execute", "STUDY_TIME", "computing_time", "write_computing_time",
            "colab_url", "install_line", "colab_problems", "set_repository", "main"]
 
-ROOT = Path(__file__).resolve().parent.parent
+REPOSITORY = "autoencoder-course/autoencoders"
+"""GitHub ``owner/name`` of the course. Change it everywhere with ``python3 tools/notebooks.py set-repo OWNER/NAME``."""
+
+BRANCH = "main"
+"""The branch the Colab badges open."""
+
 NOTEBOOK_DIR = ROOT / "notebooks"
 META_KEY = "autoenc"
 
@@ -79,7 +90,7 @@ def code_digest(nb) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Colab: the badge and the install line, built from config.REPOSITORY
+# Colab: the badge and the install line, built from REPOSITORY
 
 
 def colab_url(notebook: str, repository: str = REPOSITORY, branch: str = BRANCH) -> str:
@@ -122,7 +133,7 @@ def colab_problems(path: str | os.PathLike, repository: str = REPOSITORY) -> lis
 def set_repository(repository: str, root: str | os.PathLike = ROOT) -> list[Path]:
     """Name ``repository`` (``OWNER/NAME`` on GitHub) everywhere the course names its repository.
 
-    Rewrites ``REPOSITORY`` in ``autoenc_helpers/config.py``, the Colab links and git URLs of the
+    Rewrites :data:`REPOSITORY` in ``tools/notebooks.py`` (this file), the Colab links and git URLs of the
     previous repository in every cell of ``notebooks/*.ipynb`` (the badge and the install line), and
     the same URLs and ``github.com/OWNER/NAME`` links in README.md. Outputs and digests are left as
     they are (the digest does not depend on the repository). Returns the files it changed.
@@ -133,11 +144,11 @@ def set_repository(repository: str, root: str | os.PathLike = ROOT) -> list[Path
         raise ValueError(f"{repository!r} is not a GitHub repository name; expected OWNER/NAME, "
                          "e.g. set-repo my-university/autoencoders")
     root = Path(root)
-    config = root / "autoenc_helpers" / "config.py"
-    text = config.read_text(encoding="utf-8")
+    this_file = root / "tools" / "notebooks.py"
+    text = this_file.read_text(encoding="utf-8")
     current = re.search(r'^REPOSITORY = "([^"]+)"', text, re.M)
     if current is None:
-        raise ValueError(f"no line `REPOSITORY = \"OWNER/NAME\"` in {config}")
+        raise ValueError(f"no line `REPOSITORY = \"OWNER/NAME\"` in {this_file}")
     old = current.group(1)
     if old == repository:
         return []
@@ -162,8 +173,8 @@ def set_repository(repository: str, root: str | os.PathLike = ROOT) -> list[Path
         if swap(before) != before:
             readme.write_text(swap(before), encoding="utf-8")
             changed.append(readme)
-    config.write_text(text[:current.start(1)] + repository + text[current.end(1):], encoding="utf-8")
-    changed.append(config)
+    this_file.write_text(text[:current.start(1)] + repository + text[current.end(1):], encoding="utf-8")
+    changed.append(this_file)
     return changed
 
 
@@ -184,10 +195,10 @@ def problems(path: str | os.PathLike) -> list[str]:
     if nb.metadata.get("kernelspec", {}).get("name") != "python3":
         found.append("kernelspec name is not 'python3'")
     if "code_digest" not in meta:
-        found.append("no record of an execution: run `python -m autoenc_helpers.notebooks run " + path.name + "`")
+        found.append("no record of an execution: run `python3 tools/notebooks.py run notebooks/" + path.name + "`")
     elif meta["code_digest"] != code_digest(nb):
         found.append("code cells changed after the outputs were made: re-run it with "
-                     "`python -m autoenc_helpers.notebooks run " + path.name + "`")
+                     "`python3 tools/notebooks.py run notebooks/" + path.name + "`")
     if meta.get("mode") != "full":
         found.append(f"outputs come from a {meta.get('mode', 'unknown')!r} run, not a full-mode run")
     counts = [c.get("execution_count") for c in nb.cells if c.cell_type == "code"]
@@ -292,9 +303,9 @@ def execute(path: str | os.PathLike, *, smoke: bool = False, device: str = "cpu"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m autoenc_helpers.notebooks", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python3 tools/notebooks.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=("run", "check", "set-repo"))
+    parser.add_argument("action", choices=("run", "check", "readme", "set-repo"))
     parser.add_argument("paths", nargs="*", help="notebooks (default: every notebooks/*.ipynb); "
                                                  "for set-repo, the GitHub repository as OWNER/NAME")
     parser.add_argument("--smoke", action="store_true", help="execute in smoke mode (outputs then fail `check`)")
@@ -313,6 +324,17 @@ def main(argv: list[str] | None = None) -> int:
         for path in changed:
             print(f"rewrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
         print(f"the course now names {args.paths[0]}" + ("" if changed else " already: nothing to change"))
+        return 0
+    if args.action == "readme":
+        from tools.lessons import write_readme
+
+        if args.paths:
+            parser.error("readme takes no arguments: it writes the table of every notebook")
+        try:
+            changed = write_readme()
+        except ValueError as err:
+            parser.error(str(err))
+        print("README.md: lesson table " + ("rewritten" if changed else "already up to date"))
         return 0
     paths = [Path(p) for p in args.paths] or sorted(NOTEBOOK_DIR.glob("*.ipynb"))
     if not paths:

@@ -2,13 +2,14 @@
 
 Run it as a command (it is a benchmark, not a test)::
 
-    python -m autoenc_helpers.benchmark                    # everything: about 40 minutes on a 2-core CPU
-    python -m autoenc_helpers.benchmark --smoke            # small sizes: a few minutes
-    python -m autoenc_helpers.benchmark --parts training,quality --models mlp_vae
+    python3 benchmarks/benchmark.py                    # everything: about 40 minutes on a 2-core CPU
+    python3 benchmarks/benchmark.py --smoke            # small sizes: a few minutes
+    python3 benchmarks/benchmark.py --parts training,quality --models mlp_vae
 
 It prints Markdown tables and writes them to ``benchmarks/latest.md`` (``--out``), rewritten after
-each part, so an interrupted run keeps what it measured. On a GPU: ``AUTOENC_DEVICE=cuda python -m
-autoenc_helpers.benchmark``. Progress goes to stderr.
+each part, so an interrupted run keeps what it measured. On a GPU: ``AUTOENC_DEVICE=cuda python3
+benchmarks/benchmark.py``. Progress goes to stderr. It runs from a checkout, beside the package it measures
+(it is not installed with it).
 
 The parts (``--parts``, default all of them, in this order):
 
@@ -43,10 +44,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gzip
 import json
 import os
 import platform
-import re
 import shutil
 import statistics
 import subprocess
@@ -57,23 +58,26 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from unittest import mock
 
 import torch
 import torch.nn.functional as F
 
-from . import data as _data
-from . import training
-from .data import data_root, export_torchvision_layout, load_dataset
-from .device import CHOICES, describe_device, get_device
-from .losses import negative_elbo, vae_objective
-from .models import ConvVAE, MLPAutoencoder, MLPVAE
-from .training import fit, make_optimizer
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:          # run as a script from a checkout: the package and tools/ import from it
+    sys.path.insert(0, str(ROOT))
+
+from autoenc_helpers import training  # noqa: E402
+from autoenc_helpers.data import (SPLITS, ImageSet, batch_indices, clear_cache, data_root, dataset_files,  # noqa: E402
+                                  load_dataset)
+from autoenc_helpers.device import CHOICES, describe_device, get_device  # noqa: E402
+from autoenc_helpers.losses import negative_elbo, vae_objective  # noqa: E402
+from autoenc_helpers.models import ConvVAE, MLPAutoencoder, MLPVAE  # noqa: E402
+from autoenc_helpers.training import fit, make_optimizer  # noqa: E402
+from tools.lessons import LESSONS, TOTAL_BUDGET_S  # noqa: E402
 
 __all__ = ["CONV_VAE_CHANNELS", "MODELS", "PARTS", "WIDGET_CASES", "FULL", "SMOKE", "CourseWay", "ClassicWay",
            "widget_classes", "main"]
 
-ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "benchmarks" / "latest.md"
 NOTEBOOK_DIR = ROOT / "notebooks"
 
@@ -98,9 +102,7 @@ SPEEDUP_TARGETS = {"mlp_vae": 3.0, "conv_vae": 1.5}       # (b) / (a) seconds pe
 QUALITY_TOLERANCE = 0.01                                  # (a) and (b) negative ELBO within 1%
 MEMORY_TARGET_MB = 2048
 WIDGET_TARGET_MS = 50.0                                   # median, slider change to PNG
-NOTEBOOK_BUDGETS_S = {1: 180, 2: 180, 3: 180, 4: 240, 5: 240, 6: 240,       # lesson -> seconds
-                      7: 240, 8: 300, 9: 300, 10: 300, 11: 300, 12: 300}
-NOTEBOOKS_TOTAL_BUDGET_S = 25 * 60
+NOTEBOOKS_TOTAL_BUDGET_S = TOTAL_BUDGET_S                 # each lesson's own budget: tools/lessons.py
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,17 @@ def _threads(n: int | None):
         torch.set_num_threads(before)
 
 
+@contextlib.contextmanager
+def _fast_layout(on: bool):
+    """Run the block with ``training.FAST_LAYOUT`` set to ``on`` (channels-last convolutions on the CPU, or not)."""
+    before = training.FAST_LAYOUT
+    training.FAST_LAYOUT = on
+    try:
+        yield
+    finally:
+        training.FAST_LAYOUT = before
+
+
 class CourseWay:
     """(a) The course's way: ``fit`` on the in-memory images, one epoch per call, one optimizer throughout.
 
@@ -181,9 +194,7 @@ class CourseWay:
 
     def epoch(self, number: int, images=None) -> None:
         """Train one epoch (over ``images``, default the training set); shuffled by seed and epoch number."""
-        layout = contextlib.nullcontext() if self.fast_layout else \
-            mock.patch.object(training, "use_fast_layout", lambda model, device: model)
-        with layout, _threads(self.threads):
+        with _fast_layout(self.fast_layout), _threads(self.threads):
             fit(self.trained, self.train if images is None else images, objective=self.objective, epochs=1,
                 batch_size=BATCH_SIZE, optimizer=self.optimizer, seed=1000 * self.seed + number,
                 device=self.device, progress=False, log=False)
@@ -231,7 +242,7 @@ class _InMemoryBatches:
 
     def __iter__(self):
         n = self.images.shape[0]
-        for idx in _data.batch_indices(n, BATCH_SIZE, shuffle=True, generator=self.generator,
+        for idx in batch_indices(n, BATCH_SIZE, shuffle=True, generator=self.generator,
                                        device=self.images.device):
             yield self.images[idx], None
 
@@ -240,16 +251,39 @@ class _InMemoryBatches:
 class _Data:
     """The data of one run: the course's in-memory sets and torchvision's dataset, with their load times."""
 
-    train: _data.ImageSet
-    test: _data.ImageSet
+    train: ImageSet
+    test: ImageSet
     torchvision_train: torch.utils.data.Dataset | None
     load_a: float
     load_b: float | None
 
 
+TORCHVISION_FOLDER = "FashionMNIST"
+"""Where ``torchvision.datasets.FashionMNIST(root)`` looks: ``root/FashionMNIST/raw/``."""
+
+
+def export_torchvision_layout(root: str | os.PathLike) -> Path:
+    """Put uncompressed copies of the Fashion-MNIST files the course reads where torchvision looks for them.
+
+    After this, ``torchvision.datasets.FashionMNIST(root, download=False)`` works offline too (way (b)
+    reads the same files as way (a)). Files already there are kept. Returns the ``raw/`` folder.
+    """
+    raw = Path(root) / TORCHVISION_FOLDER / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for split in SPLITS:
+        for source in dataset_files("fashion_mnist", split, root=root):
+            target = raw / source.name.removesuffix(".gz")
+            if target.is_file():
+                continue
+            opener = gzip.open if source.suffix == ".gz" else open
+            with opener(source, "rb") as fin, open(target, "wb") as fout:
+                shutil.copyfileobj(fin, fout)
+    return raw
+
+
 def _load_data(settings: Settings, device: torch.device, root: Path, *, with_torchvision: bool = True) -> _Data:
     """Both ways' data; ``with_torchvision=False`` leaves (b)'s out (and torchvision unimported)."""
-    _data._read_split.cache_clear()                      # time the reading of the files, not a cache
+    clear_cache()                                        # time the reading of the files, not a cache
     _sync(device)
     start = time.perf_counter()
     train = load_dataset("fashion_mnist", "train", n=settings.images, device=device, root=root, verbose=False)
@@ -260,7 +294,7 @@ def _load_data(settings: Settings, device: torch.device, root: Path, *, with_tor
         return _Data(train, test, None, load_a, None)
     import torchvision
 
-    export_torchvision_layout("fashion_mnist", root)     # torchvision's own reader over the same files (offline)
+    export_torchvision_layout(root)                      # torchvision's own reader over the same files (offline)
     start = time.perf_counter()
     tv_train = torchvision.datasets.FashionMNIST(str(root), train=True, download=False,
                                                  transform=torchvision.transforms.ToTensor())
@@ -547,8 +581,8 @@ def _child_env() -> dict:
 
 
 def _start_child(args: list[str]) -> subprocess.Popen:
-    """Start ``python -m autoenc_helpers.benchmark ARGS`` in a fresh process."""
-    cmd = [sys.executable, "-m", "autoenc_helpers.benchmark", *args]
+    """Start ``python3 benchmarks/benchmark.py ARGS`` in a fresh process."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), *args]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_child_env(),
                             cwd=ROOT)
 
@@ -583,18 +617,18 @@ def memory_table(rows: list[dict]) -> str:
 
 
 def widget_classes() -> list[str]:
-    """Every widget class of :mod:`autoenc_helpers.widgets`, found by its base class."""
-    from . import widgets
+    """Every widget class of :mod:`autoenc_helpers.widgets`, found by its base class ``Explorer``."""
+    from autoenc_helpers import widgets
 
     return sorted(name for name, obj in vars(widgets).items()
-                  if isinstance(obj, type) and issubclass(obj, widgets._Widget) and obj is not widgets._Widget)
+                  if isinstance(obj, type) and issubclass(obj, widgets.Explorer) and obj is not widgets.Explorer)
 
 
 def _latent_case(make_model, codes_fn=None, **kwargs):
     """A LatentExplorer over ``make_model()``'s codes of the held-out images; moves slider 0 across its range."""
     def build(test, device):
-        from . import widgets
-        from .training import encode
+        from autoenc_helpers import widgets
+        from autoenc_helpers.training import encode
 
         model = make_model().to(device).eval()
         codes = encode(model, test)
@@ -608,7 +642,7 @@ def _latent_case(make_model, codes_fn=None, **kwargs):
 
 
 def _noise_case(test, device):
-    from . import widgets
+    from autoenc_helpers import widgets
 
     models = {name: MLPAutoencoder(latent_dim=32, hidden=(256, 128)).to(device).eval()
               for name in ("denoising AE", "plain AE")}
@@ -619,7 +653,7 @@ def _noise_case(test, device):
 
 
 def _factor_case(test, device):
-    from . import widgets
+    from autoenc_helpers import widgets
 
     factors = (1 / 784, 0.1, 0.3, 1, 10, 784)                          # lesson 07's sweep: beta = 784 ... 1/784
     results = [{"factor": f, "model": MLPVAE(latent_dim=16, hidden=(512, 256)).to(device).eval(),
@@ -630,7 +664,7 @@ def _factor_case(test, device):
 
 
 def _conditional_case(test, device):
-    from . import models, widgets
+    from autoenc_helpers import models, widgets
 
     model = models.ConditionalVAE(latent_dim=2, n_classes=len(test.classes)).to(device).eval()
     explorer = widgets.ConditionalExplorer(model, test.classes)
@@ -640,7 +674,7 @@ def _conditional_case(test, device):
 
 
 def _code_grid_case(test, device):
-    from . import vq, widgets
+    from autoenc_helpers import vq, widgets
 
     model = vq.VQVAE(n_codes=128, code_dim=16, channels=(8, 16, 16, 16)).to(device).eval()
     explorer = widgets.CodeGridExplorer(model, test.images)
@@ -746,18 +780,18 @@ def widgets_table(rows: list[dict]) -> str:
 
 
 def notebook_budget(path: Path) -> int | None:
-    """The lesson's time budget in seconds, from the number its file name starts with."""
-    match = re.match(r"(\d+)_", path.name)
-    return NOTEBOOK_BUDGETS_S.get(int(match.group(1))) if match else None
+    """The lesson's full-mode time budget in seconds, from its row in tools/lessons.py (None: no row)."""
+    lesson = LESSONS.get(Path(path).stem)
+    return lesson.budget_s if lesson else None
 
 
 def time_notebook(path: Path, *, smoke: bool, device: str) -> float:
     """Run a copy of ``path`` top to bottom in a fresh kernel; return its wall time. The original is untouched.
 
-    :func:`~autoenc_helpers.notebooks.execute` gives the kernel an empty temporary checkpoint folder
+    :func:`tools.notebooks.execute` gives the kernel an empty temporary checkpoint folder
     (``AUTOENC_CHECKPOINTS``), so every model is trained as on a learner's first run.
     """
-    from .notebooks import execute
+    from tools.notebooks import execute
 
     with tempfile.TemporaryDirectory(prefix="autoenc-bench-nb-") as folder:
         copy = Path(folder) / path.name
@@ -826,7 +860,7 @@ def _header(args, settings: Settings, device: torch.device, parts: list[str], st
     lines = [
         "# Benchmark: the course against reference code",
         "",
-        f"- command: `{' '.join(['python -m autoenc_helpers.benchmark', *args])}`",
+        f"- command: `{' '.join(['python3 benchmarks/benchmark.py', *args])}`",
         f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}; "
         f"took {(time.perf_counter() - started) / 60:.1f} min",
         f"- torch {torch.__version__}, torchvision {torchvision.__version__}, python {platform.python_version()}",
@@ -910,7 +944,7 @@ class _Defaults(argparse.ArgumentDefaultsHelpFormatter):
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m autoenc_helpers.benchmark",
+        prog="python3 benchmarks/benchmark.py",
         description="Measure the course against reference code (training speed and quality, an ablation, "
                     "peak memory, widget latency, notebook wall time) and write Markdown tables.",
         formatter_class=_Defaults,
