@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import numbers
 
-__all__ = ["positive_int", "positive_ints", "number"]
+__all__ = ["positive_int", "positive_ints", "number", "index"]
 
 
 def positive_int(value, name: str) -> int:
@@ -40,3 +40,10 @@ def number(value, name: str, *, low: float | None = None, high: float | None = N
         span = f"[{'-inf' if low is None else f'{low:g}'}, {'inf' if high is None else f'{high:g}'}]"
         raise ValueError(f"{name} must be a finite number in {span}, got {value!r}")
     return float(value)
+
+
+def index(value, name: str, size: int, what: str = "an int") -> int:
+    """``value`` as an int in 0..size-1 (a position, a class, a choice among ``size``)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value < size:
+        raise ValueError(f"{name} must be {what} in 0..{size - 1}, got {value!r}")
+    return int(value)

@@ -30,8 +30,8 @@ from IPython.display import Image, clear_output, display
 from matplotlib.figure import Figure
 
 from .losses import psnr_db
-from .models import eval_mode
-from .validate import number, positive_int
+from .models import eval_mode, model_device
+from .validate import index, number, positive_int
 from .noise import LEVEL_NAMES, corrupt
 from .plots import image_grid
 
@@ -104,6 +104,20 @@ def decode_image(decode: Callable[[torch.Tensor], torch.Tensor], code: Sequence[
 def _distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     # the exact formula: the faster matrix-product one is off by ~1e-3 for a point and itself
     return torch.cdist(a.float(), b.float(), compute_mode="donot_use_mm_for_euclid_dist")
+
+
+def _image_picker(n: int, labels, classes, width: str) -> W.Dropdown:
+    """A drop-down of the first ``n`` test images, each named by its number and, with labels, its class."""
+    names = [f"test image {i}" + (f" ({classes[int(labels[i])]})" if labels is not None and classes else "")
+             for i in range(n)]
+    return W.Dropdown(options=list(zip(names, range(n))), value=0, description="image", layout=W.Layout(width=width))
+
+
+def _code_slider(i: int, value: float, low, high, width: str) -> W.FloatSlider:
+    """The slider of code dimension ``i``: ``low`` to ``high`` (numbers or 0-d tensors) in 200 steps, at ``value``."""
+    return W.FloatSlider(value=float(np.clip(value, float(low), float(high))), min=float(low), max=float(high),
+                         step=float((high - low) / 200), description=f"z[{i}]", continuous_update=False,
+                         readout_format=".2f", layout=W.Layout(width=width))
 
 
 def _check_image_batch(images, name: str) -> None:
@@ -209,20 +223,10 @@ class LatentExplorer(Explorer):
         self.image: np.ndarray | None = None
         self.figure: Figure | None = None        # made at the first render, then only its image data change
 
-        self.sliders = [
-            W.FloatSlider(value=float(np.clip(self.code[i], float(lo[i]), float(hi[i]))),
-                          min=float(lo[i]), max=float(hi[i]), step=float((hi[i] - lo[i]) / 200),
-                          description=f"z[{i}]", continuous_update=False, readout_format=".2f",
-                          layout=W.Layout(width="330px"))
-            for i in self.dims
-        ]
+        self.sliders = [_code_slider(i, self.code[i], lo[i], hi[i], "330px") for i in self.dims]
         for slider in self.sliders:
             slider.observe(self._on_slider, names="value")
-        n = min(n_choices, codes.shape[0])
-        names = [f"test image {i}" + (f" ({classes[int(labels[i])]})" if labels is not None and classes else "")
-                 for i in range(n)]
-        self.picker = W.Dropdown(options=list(zip(names, range(n))), value=0, description="image",
-                                 layout=W.Layout(width="330px"))
+        self.picker = _image_picker(min(n_choices, codes.shape[0]), labels, classes, "330px")
         self.reset_button = W.Button(description="reset to this image's encoding", layout=W.Layout(width="330px"))
         self.reset_button.on_click(lambda _: self.reset(self.picker.value))
         self.readout = W.HTML(layout=W.Layout(width="330px"))
@@ -357,11 +361,7 @@ class NoiseExplorer(Explorer):
         self.level = W.FloatSlider(value=level, min=0.0, max=self.max_levels[kind], step=0.01,
                                    description=LEVEL_NAMES[kind], continuous_update=False, readout_format=".2f",
                                    layout=W.Layout(width="300px"))
-        n = min(n_choices, images.shape[0])
-        names = [f"test image {i}" + (f" ({classes[int(labels[i])]})" if labels is not None and classes else "")
-                 for i in range(n)]
-        self.picker = W.Dropdown(options=list(zip(names, range(n))), value=0, description="image",
-                                 layout=W.Layout(width="300px"))
+        self.picker = _image_picker(min(n_choices, images.shape[0]), labels, classes, "300px")
         self._quiet = False
         self.kind.observe(self._on_kind, names="value")
         self.level.observe(self._on_level, names="value")
@@ -619,8 +619,7 @@ class ConditionalExplorer(Explorer):
         classes = list(classes)
         if len(classes) != n_classes:
             raise ValueError(f"{len(classes)} class names for a model of {n_classes} classes; give one name per class")
-        if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < n_classes:
-            raise ValueError(f"label must be a class index in 0..{n_classes - 1}, got {label!r}")
+        index(label, "label", n_classes, "a class index")
         if len(limits) != 2 or not float(limits[0]) < float(limits[1]):
             raise ValueError(f"limits must be (low, high) with low < high, got {limits!r}")
         self.model, self.classes = model, classes
@@ -634,10 +633,7 @@ class ConditionalExplorer(Explorer):
 
         self.selector = W.Dropdown(options=[(name, i) for i, name in enumerate(classes)], value=label,
                                    description="class", layout=W.Layout(width="300px"))
-        self.sliders = [W.FloatSlider(value=float(np.clip(self.code[i], lo, hi)), min=lo, max=hi, step=(hi - lo) / 200,
-                                      description=f"z[{i}]", continuous_update=False, readout_format=".2f",
-                                      layout=W.Layout(width="300px"))
-                        for i in range(min(k, max_sliders))]
+        self.sliders = [_code_slider(i, self.code[i], lo, hi, "300px") for i in range(min(k, max_sliders))]
         self.selector.observe(lambda _: self.render(), names="value")
         for slider in self.sliders:
             slider.observe(self._on_slider, names="value")
@@ -718,29 +714,19 @@ class CodeGridExplorer(Explorer):
         if n_codes < 2 or len(shape) != 2 or not hasattr(model, "encode") or not hasattr(model, "decode"):
             raise TypeError(f"CodeGridExplorer needs a VQ-VAE with n_codes, grid_shape, encode(x) -> code grids and "
                             f"decode(grids), like ah.vq.VQVAE; got {type(model).__name__}")
-        if not torch.is_tensor(images) or images.dim() != 4 or images.shape[0] == 0:
-            raise ValueError(f"images must be a non-empty (N, 1, 28, 28) tensor, got "
-                             f"{tuple(images.shape) if torch.is_tensor(images) else type(images).__name__}")
-        for name, value, size in (("row", row, shape[0]), ("col", col, shape[1])):
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < size:
-                raise ValueError(f"{name} must be an int in 0..{size - 1}, got {value!r}")
+        _check_image_batch(images, "images")
+        index(row, "row", shape[0])
+        index(col, "col", shape[1])
         self.model, self.images, self.n_codes, self.shape = model, images, n_codes, shape
         self.block = images.shape[-1] // shape[1]                     # pixels per position: 28 / 7 = 4
         n = min(n_choices, images.shape[0])
-        device = next(model.parameters()).device
-        was_training = model.training
-        model.eval()
-        with torch.no_grad():
-            self.grids = model.encode(images[:n].to(device)).cpu()    # (n, 7, 7) the images' own codes
-        model.train(was_training)
+        with torch.no_grad(), eval_mode(model):
+            self.grids = model.encode(images[:n].to(model_device(model))).cpu()    # (n, 7, 7) the images' own codes
         self.renders = 0
         self.panels: dict[str, np.ndarray] = {}
         self.figure: Figure | None = None        # made at the first render, then only its data change
 
-        names = [f"test image {i}" + (f" ({classes[int(labels[i])]})" if labels is not None and classes else "")
-                 for i in range(n)]
-        self.picker = W.Dropdown(options=list(zip(names, range(n))), value=0, description="image",
-                                 layout=W.Layout(width="300px"))
+        self.picker = _image_picker(n, labels, classes, "300px")
         self.row = W.IntSlider(value=row, min=0, max=shape[0] - 1, description="row", continuous_update=False,
                                layout=W.Layout(width="300px"))
         self.col = W.IntSlider(value=col, min=0, max=shape[1] - 1, description="column", continuous_update=False,
