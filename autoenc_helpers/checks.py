@@ -4,6 +4,11 @@ Each ``check_*`` function takes the learner's function, prints one line per
 finding and returns True when every hidden test passes. A stub that still
 raises ``NotImplementedError`` gets a friendly "not written yet" and False,
 never a crash, so a notebook runs top to bottom before the exercises are done.
+
+A check is a list of hidden test cases, a table of the usual slips (a known
+wrong answer and the hint it earns) and what is special to it; one runner,
+``_run_cases``, calls the learner's function, catches and reports. The
+sections follow the lessons, 01 to 12.
 """
 
 from __future__ import annotations
@@ -13,31 +18,31 @@ import math
 import signal
 import threading
 from collections.abc import Callable, Iterable
+from functools import partial
 
 import torch
 from torch import nn
 
-__all__ = ["check_conv_output_size", "check_conv_transpose_output_size", "check_per_image_squared_error",
-           "check_gaussian_noise", "check_psnr", "check_random_corruption", "check_vae_loss", "check_reparameterize",
-           "check_leave_one_out_score",
-           "check_l1_activation_penalty", "check_kl_sparsity_penalty", "check_sparse_kl_objective",
-           "check_gaussian_kl",
-           "check_conv_decoder", "check_shard_indices", "check_encoder_head", "check_train_epoch"]
+__all__ = [
+    "check_per_image_squared_error", "check_train_epoch",                               # 01
+    "check_gaussian_noise", "check_psnr", "check_random_corruption",                     # 02
+    "check_l1_activation_penalty", "check_kl_sparsity_penalty", "check_sparse_kl_objective",   # 03
+    "check_vae_loss", "check_encoder_head",                                              # 04
+    "check_reparameterize", "check_leave_one_out_score",                                 # 05
+    "check_gaussian_kl",                                                                 # 06
+    "check_free_bits_kl",                                                                # 07
+    "check_conv_output_size", "check_conv_transpose_output_size", "check_conv_decoder",  # 08
+    "check_roc_auc", "check_false_alarm_threshold",                                      # 09
+    "check_completion_loss",                                                             # 10
+    "check_quantize", "check_perplexity",                                                # 11
+    "check_shard_indices",                                                               # 12
+]
 
 PASS, FAIL = "✅", "❌"
 
 
-def _report(title: str, failures: list[str], n_cases: int) -> bool:
-    if failures:
-        print(f"{FAIL} {title}: {len(failures)} of {n_cases} hidden tests failed.")
-        for line in failures[:3]:
-            print(f"   - {line}")
-        if len(failures) > 3:
-            print(f"   - ... and {len(failures) - 3} more")
-        return False
-    print(f"{PASS} {title}: all {n_cases} hidden tests pass.")
-    return True
-
+# ---------------------------------------------------------------------------------------------
+# The runner every check shares: call the learner's function, catch, judge, report
 
 TIME_LIMIT_S = 5
 """Seconds one hidden test may take before the check gives up on it ("took too long")."""
@@ -45,6 +50,14 @@ TIME_LIMIT_S = 5
 
 class TookTooLong(Exception):
     """The learner's function ran past the time limit of one hidden test."""
+
+
+class _NotWritten(Exception):
+    """The learner's function still raises NotImplementedError (and the check has said so)."""
+
+
+class _Slip(Exception):
+    """A finding about the learner's answer, raised from deep inside a hidden test."""
 
 
 @contextlib.contextmanager
@@ -76,13 +89,13 @@ def _as_float32(value):
     return value
 
 
-def _call(fn: Callable, args: tuple, title: str) -> tuple[bool, object]:
-    """Call the learner's function on one hidden test.
+def _learner(fn: Callable, args: tuple, title: str):
+    """Call the learner's function on one hidden test and return its result, a floating one in float32.
 
-    Returns (True, result), with a floating result in float32; (False, None) after a friendly "not
-    written yet" when it still raises NotImplementedError. Raises TookTooLong past the time limit,
-    and ValueError when the function changed one of its input tensors in place (which a caller
-    would not expect), so the check reports both as findings.
+    The one place that decides "not written yet": when ``fn`` still raises NotImplementedError it prints
+    a friendly line and raises _NotWritten, which ends the check. Raises TookTooLong past the time limit,
+    and ValueError when the function changed one of its input tensors in place (which a caller would not
+    expect), so the check reports both as findings.
     """
     before = [a.detach().clone() if torch.is_tensor(a) else None for a in args]
     try:
@@ -91,107 +104,143 @@ def _call(fn: Callable, args: tuple, title: str) -> tuple[bool, object]:
     except NotImplementedError:
         print(f"⏳ {title}: not written yet. Replace `raise NotImplementedError` with your code and run the cell "
               "again.")
-        return False, None
+        raise _NotWritten from None
     for position, (arg, copy) in enumerate(zip(args, before)):
         if copy is not None and not torch.equal(arg.detach(), copy):
             raise ValueError(f"it changed its input number {position + 1} in place; compute a new tensor "
                              "instead (for example x = x + noise, not x += noise or x.add_(noise))")
-    return True, _as_float32(result)
+    return _as_float32(result)
 
 
-def _check_sizes(fn: Callable, title: str, cases: Iterable[tuple], make_layer: Callable, hint: Callable) -> bool:
+def _raises(fn: Callable, args: tuple, title: str) -> Exception | None:
+    """The error the learner's function raises on ``args``, or None when it returns (for inputs it must refuse)."""
+    try:
+        _learner(fn, args, title)
+    except _NotWritten:
+        raise
+    except Exception as err:
+        return err
+    return None
+
+
+def _said(err: BaseException) -> str:
+    return f"{type(err).__name__}: {err}"
+
+
+def _crash_named(case: tuple, err: BaseException) -> str:
+    """How a crash reads for a case whose first item is its description."""
+    return f"{case[0]}: your function raised {_said(err)}"
+
+
+def _report(title: str, failures: list[str], n_cases: int) -> bool:
+    if failures:
+        print(f"{FAIL} {title}: {len(failures)} of {n_cases} hidden tests failed.")
+        for line in failures[:3]:
+            print(f"   - {line}")
+        if len(failures) > 3:
+            print(f"   - ... and {len(failures) - 3} more")
+        return False
+    print(f"{PASS} {title}: all {n_cases} hidden tests pass.")
+    return True
+
+
+def _run_cases(title: str, cases: list, test: Callable, *, crash: Callable = _crash_named,
+               n_cases: int | None = None, seed: int | None = None, report: Callable = _report) -> bool:
+    """Run a check's hidden tests and report them: the loop that every ``check_*`` shares.
+
+    ``test(case)`` calls the learner's function through ``_learner`` and judges the answer. It returns
+    what is wrong: None, one sentence, or several (a list, or a generator that yields them, so that the
+    findings made before a crash are kept); a ``_Slip`` raised inside is a finding too. Any other error
+    is the learner's code crashing: ``crash(case, err)`` says it as a finding instead of raising. The
+    first hidden test that is not written yet ends the check: False, after ``_learner`` has said so.
+
+    n_cases: how many hidden tests the report counts (default: one per case).
+    seed: run on a copy of the global random state seeded with it, so the learner's own state is left alone.
+    report: how the findings are printed, ``_report`` unless a check needs its own.
+    """
     failures: list[str] = []
-    cases = list(cases)
-    for case in cases:
-        size, *layer_args = case
-        layer = make_layer(*layer_args)
-        with torch.no_grad():
-            expected = layer(torch.zeros(1, 1, size, size)).shape[-1]   # what PyTorch itself gives
-        try:
-            ok, got = _call(fn, case, title)
-        except Exception as err:  # the learner's code crashed: report it, do not raise
-            failures.append(f"{title.split()[0]}{case} raised {type(err).__name__}: {err}")
-            continue
-        if not ok:
-            return False
-        if isinstance(got, bool) or not isinstance(got, int):
-            failures.append(f"for {case} you returned {got!r} ({type(got).__name__}); a size is a whole number (int). "
-                            "Floor division // keeps it one.")
-        elif got != expected:
-            failures.append(f"for {case} you returned {got}, PyTorch gives {expected}. {hint(got, expected)}")
-    return _report(title, failures, len(cases))
+    with contextlib.ExitStack() as private:
+        if seed is not None:
+            private.enter_context(torch.random.fork_rng(devices=[]))
+            torch.manual_seed(seed)
+        for case in cases:
+            try:
+                found = test(case)
+                if isinstance(found, str):
+                    found = [found]
+                for finding in found or ():
+                    if finding:
+                        failures.append(finding)
+            except _NotWritten:
+                return False
+            except _Slip as slip:
+                failures.append(str(slip))
+            except Exception as err:  # the learner's code crashed: report it, do not raise
+                failures.append(crash(case, err))
+    return report(title, failures, len(cases) if n_cases is None else n_cases)
 
 
-# (size, kernel, stride, padding): the course's own layers first, then others.
-_CONV_CASES = [(28, 3, 3, 1), (10, 2, 2, 0), (5, 3, 2, 1), (3, 2, 1, 0), (28, 3, 1, 1), (28, 4, 2, 1), (28, 5, 1, 0),
-               (27, 3, 2, 0), (7, 3, 2, 1), (32, 7, 3, 2)]
+def _first_slip(got, slips: Iterable[tuple], same: Callable) -> str | None:
+    """The hint of the first (wrong answer, hint) in ``slips`` that ``got`` matches, else None."""
+    return next((hint for wrong, hint in slips if same(got, wrong)), None)
 
 
-def check_conv_output_size(fn: Callable[[int, int, int, int], int]) -> bool:
-    """Check ``fn(size, kernel, stride, padding)`` against ``nn.Conv2d`` (and ``nn.MaxPool2d``, the same rule)."""
-
-    def hint(got, expected):
-        if got == expected - 1:
-            return "Off by one: the first window sits at position 0 and counts too (the + 1)."
-        if got == expected + 1:
-            return "One too many: count the windows that fit, (size + 2*padding - kernel) // stride, then add one."
-        return "A window of `kernel` pixels slides over the padded image in steps of `stride`."
-
-    return _check_sizes(fn, "conv_output_size", _CONV_CASES,
-                        lambda k, s, p: nn.Conv2d(1, 1, k, stride=s, padding=p), hint)
+def _hint(slip: str | None) -> str:
+    return f": {slip}" if slip else ""
 
 
-# (size, kernel, stride, padding): the course's decoder layers first.
-_TCONV_CASES = [(2, 3, 2, 0), (5, 5, 3, 1), (15, 2, 2, 1), (7, 4, 2, 1), (14, 4, 2, 1), (3, 3, 1, 0), (1, 7, 1, 0),
-                (10, 3, 3, 1), (4, 2, 2, 0), (6, 5, 2, 2)]
+def _fmt(values) -> str:
+    return "[" + ", ".join(f"{float(v):.2f}" for v in values) + "]"
 
 
-def check_conv_transpose_output_size(fn: Callable[[int, int, int, int], int]) -> bool:
-    """Check ``fn(size, kernel, stride, padding)`` against ``nn.ConvTranspose2d`` (output_padding=0)."""
+def _one_number(got, what: str) -> float | str:
+    """The learner's result as a float, or a sentence saying why it is not one number."""
+    if torch.is_tensor(got):
+        if got.numel() != 1:
+            return f"return one number, the {what}, not a tensor of shape {tuple(got.shape)}"
+        return float(got.detach())
+    if isinstance(got, bool):
+        return f"return a number, the {what}, not {got!r}"
+    try:
+        return float(got)
+    except (TypeError, ValueError):
+        return f"return a number, the {what}, not {type(got).__name__}"
 
-    def hint(got, expected):
-        if got > expected:
-            return "Padding in a transposed convolution *removes* rows and columns from each side of the output."
-        return "Each input pixel stamps a kernel-sized patch; the stamps sit `stride` apart, (size - 1) gaps."
 
-    return _check_sizes(fn, "conv_transpose_output_size", _TCONV_CASES,
-                        lambda k, s, p: nn.ConvTranspose2d(1, 1, k, stride=s, padding=p), hint)
+_NAN_LOGVAR = ("z contains NaN where logvar < 0: the square root of a negative log-variance. logvar can be any "
+               "real number; sigma = exp(0.5 * logvar) is always positive")
+
+
+# ---------------------------------------------------------------------------------------------
+# Lesson 01: the error of each image, and one epoch of training written as a function
 
 
 def check_per_image_squared_error(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> bool:
     """Check ``fn(x_hat, x) -> (B,)``: squared error summed over each image's pixels, one number per image."""
     title = "per_image_squared_error"
     g = torch.Generator().manual_seed(7)
-    failures: list[str] = []
-    cases = [(4, 1, 28, 28), (1, 1, 28, 28), (3, 1, 5, 7)]
-    for shape in cases:
+
+    def test(shape):
         x = torch.rand(shape, generator=g)
         x_hat = torch.rand(shape, generator=g)
         expected = ((x_hat - x) ** 2).flatten(1).sum(1)
-        try:
-            ok, got = _call(fn, (x_hat, x), title)
-        except Exception as err:
-            failures.append(f"for a batch of shape {shape} your function raised {type(err).__name__}: {err}")
-            continue
-        if not ok:
-            return False
+        got = _learner(fn, (x_hat, x), title)
         if not torch.is_tensor(got):
-            failures.append(f"return a tensor, not {type(got).__name__}")
-        elif tuple(got.shape) != (shape[0],):
+            return f"return a tensor, not {type(got).__name__}"
+        if tuple(got.shape) != (shape[0],):
             hint = ("you reduced over the batch too: keep one number per image"
                     if got.dim() == 0 else "sum over every axis except the first (the batch)")
-            failures.append(f"for a batch of shape {shape} the result should have shape ({shape[0]},), "
-                            f"got {tuple(got.shape)}: {hint}")
-        elif torch.allclose(got, expected / (shape[1] * shape[2] * shape[3]), rtol=1e-4):
-            failures.append("you took the mean over pixels; the exercise asks for the sum (per image, not per pixel)")
-        elif not torch.allclose(got, expected, rtol=1e-4, atol=1e-5):
-            failures.append(f"for a batch of shape {shape} the values differ: expected {expected[:3].tolist()}, "
-                            f"got {got[:3].tolist()}")
-    return _report(title, failures, len(cases))
+            return (f"for a batch of shape {shape} the result should have shape ({shape[0]},), "
+                    f"got {tuple(got.shape)}: {hint}")
+        if torch.allclose(got, expected / (shape[1] * shape[2] * shape[3]), rtol=1e-4):
+            return "you took the mean over pixels; the exercise asks for the sum (per image, not per pixel)"
+        if not torch.allclose(got, expected, rtol=1e-4, atol=1e-5):
+            return (f"for a batch of shape {shape} the values differ: expected {expected[:3].tolist()}, "
+                    f"got {got[:3].tolist()}")
+        return None
 
-
-# ---------------------------------------------------------------------------------------------
-# Lesson 01: one epoch of training, written as a function
+    return _run_cases(title, [(4, 1, 28, 28), (1, 1, 28, 28), (3, 1, 5, 7)], test,
+                      crash=lambda shape, err: f"for a batch of shape {shape} your function raised {_said(err)}")
 
 
 class _Recorder(nn.Module):
@@ -251,43 +300,44 @@ def check_train_epoch(fn: Callable[[nn.Module, torch.optim.Optimizer, torch.Tens
     float, the epoch's mean training MSE per pixel weighted by batch size; and five epochs lower the loss.
     """
     title = "train_epoch"
-    failures: list[str] = []
-    n_cases = 9
     images = torch.rand(50, 1, 28, 28, generator=torch.Generator().manual_seed(11))
-    try:
-        # 1. one ordinary epoch: 50 images in batches of 16 (16, 16, 16, 2), model handed over in eval mode
+
+    def epoch(_):
+        # 1. one ordinary epoch: 50 images in batches of 16 (16, 16, 16, 2), model handed over in eval mode;
+        # the common runner reports images changed in place
         model = _tiny_autoencoder(0)
         model.eval()
-        before, kept = _params(model), images.clone()
+        before = _params(model)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
         torch.manual_seed(123)
         got = _learner(fn, (model, optimizer, images, 16, torch.Generator().manual_seed(5)), title)
         calls = model.calls
         if not calls:
-            return _report(title, ["your function never called model(batch): the forward pass is missing"], n_cases)
+            yield "your function never called model(batch): the forward pass is missing"
+            return
         if not all(mode for mode, _, _ in calls):
-            failures.append("the model ran in eval mode: call model.train() at the start of the epoch "
-                            "(the model may come from an evaluation, as it did here)")
+            yield ("the model ran in eval mode: call model.train() at the start of the epoch "
+                   "(the model may come from an evaluation, as it did here)")
         seen = torch.cat([x for _, x, _ in calls])                                   # (total, 1, 28, 28)
         sizes = [x.shape[0] for _, x, _ in calls]
         match = (seen.flatten(1)[:, None, :] == images.flatten(1)[None]).all(-1)     # (total, 50)
         if not match.any(1).all():
-            failures.append("the model saw inputs that are not the training images: feed it images[idx] unchanged")
+            yield "the model saw inputs that are not the training images: feed it images[idx] unchanged"
         counts = match.sum(0)
         if (counts == 0).any():
-            failures.append(f"{int((counts == 0).sum())} of 50 images were never used in the epoch "
-                            "(a dropped last batch?): every image once")
+            yield (f"{int((counts == 0).sum())} of 50 images were never used in the epoch "
+                   "(a dropped last batch?): every image once")
         elif (counts > 1).any():
-            failures.append(f"some images were used more than once ({sum(sizes)} forward rows for 50 images): "
-                            "cut one permutation into consecutive batches")
+            yield (f"some images were used more than once ({sum(sizes)} forward rows for 50 images): "
+                   "cut one permutation into consecutive batches")
         if max(sizes) > 16:
-            failures.append(f"a batch of {max(sizes)} images with batch_size = 16: "
-                            "take images[order[start:start + batch_size]]")
+            yield (f"a batch of {max(sizes)} images with batch_size = 16: "
+                   "take images[order[start:start + batch_size]]")
         if match.any(1).all() and (counts == 1).all():
             position = match.float().argmax(1)                                       # dataset index of each row
             if torch.equal(position, torch.arange(50)):
-                failures.append("the images came in their stored order: shuffle them each epoch with "
-                                "torch.randperm(n, generator=generator)")
+                yield ("the images came in their stored order: shuffle them each epoch with "
+                       "torch.randperm(n, generator=generator)")
             else:
                 model2 = _tiny_autoencoder(0)
                 torch.manual_seed(456)                                               # a different global seed
@@ -295,24 +345,22 @@ def check_train_epoch(fn: Callable[[nn.Module, torch.optim.Optimizer, torch.Tens
                    torch.Generator().manual_seed(5))
                 again = torch.cat([x for _, x, _ in model2.calls])
                 if not torch.equal(again, seen):
-                    failures.append("two runs with generators seeded alike shuffled differently: "
-                                    "pass generator=generator to torch.randperm")
+                    yield ("two runs with generators seeded alike shuffled differently: "
+                           "pass generator=generator to torch.randperm")
         if _same(before, _params(model), atol=0.0):
-            failures.append("the parameters did not change: call optimizer.step() after loss.backward() "
-                            "(and optimizer.zero_grad() before backward, not between backward and step)")
-        if not torch.equal(images, kept):
-            failures.append("your function changed the training images in place")
+            yield ("the parameters did not change: call optimizer.step() after loss.backward() "
+                   "(and optimizer.zero_grad() before backward, not between backward and step)")
         # the return value: the epoch's mean loss per pixel, each batch weighted by its size
         batch_losses = torch.stack([((out - x) ** 2).mean() for _, x, out in calls])
         weights = torch.tensor(sizes, dtype=torch.float32)
         expected = float((batch_losses * weights).sum() / weights.sum())
         if torch.is_tensor(got):
-            failures.append("return a Python float (loss.item()), not a tensor: a tensor keeps the whole graph "
-                            "of the last batch alive")
+            yield ("return a Python float (loss.item()), not a tensor: a tensor keeps the whole graph "
+                   "of the last batch alive")
         elif isinstance(got, bool) or not isinstance(got, (int, float)):
-            failures.append(f"return the epoch's mean training loss as a float, not {type(got).__name__} {got!r}")
+            yield f"return the epoch's mean training loss as a float, not {type(got).__name__} {got!r}"
         elif not math.isclose(got, expected, rel_tol=1e-3):
-            wrong = [(float(batch_losses.mean()), "the plain mean of the batch losses: the last batch holds only 2 "
+            slips = [(float(batch_losses.mean()), "the plain mean of the batch losses: the last batch holds only 2 "
                       "images, so weight each batch's loss by its size (loss.item() * len(batch)), then divide by "
                       "the number of images"),
                      (float(batch_losses[-1]), "the last batch's loss alone: return the average over the epoch"),
@@ -320,10 +368,9 @@ def check_train_epoch(fn: Callable[[nn.Module, torch.optim.Optimizer, torch.Tens
                       "after weighting each batch by its size"),
                      (float((batch_losses * weights).sum()), "the weighted sum: divide it by the number of images"),
                      (expected * 784, "a sum over pixels: the loss is the mean over pixels (F.mse_loss)")]
-            hint = next((text for value, text in wrong if math.isclose(got, value, rel_tol=1e-3)),
-                        "the mean squared error per pixel over the epoch, each batch weighted by its size")
-            failures.append(f"you returned {got:.5f}, the epoch's mean training MSE per pixel was {expected:.5f}: "
-                            f"{hint}")
+            hint = (_first_slip(got, slips, lambda a, b: math.isclose(a, b, rel_tol=1e-3))
+                    or "the mean squared error per pixel over the epoch, each batch weighted by its size")
+            yield f"you returned {got:.5f}, the epoch's mean training MSE per pixel was {expected:.5f}: {hint}"
         # 2. one batch holding every image, with stale gradients left on the parameters: the step must match
         model = _tiny_autoencoder(1)
         for p in model.parameters():
@@ -331,29 +378,26 @@ def check_train_epoch(fn: Callable[[nn.Module, torch.optim.Optimizer, torch.Tens
         fn(model, torch.optim.SGD(model.parameters(), lr=0.5), images, 64, torch.Generator().manual_seed(0))
         after = _params(model)
         if not _same(after, _one_sgd_step(1, images, 0.5)):
-            if _same(after, _one_sgd_step(1, images, 0.5, zero_grad=False, garbage=0.3)):
-                hint = ("the gradients left by an earlier step were added to this one: call optimizer.zero_grad() "
-                        "before loss.backward()")
-            elif _same(after, _one_sgd_step(1, images, 0.5, loss=lambda a, b: ((a - b) ** 2).sum())):
-                hint = "the loss is summed: use the mean squared error per pixel, F.mse_loss(x_hat, batch)"
-            elif _same(after, _one_sgd_step(1, images, 0.5, loss=lambda a, b: (a - b).abs().mean())):
-                hint = "that is the absolute error: the loss is the squared error, F.mse_loss"
-            else:
-                hint = ("loss = F.mse_loss(model(batch), batch); optimizer.zero_grad(); loss.backward(); "
-                        "optimizer.step()")
-            failures.append(f"one step on a batch of all 50 images does not match plain training: {hint}")
+            slips = [(dict(zero_grad=False, garbage=0.3), "the gradients left by an earlier step were added to this "
+                      "one: call optimizer.zero_grad() before loss.backward()"),
+                     (dict(loss=lambda a, b: ((a - b) ** 2).sum()),
+                      "the loss is summed: use the mean squared error per pixel, F.mse_loss(x_hat, batch)"),
+                     (dict(loss=lambda a, b: (a - b).abs().mean()),
+                      "that is the absolute error: the loss is the squared error, F.mse_loss")]
+            hint = (_first_slip(after, slips, lambda got, slip: _same(got, _one_sgd_step(1, images, 0.5, **slip)))
+                    or "loss = F.mse_loss(model(batch), batch); optimizer.zero_grad(); loss.backward(); "
+                       "optimizer.step()")
+            yield f"one step on a batch of all 50 images does not match plain training: {hint}"
         # 3. a few epochs with Adam must lower the loss
         model = _tiny_autoencoder(2)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
         generator = torch.Generator().manual_seed(3)
         losses = [fn(model, optimizer, images, 10, generator) for _ in range(5)]
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in losses) and not losses[-1] < losses[0]:
-            failures.append(f"five epochs with Adam did not lower the loss ({losses[0]:.4f} -> {losses[-1]:.4f})")
-    except _NotWritten:
-        return False
-    except Exception as err:  # the learner's code crashed: report it, do not raise
-        failures.append(f"your function raised {type(err).__name__}: {err}")
-    return _report(title, failures, n_cases)
+            yield f"five epochs with Adam did not lower the loss ({losses[0]:.4f} -> {losses[-1]:.4f})"
+
+    return _run_cases(title, ["one epoch, one step, five epochs"], epoch, n_cases=9,
+                      crash=lambda _, err: f"your function raised {_said(err)}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -363,78 +407,66 @@ def check_train_epoch(fn: Callable[[nn.Module, torch.optim.Optimizer, torch.Tens
 def check_gaussian_noise(fn: Callable[[torch.Tensor, float, torch.Generator], torch.Tensor]) -> bool:
     """Check ``fn(images, sigma, generator) -> noisy images``: N(0, sigma^2) noise added, clipped to [0, 1]."""
     title = "gaussian_noise"
-    failures: list[str] = []
-    n_cases = 6
     grey = torch.full((64, 1, 28, 28), 0.5)                 # mid-grey: clipping is negligible for sigma = 0.1
-    try:
-        ok, noisy = _call(fn, (grey.clone(), 0.1, torch.Generator().manual_seed(0)), title)
-        if not ok:
-            return False
+
+    def noise(_):
+        noisy = _learner(fn, (grey.clone(), 0.1, torch.Generator().manual_seed(0)), title)
         if not torch.is_tensor(noisy) or noisy.shape != grey.shape:
             got = tuple(noisy.shape) if torch.is_tensor(noisy) else type(noisy).__name__
-            return _report(title, [f"return a tensor of the input's shape {tuple(grey.shape)}, got {got}"], n_cases)
+            yield f"return a tensor of the input's shape {tuple(grey.shape)}, got {got}"
+            return
         diff = noisy - grey
         std, mean = float(diff.std()), float(diff.mean())
         if abs(mean) > 0.01:
-            failures.append(f"the noise should average 0, yours averages {mean:.3f}: torch.randn draws N(0, 1), "
-                            "torch.rand draws uniform numbers in [0, 1)")
+            yield (f"the noise should average 0, yours averages {mean:.3f}: torch.randn draws N(0, 1), "
+                   "torch.rand draws uniform numbers in [0, 1)")
         if abs(std - 0.1) > 0.005:
             hint = ("that is sigma squared: sigma is the standard deviation, multiply randn by sigma itself"
                     if abs(std - 0.01) < 0.002 else "multiply standard normal noise by sigma")
-            failures.append(f"with sigma = 0.1 the noise should have standard deviation 0.1, yours has {std:.4f}: "
-                            f"{hint}")
+            yield f"with sigma = 0.1 the noise should have standard deviation 0.1, yours has {std:.4f}: {hint}"
         again = fn(grey.clone(), 0.1, torch.Generator().manual_seed(0))
         if not torch.equal(again, noisy):
-            failures.append("two calls with generators seeded alike gave different noise: "
-                            "pass generator=generator to torch.randn")
+            yield ("two calls with generators seeded alike gave different noise: "
+                   "pass generator=generator to torch.randn")
         bright = torch.rand(64, 1, 28, 28, generator=torch.Generator().manual_seed(1))
         before = bright.clone()
         out = fn(bright, 0.5, torch.Generator().manual_seed(2))
         if not torch.equal(bright, before):
-            failures.append("your function changed the clean images in place: build a new tensor "
-                            "(images + noise), do not add into the input")
+            yield ("your function changed the clean images in place: build a new tensor "
+                   "(images + noise), do not add into the input")
         if float(out.min()) < 0 or float(out.max()) > 1:
-            failures.append(f"values run from {float(out.min()):.2f} to {float(out.max()):.2f}; "
-                            "clip them to [0, 1] with .clamp(0, 1), like the clean pixels")
+            yield (f"values run from {float(out.min()):.2f} to {float(out.max()):.2f}; "
+                   "clip them to [0, 1] with .clamp(0, 1), like the clean pixels")
         same = fn(bright, 0.0, torch.Generator().manual_seed(3))
         if not torch.allclose(same, bright):
-            failures.append("with sigma = 0 the images should come back unchanged")
-    except Exception as err:  # the learner's code crashed: report it, do not raise
-        failures.append(f"your function raised {type(err).__name__}: {err}")
-    return _report(title, failures, n_cases)
+            yield "with sigma = 0 the images should come back unchanged"
+
+    return _run_cases(title, ["six properties of the noise"], noise, n_cases=6,
+                      crash=lambda _, err: f"your function raised {_said(err)}")
 
 
 def check_psnr(fn: Callable[[float], float]) -> bool:
     """Check ``fn(mse) -> PSNR in dB`` for images in [0, 1] (peak value 1)."""
     title = "psnr"
-    cases = [0.01, 0.001, 0.0025, 0.1, 0.04]
-    failures: list[str] = []
-    for mse in cases:
+
+    def test(mse):
         expected = 10 * math.log10(1 / mse)
-        try:
-            ok, got = _call(fn, (mse,), title)
-        except Exception as err:
-            failures.append(f"psnr({mse}) raised {type(err).__name__}: {err}")
-            continue
-        if not ok:
-            return False
+        got = _learner(fn, (mse,), title)
         try:
             got = float(got)
         except (TypeError, ValueError):
-            failures.append(f"psnr({mse}) returned {got!r}; return a number of decibels")
-            continue
+            return f"psnr({mse}) returned {got!r}; return a number of decibels"
         if math.isclose(got, expected, rel_tol=1e-4):
-            continue
-        if math.isclose(got, 2 * expected, rel_tol=1e-4):
-            hint = "20·log10 is for an amplitude such as the RMSE; the MSE is a power, so 10·log10"
-        elif math.isclose(got, -expected, rel_tol=1e-4):
-            hint = "the sign is flipped: a smaller error must give a larger PSNR"
-        elif math.isclose(got, 10 * math.log(1 / mse), rel_tol=1e-4):
-            hint = "that is the natural logarithm; decibels use log base 10 (math.log10)"
-        else:
-            hint = "PSNR = 10 · log10(peak² / MSE), with peak = 1 for pixels in [0, 1]"
-        failures.append(f"psnr({mse}) should be {expected:.2f} dB, you returned {got:.2f}: {hint}")
-    return _report(title, failures, len(cases))
+            return None
+        slips = [(2 * expected, "20·log10 is for an amplitude such as the RMSE; the MSE is a power, so 10·log10"),
+                 (-expected, "the sign is flipped: a smaller error must give a larger PSNR"),
+                 (10 * math.log(1 / mse), "that is the natural logarithm; decibels use log base 10 (math.log10)")]
+        hint = (_first_slip(got, slips, lambda a, b: math.isclose(a, b, rel_tol=1e-4))
+                or "PSNR = 10 · log10(peak² / MSE), with peak = 1 for pixels in [0, 1]")
+        return f"psnr({mse}) should be {expected:.2f} dB, you returned {got:.2f}: {hint}"
+
+    return _run_cases(title, [0.01, 0.001, 0.0025, 0.1, 0.04], test,
+                      crash=lambda mse, err: f"psnr({mse}) raised {_said(err)}")
 
 
 def check_random_corruption(fn: Callable[[torch.Tensor, dict, torch.Generator], torch.Tensor]) -> bool:
@@ -450,9 +482,8 @@ def check_random_corruption(fn: Callable[[torch.Tensor, dict, torch.Generator], 
     :class:`~autoenc_helpers.noise.RandomCorruption` does the same with its own generator.
     """
     title = "random_corruption"
-    cases = ["shape", "range", "input left alone", "same seed, same damage", "another seed, other damage",
+    names = ["shape", "range", "input left alone", "same seed, same damage", "another seed, other damage",
              "one level per image", "levels within the maximum", "one kind per image", "unknown kind refused"]
-    failures: list[str] = []
 
     def run(images, max_levels, seed, global_seed=0):
         torch.manual_seed(global_seed)                   # a learner who uses the global generator is caught
@@ -464,131 +495,537 @@ def check_random_corruption(fn: Callable[[torch.Tensor, dict, torch.Generator], 
             raise _Slip(f"{what}: return a tensor of the input's shape {tuple(like.shape)}, got {got}")
         return out.detach().float()
 
-    try:
-        with torch.random.fork_rng(devices=[]):          # the hidden tests leave the learner's random state alone
-            mixed = {"gaussian": 0.6, "masking": 0.5, "salt_and_pepper": 0.3}
-            pictures = torch.rand(96, 1, 28, 28, generator=torch.Generator().manual_seed(11))
-            before = pictures.clone()
-            try:
-                first = as_images(run(pictures, mixed, seed=1), pictures, "with three kinds")
-                if not torch.equal(pictures, before):
-                    failures.append("your function changed the clean images in place: corrupt a copy "
-                                    "(images.clone()) and return it")
-                if float(first.min()) < 0 or float(first.max()) > 1:
-                    failures.append(f"values run from {float(first.min()):.2f} to {float(first.max()):.2f}: keep them "
-                                    "in [0, 1] (ah.corrupt clips Gaussian noise for you)")
-                again = as_images(run(before.clone(), mixed, seed=1, global_seed=123), pictures, "a second call")
-                if not torch.equal(again, first):
-                    failures.append("two calls with generators seeded alike gave different results: draw every "
-                                    "random number (the kinds, the levels and the noise) with generator=generator, "
-                                    "never from the global torch random state")
-                other = as_images(run(before.clone(), mixed, seed=2), pictures, "another seed")
-                if torch.equal(other, first):
-                    failures.append("another seed gave exactly the same damage: the random numbers must come "
-                                    "from the generator you are given")
-            except _Slip as slip:
-                failures.append(str(slip))
+    def corruption(_):
+        # the common runner reports clean images changed in place
+        mixed = {"gaussian": 0.6, "masking": 0.5, "salt_and_pepper": 0.3}
+        pictures = torch.rand(96, 1, 28, 28, generator=torch.Generator().manual_seed(11))
+        before = pictures.clone()
+        try:
+            first = as_images(run(pictures, mixed, seed=1), pictures, "with three kinds")
+            if float(first.min()) < 0 or float(first.max()) > 1:
+                yield (f"values run from {float(first.min()):.2f} to {float(first.max()):.2f}: keep them "
+                       "in [0, 1] (ah.corrupt clips Gaussian noise for you)")
+            again = as_images(run(before.clone(), mixed, seed=1, global_seed=123), pictures, "a second call")
+            if not torch.equal(again, first):
+                yield ("two calls with generators seeded alike gave different results: draw every "
+                       "random number (the kinds, the levels and the noise) with generator=generator, "
+                       "never from the global torch random state")
+            other = as_images(run(before.clone(), mixed, seed=2), pictures, "another seed")
+            if torch.equal(other, first):
+                yield ("another seed gave exactly the same damage: the random numbers must come "
+                       "from the generator you are given")
+        except _Slip as slip:
+            yield str(slip)
 
-            # one kind, masking up to 0.8, on white images: each image's share of black pixels is its level
-            white = torch.ones(400, 1, 28, 28)
-            try:
-                out = as_images(run(white, {"masking": 0.8}, seed=3), white, "masking only")
-                share = (out == 0).float().flatten(1).mean(1)                          # (400,) about each level
-                if float(share.std()) < 0.1:
-                    failures.append(f"every image got about the same level (black share {float(share.mean()):.2f} "
-                                    f"+- {float(share.std()):.2f}): draw one level per image, "
-                                    "torch.rand(B, generator=generator) * the maximum")
-                elif not 0.17 <= float(share.std()) <= 0.29 or float(share.min()) > 0.1 or float(share.max()) < 0.65:
-                    failures.append(f"the levels should spread evenly over [0, 0.8] (from about 0 to 0.8, standard "
-                                    f"deviation about 0.23); your images' black shares run from "
-                                    f"{float(share.min()):.2f} to {float(share.max()):.2f} (standard deviation "
-                                    f"{float(share.std()):.2f})")
-                if float(share.max()) > 0.86:
-                    failures.append(f"some images lost {float(share.max()):.0%} of their pixels, above the maximum "
-                                    "p = 0.8: a level is a uniform number in [0, 1) times the kind's maximum")
-            except _Slip as slip:
-                failures.append(str(slip))
+        # one kind, masking up to 0.8, on white images: each image's share of black pixels is its level
+        white = torch.ones(400, 1, 28, 28)
+        try:
+            out = as_images(run(white, {"masking": 0.8}, seed=3), white, "masking only")
+            share = (out == 0).float().flatten(1).mean(1)                          # (400,) about each level
+            if float(share.std()) < 0.1:
+                yield (f"every image got about the same level (black share {float(share.mean()):.2f} "
+                       f"+- {float(share.std()):.2f}): draw one level per image, "
+                       "torch.rand(B, generator=generator) * the maximum")
+            elif not 0.17 <= float(share.std()) <= 0.29 or float(share.min()) > 0.1 or float(share.max()) < 0.65:
+                yield (f"the levels should spread evenly over [0, 0.8] (from about 0 to 0.8, standard "
+                       f"deviation about 0.23); your images' black shares run from "
+                       f"{float(share.min()):.2f} to {float(share.max()):.2f} (standard deviation "
+                       f"{float(share.std()):.2f})")
+            if float(share.max()) > 0.86:
+                yield (f"some images lost {float(share.max()):.0%} of their pixels, above the maximum "
+                       "p = 0.8: a level is a uniform number in [0, 1) times the kind's maximum")
+        except _Slip as slip:
+            yield str(slip)
 
-            # three kinds on mid-grey images: the values tell the kind (masking: 0 and 0.5; salt-and-pepper:
-            # also 1; Gaussian: anything else)
-            grey = torch.full((600, 1, 28, 28), 0.5)
-            try:
-                out = as_images(run(grey, mixed, seed=4), grey, "three kinds")
-                flat = out.flatten(1)
-                other_values = ((flat != 0) & (flat != 0.5) & (flat != 1)).any(1)
-                salt = (flat == 1).any(1) & ~other_values
-                masked = (flat == 0).any(1) & ~salt & ~other_values
-                shares = {"gaussian": float(other_values.float().mean()), "masking": float(masked.float().mean()),
-                          "salt_and_pepper": float(salt.float().mean())}
-                if max(shares.values()) > 0.9 or sum(v > 0.05 for v in shares.values()) < 2:
-                    failures.append("every image got the same kind of noise: draw one kind per image, "
-                                    "torch.randint(len(kinds), (B,), generator=generator)")
-                elif not all(0.2 <= v <= 0.47 for v in shares.values()):
-                    failures.append("each of the three kinds should hit about a third of the images; yours: "
-                                    + ", ".join(f"{k} {v:.0%}" for k, v in shares.items()))
-                std = (flat[other_values] - 0.5).std(1) if other_values.any() else torch.zeros(1)
-                if float(std.max()) > 0.6 * 1.15:
-                    failures.append(f"a Gaussian image has noise of standard deviation {float(std.max()):.2f}, "
-                                    "above the maximum sigma = 0.6")
-            except _Slip as slip:
-                failures.append(str(slip))
+        # three kinds on mid-grey images: the values tell the kind (masking: 0 and 0.5; salt-and-pepper:
+        # also 1; Gaussian: anything else)
+        grey = torch.full((600, 1, 28, 28), 0.5)
+        try:
+            out = as_images(run(grey, mixed, seed=4), grey, "three kinds")
+            flat = out.flatten(1)
+            other_values = ((flat != 0) & (flat != 0.5) & (flat != 1)).any(1)
+            salt = (flat == 1).any(1) & ~other_values
+            masked = (flat == 0).any(1) & ~salt & ~other_values
+            shares = {"gaussian": float(other_values.float().mean()), "masking": float(masked.float().mean()),
+                      "salt_and_pepper": float(salt.float().mean())}
+            if max(shares.values()) > 0.9 or sum(v > 0.05 for v in shares.values()) < 2:
+                yield ("every image got the same kind of noise: draw one kind per image, "
+                       "torch.randint(len(kinds), (B,), generator=generator)")
+            elif not all(0.2 <= v <= 0.47 for v in shares.values()):
+                yield ("each of the three kinds should hit about a third of the images; yours: "
+                       + ", ".join(f"{k} {v:.0%}" for k, v in shares.items()))
+            std = (flat[other_values] - 0.5).std(1) if other_values.any() else torch.zeros(1)
+            if float(std.max()) > 0.6 * 1.15:
+                yield (f"a Gaussian image has noise of standard deviation {float(std.max()):.2f}, "
+                       "above the maximum sigma = 0.6")
+        except _Slip as slip:
+            yield str(slip)
 
-            try:
-                _learner(fn, (grey[:4], {"blur": 0.5}, torch.Generator().manual_seed(5)), title)
-                failures.append("an unknown kind ('blur') was accepted silently: let it raise an error that names "
-                                "it (ah.corrupt does)")
-            except _NotWritten:
-                raise
-            except Exception as err:
-                if "blur" not in str(err):
-                    failures.append(f"an unknown kind raised {type(err).__name__}: {err!s:.80}, which does not "
-                                    "name the kind ('blur')")
-            # a known kind next to an unknown one, one image: refused whichever kind the image draws
-            if not any("'blur'" in f for f in failures):
-                for seed in range(6, 14):
-                    try:
-                        _learner(fn, (grey[:1], {"masking": 0.5, "blur": 0.3}, torch.Generator().manual_seed(seed)),
-                                 title)
-                    except _NotWritten:
-                        raise
-                    except Exception:
-                        continue
-                    failures.append("{'masking': 0.5, 'blur': 0.3} was accepted when the one image drew masking: "
-                                    "check every key of max_levels before drawing anything, not only the kinds "
-                                    "that happen to be drawn")
-                    break
-    except _NotWritten:
-        return False
-    except Exception as err:  # the learner's code crashed: report it, do not raise
-        failures.append(f"your function raised {type(err).__name__}: {err}")
-    return _report(title, failures, len(cases))
+        err = _raises(fn, (grey[:4], {"blur": 0.5}, torch.Generator().manual_seed(5)), title)
+        if err is None:
+            yield ("an unknown kind ('blur') was accepted silently: let it raise an error that names "
+                   "it (ah.corrupt does)")
+        elif "blur" not in str(err):
+            yield (f"an unknown kind raised {type(err).__name__}: {err!s:.80}, which does not "
+                   "name the kind ('blur')")
+        # a known kind next to an unknown one, one image: refused whichever kind the image draws
+        elif any(_raises(fn, (grey[:1], {"masking": 0.5, "blur": 0.3}, torch.Generator().manual_seed(seed)), title)
+                 is None for seed in range(6, 14)):
+            yield ("{'masking': 0.5, 'blur': 0.3} was accepted when the one image drew masking: "
+                   "check every key of max_levels before drawing anything, not only the kinds "
+                   "that happen to be drawn")
 
-
-class _Slip(Exception):
-    """A learner's answer of the wrong kind or shape, reported in plain words."""
+    # the hidden tests draw on a private copy of the global random state (run() seeds it before each call)
+    return _run_cases(title, ["nine properties"], corruption, n_cases=len(names), seed=0,
+                      crash=lambda _, err: f"your function raised {_said(err)}")
 
 
 # ---------------------------------------------------------------------------------------------
-# Lesson 05: the reparameterization trick
+# Lesson 03: sparsity penalties. Both take hidden activations h of shape (B, n_hidden).
 
 
-class _NotWritten(Exception):
-    """Raised inside a check when the learner's stub still raises NotImplementedError."""
+def _penalty_value(got, case: str, batch: int, units: int) -> tuple[float | None, str | None]:
+    """The learner's penalty as a float, or None and what is wrong with its type or shape."""
+    if isinstance(got, (int, float)) and not isinstance(got, bool):
+        return None, (f"{case}: you returned a Python number; return the tensor itself. .item() or float() cut "
+                      "it off from the network, so training could not follow its gradient")
+    if not torch.is_tensor(got):
+        return None, f"{case}: return a tensor holding one number, not {type(got).__name__}"
+    if got.numel() != 1:
+        shape = tuple(got.shape)
+        if shape == (batch,):
+            hint = "one value per image: average them over the batch"
+        elif shape == (units,):
+            hint = "one value per hidden unit: combine them into one number (see the formula)"
+        else:
+            hint = "reduce it to a single number"
+        return None, f"{case}: the penalty must be one number, you returned shape {shape}: {hint}"
+    if not got.requires_grad:
+        return None, (f"{case}: your result carries no gradient: compute it with torch operations on h, without "
+                      ".detach(), .item(), .numpy() or torch.no_grad()")
+    return float(got.detach()), None
 
 
-def _learner(fn: Callable, args: tuple, title: str):
-    ok, out = _call(fn, args, title)
-    if not ok:
-        raise _NotWritten
-    return out
+def _diagnose(value: float, expected: float, wrong: list[tuple[float, str]], case: str) -> str | None:
+    """None when value matches expected; otherwise the hint of the first known mistake it matches."""
+    if math.isclose(value, expected, rel_tol=1e-4, abs_tol=1e-6):
+        return None
+    if math.isnan(value):
+        return f"{case}: you returned nan"
+    for wrong_value, hint in wrong:
+        if math.isfinite(wrong_value) and math.isclose(value, wrong_value, rel_tol=1e-3, abs_tol=1e-6):
+            return f"{case}: {hint}"
+    return f"{case}: expected {expected:.6g}, you returned {value:.6g}"
 
 
-def _fmt(values) -> str:
-    return "[" + ", ".join(f"{float(v):.2f}" for v in values) + "]"
+def _penalty_test(fn: Callable, title: str, expected_fn: Callable, wrong_fn: Callable, nan_hint: str,
+                  finite_hint: str) -> Callable:
+    """The hidden test both penalty checks share, for cases (description, h, extra args). An expected
+    value of None asks only for a finite, positive penalty (finite_hint says how)."""
+
+    def test(case):
+        name, h, extra = case
+        got = _learner(fn, (h.clone().requires_grad_(True), *extra), title)
+        value, problem = _penalty_value(got, name, *h.shape)
+        expected = expected_fn(h, *extra)
+        if problem is None and expected is None:
+            if not (math.isfinite(value) and value > 0):
+                problem = f"{name}: you returned {value}; {finite_hint}"
+        elif problem is None:
+            problem = _diagnose(value, expected, wrong_fn(h, *extra), name)
+            if problem is not None and math.isnan(value):
+                problem += f": {nan_hint}"
+        return problem
+
+    return test
 
 
-_NAN_LOGVAR = ("z contains NaN where logvar < 0: the square root of a negative log-variance. logvar can be any "
-               "real number; sigma = exp(0.5 * logvar) is always positive")
+def check_l1_activation_penalty(fn: Callable[[torch.Tensor], torch.Tensor]) -> bool:
+    """Check ``fn(h) -> penalty``: the sum over units of |h|, averaged over the images of the batch."""
+    g = torch.Generator().manual_seed(3)
+    cases = [
+        # by hand: the images sum to 0 + 0.5 + 0.25 = 0.75 and 1 + 0 + 0.25 = 1.25; their mean is 1.0
+        ("h = [[0, 0.5, 0.25], [1, 0, 0.25]]", torch.tensor([[0.0, 0.5, 0.25], [1.0, 0.0, 0.25]]), ()),
+        ("8 images, 20 ReLU units", torch.relu(torch.randn(8, 20, generator=g)), ()),
+        ("5 images, 7 tanh units (negative values too)", torch.tanh(torch.randn(5, 7, generator=g)), ()),
+        ("1 image, 1024 sigmoid units", torch.sigmoid(torch.randn(1, 1024, generator=g)), ()),
+        ("64 images, 3 units, every activation 0", torch.zeros(64, 3), ()),
+    ]
+
+    def expected(h):
+        return float(h.abs().sum(1).mean())
+
+    def wrong(h):
+        return [
+            (float(h.abs().sum()), "you summed over the images too; average over the batch instead, so the "
+                                   "penalty does not grow with the batch size"),
+            (float(h.abs().mean()), "you averaged over the units too; sum over the units of each image "
+                                    "(dim=1), then average over the images (dim=0)"),
+            (float(h.sum(1).mean()), "you forgot the absolute value |h|: it makes no difference for ReLU or "
+                                     "sigmoid units (never negative) but tanh units go below 0"),
+            (float((h ** 2).sum(1).mean()), "you squared the activations: that is an L2 penalty; L1 uses |h|"),
+        ]
+
+    title = "l1_activation_penalty"
+    return _run_cases(title, cases, _penalty_test(fn, title, expected, wrong, "the L1 penalty needs no logarithm or "
+                                                  "division", "the L1 penalty needs no logarithm or division"))
+
+
+def _bernoulli_kl_sum(rho: float, rho_hat: torch.Tensor, eps: float = 1e-6, log=torch.log) -> torch.Tensor:
+    r = rho_hat.clamp(eps, 1 - eps)
+    return rho * log(rho / r) + (1 - rho) * log((1 - rho) / (1 - r))        # elementwise, in nats for torch.log
+
+
+def check_kl_sparsity_penalty(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> bool:
+    """Check ``fn(h, rho) -> penalty``: the sum over units j of KL(Bernoulli(rho) || Bernoulli(rho_hat_j)),
+    with rho_hat_j the mean of unit j over the batch, in nats."""
+    title = "kl_sparsity_penalty"
+    g = torch.Generator().manual_seed(4)
+    dead_and_saturated = torch.sigmoid(torch.randn(10, 6, generator=g))
+    dead_and_saturated[:, 0], dead_and_saturated[:, 1] = 0.0, 1.0       # a unit always 0, a unit always 1
+    cases = [
+        # by hand: rho_hat = [0.2, 0.6];
+        # unit 1: 0.1*ln(0.1/0.2) + 0.9*ln(0.9/0.8) = -0.0693147 + 0.1060047 = 0.0366900
+        # unit 2: 0.1*ln(0.1/0.6) + 0.9*ln(0.9/0.4) = -0.1791759 + 0.7298369 = 0.5506610; sum 0.5873510
+        ("h = [[0.1, 0.5], [0.3, 0.7]], rho = 0.1", torch.tensor([[0.1, 0.5], [0.3, 0.7]]), (0.1,)),
+        ("16 images, 10 sigmoid units, rho = 0.05", torch.sigmoid(torch.randn(16, 10, generator=g)), (0.05,)),
+        ("every unit already at the target rate (h = 0.2 everywhere, rho = 0.2)", torch.full((4, 3), 0.2), (0.2,)),
+        ("32 images, 50 sigmoid units, rho = 0.3", torch.sigmoid(2 * torch.randn(32, 50, generator=g) - 1), (0.3,)),
+        ("a unit always at 0 and one always at 1, rho = 0.05", dead_and_saturated, (0.05,)),
+    ]
+
+    def expected(h, rho):
+        if h is dead_and_saturated:        # the exact value depends on the eps chosen: ask only for a finite one
+            return None
+        return float(_bernoulli_kl_sum(rho, h.mean(0)).sum())
+
+    def wrong(h, rho):
+        rho_hat = h.mean(0)
+        kl = _bernoulli_kl_sum(rho, rho_hat)
+        r = rho_hat.clamp(1e-6, 1 - 1e-6)
+        swapped = r * torch.log(r / rho) + (1 - r) * torch.log((1 - r) / (1 - rho))
+        return [
+            (float(swapped.sum()), "rho and rho_hat are swapped: the penalty is KL(rho || rho_hat) = "
+                                   "rho·log(rho/rho_hat) + (1-rho)·log((1-rho)/(1-rho_hat))"),
+            (float(_bernoulli_kl_sum(rho, h).sum(1).mean()),
+             "you took the KL of each image's activation and then averaged over the batch; average each unit "
+             "over the batch first (rho_hat = h.mean(0)), then take the KL of those rates"),
+            (float(_bernoulli_kl_sum(rho, h.mean(1)).sum()),
+             "rho_hat_j averages unit j over the images of the batch: h.mean(0), not h.mean(1)"),
+            (float(_bernoulli_kl_sum(rho, h.sum(0)).sum()),
+             "you summed over the batch instead of averaging each unit over the batch first: rho_hat is a rate, "
+             "h.mean(0), between 0 and 1"),
+            (float(kl.mean()), "you averaged the KL over the units; the penalty is its sum over the units"),
+            (float((rho * torch.log(rho / r)).sum()),
+             "only the rho·log(rho/rho_hat) term is there; a Bernoulli KL has a second one, for the unit being "
+             "off: (1-rho)·log((1-rho)/(1-rho_hat))"),
+            (float(-kl.sum()), "the sign is flipped: a KL divergence is never negative; the ratios are "
+                               "rho/rho_hat and (1-rho)/(1-rho_hat)"),
+            (float(_bernoulli_kl_sum(rho, rho_hat, log=torch.log10).sum()),
+             "that is log base 10; the penalty is in nats: use the natural log, torch.log"),
+            (float(_bernoulli_kl_sum(rho, rho_hat, log=torch.log2).sum()),
+             "that is log base 2 (bits); the penalty is in nats: use the natural log, torch.log"),
+        ]
+
+    return _run_cases(title, cases, _penalty_test(
+        fn, title, expected, wrong,
+        "that is the log of a negative number. rho_hat must be a rate in [0, 1]: did you sum over the batch instead "
+        "of averaging each unit over the batch first (h.mean(0))?",
+        "clamp rho_hat into [eps, 1 - eps] (e.g. eps = 1e-6) before the logarithms, so that a unit whose mean is "
+        "exactly 0 or 1 costs a large finite penalty, not inf or nan"))
+
+
+_OBJECTIVE_KEYS = ["total_loss", "mse_per_pixel", "kl_sparsity_nats"]
+
+
+def _objective_terms(got, case: str) -> tuple[dict | None, str | None]:
+    """The learner's dict of 0-dim tensors, or None and what is wrong with it."""
+    if not isinstance(got, dict):
+        return None, f"{case}: return a dict of named numbers ({', '.join(_OBJECTIVE_KEYS)}), not {type(got).__name__}"
+    missing = [key for key in _OBJECTIVE_KEYS if key not in got]
+    if missing:
+        return None, f"{case}: the dict has no {missing}; it needs the keys {_OBJECTIVE_KEYS}"
+    if list(got)[0] != "total_loss":
+        return None, (f"{case}: 'total_loss' must be the first entry (ah.fit minimises the first one), "
+                      f"yours starts with {list(got)[0]!r}")
+    for key in _OBJECTIVE_KEYS:
+        value = got[key]
+        if not torch.is_tensor(value) or value.numel() != 1:
+            what = tuple(value.shape) if torch.is_tensor(value) else type(value).__name__
+            return None, f"{case}: {key!r} must be a tensor holding one number, got {what}"
+    if not got["total_loss"].requires_grad:
+        return None, (f"{case}: 'total_loss' carries no gradient, so training could not follow it: compute it "
+                      "from model.encode and model.decode without .detach(), .item() or torch.no_grad()")
+    return {key: float(got[key].detach()) for key in _OBJECTIVE_KEYS}, None
+
+
+def check_sparse_kl_objective(fn: Callable[..., dict]) -> bool:
+    """Check ``fn(model, inputs, targets, weight, rho) -> dict``: a sparse autoencoder's objective for ``ah.fit``.
+
+    Expected, in this order: ``"total_loss"`` = mse_per_pixel + weight * kl_sparsity_nats;
+    ``"mse_per_pixel"``: the squared error of ``model.decode(h)`` against the *targets*, averaged
+    over pixels and images; ``"kl_sparsity_nats"``: the KL penalty of ``h = model.encode(inputs)``
+    towards ``rho``, in nats (the sum over units of KL(rho || each unit's mean over the batch)).
+    """
+    from .losses import kl_sparsity_penalty
+    from .models import SparseAutoencoder
+
+    title = "sparse_kl_objective"
+    g = torch.Generator().manual_seed(5)
+    cases = []
+    for n_hidden, batch, weight, rho, noisy in [(16, 8, 1e-3, 0.05, False), (16, 8, 0.0, 0.05, False),
+                                               (40, 5, 0.1, 0.2, False), (24, 6, 0.01, 0.05, True),
+                                               (32, 3, 1.0, 0.5, False)]:
+        with torch.random.fork_rng():                                      # leave the learner's random state alone
+            torch.manual_seed(len(cases))
+            model = SparseAutoencoder(n_hidden=n_hidden, activation="sigmoid")
+        targets = torch.rand(batch, 1, 28, 28, generator=g)
+        inputs = (targets + 0.3 * torch.randn(targets.shape, generator=g)).clamp(0, 1) if noisy else targets
+        name = (f"{batch} {'noisy ' if noisy else ''}images, {n_hidden} sigmoid units, weight {weight:g}, "
+                f"rho {rho:g}")
+        cases.append((name, model, inputs, targets, weight, rho))
+
+    def test(case):
+        name, model, inputs, targets, weight, rho = case
+        with torch.no_grad():
+            h = model.encode(inputs)                                        # (B, n_hidden)
+            out = model.decode(h)                                           # (B, 1, 28, 28)
+            mse = float(((out - targets) ** 2).mean())
+            kl = float(kl_sparsity_penalty(h, rho))
+            mse_vs_inputs = float(((out - inputs) ** 2).mean())
+            kl_default_rho = float(kl_sparsity_penalty(h, 0.05))
+            kl_unit_mean = kl / h.shape[1]
+        terms, problem = _objective_terms(_learner(fn, (model, inputs, targets, weight, rho), title), name)
+        if problem:
+            return problem
+        wrong_mse = [(mse_vs_inputs, "the error is measured against the inputs; compare the reconstruction "
+                                     "with the targets (they differ when the inputs are corrupted)"),
+                     (mse * 784, "that is the squared error summed over the 784 pixels; the name says per "
+                                 "pixel: average over pixels and images (.mean())")]
+        wrong_kl = [(kl_default_rho, "you used rho = 0.05 whatever rho was passed; use the rho argument"),
+                    (kl_unit_mean, "you averaged the KL over the units; the penalty is its sum over the units")]
+        wrong_total = [(mse + kl, "the penalty is added without its weight: total = mse + weight * kl"),
+                       (kl + weight * mse, "the weight multiplies the penalty, not the error"),
+                       (mse, "the total is the error alone: add weight * kl")]
+        return (_diagnose(terms["mse_per_pixel"], mse, wrong_mse, f"{name}, 'mse_per_pixel'")
+                or _diagnose(terms["kl_sparsity_nats"], kl, wrong_kl, f"{name}, 'kl_sparsity_nats'")
+                or _diagnose(terms["total_loss"], mse + weight * kl, wrong_total, f"{name}, 'total_loss'"))
+
+    return _run_cases(title, cases, test)
+
+
+# ---------------------------------------------------------------------------------------------
+# Lesson 04: the VAE's loss, and the encoder's head that gives mu, logvar and a draw of z
+
+
+def check_vae_loss(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> bool:
+    """Check ``fn(logits, x, mu, logvar) -> loss``: the negative ELBO of a batch in nats per image.
+
+    Expected: BCE from the logits summed over each image's pixels, plus the closed-form KL
+    of N(mu, sigma^2) from N(0, 1) summed over the latent dimensions, averaged over the batch.
+    The messages name the usual slips: a mean over pixels (784 times too small a reconstruction),
+    a sum over the batch, a KL with the wrong sign or without its 1/2, sigma in place of the variance.
+    """
+    from .losses import bce_with_logits, gaussian_kl
+
+    title = "vae_loss"
+    g = torch.Generator().manual_seed(11)
+
+    def test(case):
+        b, k = case
+        logits = torch.randn(b, 1, 28, 28, generator=g) * 3
+        x = torch.rand(b, 1, 28, 28, generator=g)
+        mu, logvar = torch.randn(b, k, generator=g), torch.randn(b, k, generator=g)
+        recon = bce_with_logits(logits, x, pixels="sum", batch="none")               # (b,) nats per image
+        kl = gaussian_kl(mu, logvar, dims="sum", batch="none")                       # (b,) nats per image
+        expected = float((recon + kl).mean())
+        got = _learner(fn, (logits, x, mu, logvar), title)
+        if not torch.is_tensor(got) or got.numel() != 1:
+            got_desc = tuple(got.shape) if torch.is_tensor(got) else type(got).__name__
+            return (f"return one number (a 0-dim tensor) for the batch, got {got_desc}: "
+                    "average the per-image losses over the batch")
+        got = float(got)
+        if math.isclose(got, expected, rel_tol=1e-4, abs_tol=1e-4):
+            return None
+        sigma = torch.exp(0.5 * logvar)
+        slips = [
+            (float((recon / 784 + kl).mean()),
+             "the reconstruction is averaged over the pixels; the ELBO sums it over the 784 pixels of each image"),
+            (float((recon + kl).sum()),
+             "the loss is summed over the batch; average it over the images, so it is per image"),
+            (float((recon - kl).mean()),
+             "the KL has the wrong sign: it is a penalty, 0.5 * (mu^2 + sigma^2 - log sigma^2 - 1) >= 0"),
+            (float((recon + 2 * kl).mean()), "the KL misses its factor 1/2"),
+            (float((recon + 0.5 * (mu ** 2 + sigma - logvar - 1).sum(1)).mean()),
+             "the KL uses sigma = exp(0.5 * logvar) where it needs the variance sigma^2 = exp(logvar)"),
+            (float(kl.mean()), "the reconstruction term is missing"),
+            (float(recon.mean()), "the KL term is missing"),
+        ]
+        slip = _first_slip(got, slips, lambda a, b: math.isclose(a, b, rel_tol=1e-4))
+        return (f"for a batch of {b} images with {k} latent dimensions the loss should be "
+                f"{expected:.2f} nats per image, you returned {got:.2f}" + _hint(slip))
+
+    return _run_cases(title, [(8, 2), (3, 20), (1, 5), (16, 1), (5, 64)], test,
+                      crash=lambda case, err: (f"for a batch of {case[0]} images with {case[1]} latent dimensions "
+                                               f"your function raised {_said(err)}"))
+
+
+_HEAD_SHAPES = [(256, 2, 8), (512, 20, 3), (16, 1, 5)]       # (hidden, latent_dim, batch)
+
+
+def _head_outputs(out, batch: int, k: int) -> tuple[tuple | None, str | None]:
+    """The (mu, logvar, z) a learner's head returned, or None and what is wrong with it."""
+    if not isinstance(out, (tuple, list)):
+        return None, (f"forward should return three tensors (mu, logvar, z), got one {type(out).__name__}")
+    if len(out) != 3:
+        return None, (f"forward returned {len(out)} things; return three: (mu, logvar, z)"
+                      + (": z, the sampled code, is missing" if len(out) == 2 else ""))
+    if not all(torch.is_tensor(t) for t in out):
+        return None, ("forward should return three tensors (mu, logvar, z), got "
+                      + ", ".join(type(t).__name__ for t in out))
+    shapes = [tuple(t.shape) for t in out]
+    if any(s != (batch, k) for s in shapes):
+        return None, (f"for a batch of {batch} hidden vectors and latent_dim={k}, mu, logvar and z should each have "
+                      f"shape ({batch}, {k}); got {shapes[0]}, {shapes[1]} and {shapes[2]}")
+    return tuple(out), None
+
+
+def check_encoder_head(make_head: Callable[[int, int], nn.Module]) -> bool:
+    """Check ``make_head(hidden, latent_dim)``: an nn.Module whose forward(h) returns ``(mu, logvar, z)``.
+
+    The end of a VAE's encoder (notebook 04): from hidden features h of shape (B, hidden), two heads give
+    the mean mu and the log-variance logvar of q(z | x), each (B, latent_dim), and z = mu + sigma * eps
+    is one reparameterised draw, sigma = exp(0.5 * logvar), eps ~ N(0, 1) drawn per entry.
+    ``make_head`` is usually the learner's class itself, ``check_encoder_head(EncoderHead)``.
+
+    Hidden tests: the three shapes for three (hidden, latent_dim, batch) settings; the gradient of z
+    reaches every parameter (both heads), dz/dmu = 1 and dz/dlogvar = 0.5 * (z - mu) for the mu and logvar
+    returned; over 20,000 draws of one input, z has mean mu and standard deviation sigma. The messages name
+    the usual slips: sigma (or a positive, softplus-ed output) returned in place of logvar, the variance
+    exp(logvar) used as sigma, mu + eps without sigma, no eps or one eps for the whole batch, uniform eps,
+    one head used for both mu and logvar, and ``Normal(...).sample()``, which cuts the gradient.
+    """
+    title = "EncoderHead"
+
+    def build(hidden, k):
+        head = _learner(make_head, (hidden, k), title)
+        if not isinstance(head, nn.Module):
+            raise _Slip(f"{title}({hidden}, {k}) should give an nn.Module, got {type(head).__name__}")
+        if not any(p.requires_grad for p in head.parameters()):
+            raise _Slip(f"{title}({hidden}, {k}) has no trainable parameters: the heads are layers, e.g. "
+                           "nn.Linear(hidden, latent_dim) for mu and another for logvar")
+        return head
+
+    def shape_case(hidden, k, batch):
+        def case():
+            head = build(hidden, k)
+            out, problem = _head_outputs(_learner(head, (torch.randn(batch, hidden),), title), batch, k)
+            return problem
+        return case
+
+    def gradient_case():
+        hidden, k, batch = 64, 6, 256
+        head = build(hidden, k)
+        h = 2 * torch.randn(batch, hidden)
+        out, problem = _head_outputs(_learner(head, (h,), title), batch, k)
+        if problem:
+            return problem
+        mu, logvar, z = out
+        if torch.isnan(z).any():
+            return _NAN_LOGVAR
+        if torch.equal(mu, logvar):
+            return ("mu and logvar are the same numbers: the encoder needs two heads (two nn.Linear layers, or one "
+                    "with 2 * latent_dim outputs split in two)")
+        if not z.requires_grad:
+            return ("z carries no gradient, so the encoder could never learn: Normal(...).sample(), .detach() or "
+                    "torch.no_grad() cut the graph. Build z = mu + sigma * eps (or use .rsample())")
+        if not bool((logvar < 0).any()):
+            return ("logvar is never negative: return the log-variance head's raw output (no ReLU, softplus or exp). "
+                    "log sigma^2 < 0 means sigma < 1, which most codes need; if you returned sigma, return logvar "
+                    "and compute sigma = exp(0.5 * logvar) inside forward")
+        grads = torch.autograd.grad(z.sum(), (mu, logvar), retain_graph=True, allow_unused=True)
+        if grads[0] is None:
+            return "z is not computed from the mu you return: compute mu once and use it in z = mu + sigma * eps"
+        if grads[1] is None:
+            return ("z is not computed from the logvar you return: sigma = exp(0.5 * logvar) must come from the "
+                    "returned logvar (returning sigma, or a second output, in its place is the usual slip)")
+        problems = []
+        if not torch.allclose(grads[0], torch.ones_like(mu)):
+            problems.append("dz/dmu should be 1 everywhere (z = mu + sigma * eps)")
+        if not torch.allclose(grads[1], 0.5 * (z - mu).detach(), rtol=1e-3, atol=1e-5):
+            problems.append("dz/dlogvar should be 0.5 * sigma * eps = 0.5 * (z - mu): make sigma = exp(0.5 * logvar)")
+        z.sum().backward()
+        silent = [name for name, p in head.named_parameters()
+                  if p.requires_grad and (p.grad is None or not p.grad.abs().sum() > 0)]
+        if silent:
+            problems.append(f"no gradient from z reaches {silent[:4]}: both heads must feed z")
+        return "; ".join(problems) or None
+
+    def statistics_case():
+        hidden, k, n = 32, 6, 20_000
+        head = build(hidden, k)
+        h = (3 * torch.randn(1, hidden)).expand(n, hidden).clone()       # one input, 20,000 times
+        out, problem = _head_outputs(_learner(head, (h,), title), n, k)
+        if problem:
+            return problem
+        mu, second, z = (t.detach().float() for t in out)
+        mu, second = mu[0], second[0]                                    # every row is the same input
+        if torch.isnan(z).any():
+            return _NAN_LOGVAR
+        std = z.std(0)
+        if bool((std < 1e-6).all()):
+            again = _learner(head, (h,), title)[2].detach().float()
+            if not torch.equal(again, z):
+                return ("every row of z is the same draw: you drew one eps for the whole batch; draw one per "
+                        "entry, eps = torch.randn_like(sigma)")
+            return "z has no randomness (z = mu?): add sigma * eps with eps = torch.randn_like(sigma)"
+
+        def close(a, b, rel=0.05):
+            return bool(((a - b).abs() <= rel * b.abs() + 1e-3).all())
+
+        sigma = torch.exp(0.5 * second)
+        problems = []
+        mean = z.mean(0)
+        if not bool(((mean - mu).abs() <= 0.05 * std + 0.01).all()):
+            if bool(((mean - mu - 0.5 * sigma).abs() <= 0.05 * sigma + 0.01).all()):
+                return ("the draws average mu + sigma / 2 and spread like uniform noise: eps comes from torch.rand; "
+                        "draw it from N(0, 1) with torch.randn_like")
+            problems.append(f"the mean of many draws of z should be the mu you return, {_fmt(mu)}; it is {_fmt(mean)}")
+        if not close(std, sigma):
+            slips = [
+                (second.abs(), "z spreads by your second output itself: you returned sigma where logvar belongs. "
+                               "Return the log-variance and compute sigma = exp(0.5 * logvar) inside forward"),
+                (torch.exp(second), "the spread of z is exp(logvar), the variance sigma^2; sigma is its square root, "
+                                    "exp(0.5 * logvar)"),
+                (torch.ones(k), "z spreads by 1 whatever logvar says: you returned mu + eps; multiply eps by "
+                                "sigma = exp(0.5 * logvar)"),
+                (torch.exp(-0.5 * second), "the spread is 1 / sigma: the sign in exp(0.5 * logvar) is flipped"),
+                (sigma / math.sqrt(12), "the spread is that of uniform noise: eps must come from N(0, 1) "
+                                        "(torch.randn_like), not torch.rand_like"),
+            ]
+            hint = next((text for expected, text in slips if close(std, expected)), None)
+            problems.append(hint or f"the standard deviation of many draws of z should be sigma = exp(0.5 * logvar) = "
+                                    f"{_fmt(sigma)}; it is {_fmt(std)}")
+        return "; ".join(problems) or None
+
+    # a finding that several hidden tests make is shown once (and counted for each)
+    return _run_cases(title, [*(shape_case(*s) for s in _HEAD_SHAPES), gradient_case, statistics_case],
+                      lambda case: case(), seed=0, report=_report_once,
+                      crash=lambda case, err: f"your module raised {_said(err)}")
+
+
+def _report_once(title: str, failures: list[str], n_cases: int) -> bool:
+    """Like ``_report``, but each distinct finding printed once, the first three of them."""
+    if not failures:
+        return _report(title, [], n_cases)
+    print(f"{FAIL} {title}: {len(failures)} of {n_cases} hidden tests failed.")
+    for line in list(dict.fromkeys(failures))[:3]:
+        print(f"   - {line}")
+    return False
+
+
+# ---------------------------------------------------------------------------------------------
+# Lesson 05: the reparameterization trick, and the score function with a leave-one-out baseline
 
 
 def check_reparameterize(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> bool:
@@ -696,30 +1133,12 @@ def check_reparameterize(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor
                                     f"{_fmt(sigma_row)}, yours is {_fmt(std)}")
         return problems
 
-    failures: list[str] = []
-    n_cases = 3 + 1 + 2
-    try:
-        with torch.random.fork_rng(devices=[]):      # the hidden draws leave the learner's random state alone
-            torch.manual_seed(0)
-            for case in (*(shape_case(s) for s in [(5, 3), (1, 2), (64, 20)]), gradient_case):
-                try:
-                    problem = case()
-                except _NotWritten:
-                    raise
-                except Exception as err:  # the learner's code crashed: report it, do not raise
-                    problem = f"your function raised {type(err).__name__}: {err}"
-                if problem:
-                    failures.append(problem)
-            try:
-                problems = statistics_cases()
-            except _NotWritten:
-                raise
-            except Exception as err:
-                problems = [f"on 20,000 draws your function raised {type(err).__name__}: {err}"]
-            failures = list(dict.fromkeys(failures + problems))   # the same sentence once
-    except _NotWritten:
-        return False
-    return _report(title, failures, n_cases)
+    shapes = [shape_case(s) for s in [(5, 3), (1, 2), (64, 20)]]
+    return _run_cases(
+        title, [*shapes, gradient_case, statistics_cases], lambda case: case(), n_cases=3 + 1 + 2, seed=0,
+        crash=lambda case, err: (f"on 20,000 draws your function raised {_said(err)}" if case is statistics_cases
+                                 else f"your function raised {_said(err)}"),
+        report=lambda title, failures, n: _report(title, list(dict.fromkeys(failures)), n))   # the same sentence once
 
 
 def _loo_reference(f: Callable, mu: float, sigma: float, eps: torch.Tensor, own: bool = False,
@@ -748,557 +1167,68 @@ def check_leave_one_out_score(fn: Callable) -> bool:
     The exercise of notebook 05.
     """
     title = "leave_one_out_score"
-    failures: list[str] = []
     square = lambda z: z ** 2                                  # noqa: E731 - the lesson's objective
     cube = lambda z: z ** 3                                    # noqa: E731
     bumpy = lambda z: torch.sin(3 * z) + z                     # noqa: E731
-    n_cases = 3 + 3 + 1
-    try:
-        gen = torch.Generator().manual_seed(7)
-        for shape in [(5, 4), (1, 2), (64, 16)]:
-            eps = torch.randn(shape, generator=gen, dtype=torch.float64)
-            try:
-                got = _learner(fn, (square, 1.0, 1.0, eps.clone()), title)
-                if not torch.is_tensor(got) or tuple(got.shape) != (shape[0],):
-                    have = tuple(got.shape) if torch.is_tensor(got) else type(got).__name__
-                    failures.append(f"for eps of shape {shape} return one estimate per row, shape ({shape[0]},); you "
-                                    f"returned {have}. Average over the S samples of each row, .mean(1)")
-            except _NotWritten:
-                raise
-            except Exception as err:  # the learner's code crashed: report it, do not raise
-                failures.append(f"for eps of shape {shape} your function raised {type(err).__name__}: {err}")
-        eps = torch.randn(2000, 5, generator=gen, dtype=torch.float64)
-        functions = [(square, "z**2", 1.0, 1.0), (cube, "z**3", -0.5, 2.0), (bumpy, "sin(3z) + z", 0.3, 0.5)]
-        for f, name, mu, sigma in functions:
-            case = f"f(z) = {name}, mu = {mu}, sigma = {sigma}"
-            try:
-                got = _learner(fn, (f, mu, sigma, eps.clone()), title)
-            except _NotWritten:
-                raise
-            except Exception as err:
-                failures.append(f"for {case} your function raised {type(err).__name__}: {err}")
-                continue
-            if not torch.is_tensor(got) or tuple(got.shape) != (eps.shape[0],):
-                continue                                         # reported by the shape cases
-            got = got.detach().double()
-            expected = _loo_reference(f, mu, sigma, eps)
-            if torch.allclose(got, expected, rtol=1e-6, atol=1e-8):
-                continue
-            slips = [
-                (_loo_reference(f, mu, sigma, eps, own=True), "your baseline includes the sample's own f(z_i) "
-                 "(the mean of the whole row), so the estimate is biased: leave it out, "
-                 "b_i = (sum of f over the row - f(z_i)) / (S - 1)"),
-                (_loo_reference(f, mu, sigma, eps, denominator="S"), "the baseline divides by S; the other samples "
-                 "of the row are S - 1"),
-                (_loo_reference(f, mu, sigma, eps, score_power=1), "the score of mu is (z - mu) / sigma**2, "
-                 "you divided by sigma"),
-                (_loo_reference(f, mu, sigma, eps, score_power=0), "the score of mu is (z - mu) / sigma**2, "
-                 "you left out the division"),
-                (((mu + sigma * eps) ** 2 - ((mu + sigma * eps) ** 2).sum(1, keepdim=True).sub((mu + sigma * eps) ** 2)
-                  / (eps.shape[1] - 1)).mul((sigma * eps) / sigma ** 2).mean(1),
-                 "you wrote z**2 where f(z) belongs: call the f you are given"),
-                ((f(mu + sigma * eps) * eps / sigma).mean(1), "there is no baseline: subtract b_i from f(z_i)"),
-            ]
-            hint = next((text for wrong, text in slips if torch.allclose(got, wrong, rtol=1e-6, atol=1e-8)), None)
-            gap = float((got - expected).abs().max())
-            failures.append(f"for {case} your estimates differ from the right ones by up to {gap:.3g}"
-                            + (f": {hint}" if hint else ""))
-        try:
-            _learner(fn, (square, 1.0, 1.0, torch.randn(10, 1, generator=gen, dtype=torch.float64)), title)
-            failures.append("with S = 1 sample there is no other sample to make a baseline from: raise a ValueError "
-                            "that says S must be at least 2")
-        except _NotWritten:
-            raise
-        except Exception as err:
-            if "S" not in str(err) and "sample" not in str(err):
-                failures.append(f"S = 1 raised {type(err).__name__}: {err!s:.80}, which names neither S nor the "
-                                "samples: say that S must be at least 2")
-    except _NotWritten:
-        return False
-    return _report(title, failures, n_cases)
+    gen = torch.Generator().manual_seed(7)
 
-
-# ---------------------------------------------------------------------------------------------
-# Lesson 03: sparsity penalties. Both take hidden activations h of shape (B, n_hidden).
-
-
-def _penalty_value(got, case: str, batch: int, units: int) -> tuple[float | None, str | None]:
-    """The learner's penalty as a float, or None and what is wrong with its type or shape."""
-    if isinstance(got, (int, float)) and not isinstance(got, bool):
-        return None, (f"{case}: you returned a Python number; return the tensor itself. .item() or float() cut "
-                      "it off from the network, so training could not follow its gradient")
-    if not torch.is_tensor(got):
-        return None, f"{case}: return a tensor holding one number, not {type(got).__name__}"
-    if got.numel() != 1:
-        shape = tuple(got.shape)
-        if shape == (batch,):
-            hint = "one value per image: average them over the batch"
-        elif shape == (units,):
-            hint = "one value per hidden unit: combine them into one number (see the formula)"
-        else:
-            hint = "reduce it to a single number"
-        return None, f"{case}: the penalty must be one number, you returned shape {shape}: {hint}"
-    if not got.requires_grad:
-        return None, (f"{case}: your result carries no gradient: compute it with torch operations on h, without "
-                      ".detach(), .item(), .numpy() or torch.no_grad()")
-    return float(got.detach()), None
-
-
-def _diagnose(value: float, expected: float, wrong: list[tuple[float, str]], case: str) -> str | None:
-    """None when value matches expected; otherwise the hint of the first known mistake it matches."""
-    if math.isclose(value, expected, rel_tol=1e-4, abs_tol=1e-6):
+    def shape_case(shape, eps):
+        got = _learner(fn, (square, 1.0, 1.0, eps.clone()), title)
+        if not torch.is_tensor(got) or tuple(got.shape) != (shape[0],):
+            have = tuple(got.shape) if torch.is_tensor(got) else type(got).__name__
+            return (f"for eps of shape {shape} return one estimate per row, shape ({shape[0]},); you "
+                    f"returned {have}. Average over the S samples of each row, .mean(1)")
         return None
-    if math.isnan(value):
-        return f"{case}: you returned nan"
-    for wrong_value, hint in wrong:
-        if math.isfinite(wrong_value) and math.isclose(value, wrong_value, rel_tol=1e-3, abs_tol=1e-6):
-            return f"{case}: {hint}"
-    return f"{case}: expected {expected:.6g}, you returned {value:.6g}"
 
-
-def _run_penalty_check(fn: Callable, cases: list, expected_fn: Callable, wrong_fn: Callable, title: str,
-                       nan_hint: str, finite_hint: str) -> list[str] | None:
-    """The loop both penalty checks share. Cases are (description, h, extra args); an expected
-    value of None asks only for a finite, positive penalty (finite_hint says how). Returns the
-    failures, or None when the function is not written yet."""
-    failures: list[str] = []
-    for case, h, extra in cases:
-        h_in = h.clone().requires_grad_(True)
-        try:
-            ok, got = _call(fn, (h_in, *extra), title)
-        except Exception as err:  # the learner's code crashed: report it, do not raise
-            failures.append(f"{case}: your function raised {type(err).__name__}: {err}")
-            continue
-        if not ok:
+    def values_case(case, f, mu, sigma, eps):
+        got = _learner(fn, (f, mu, sigma, eps.clone()), title)
+        if not torch.is_tensor(got) or tuple(got.shape) != (eps.shape[0],):
+            return None                                          # reported by the shape cases
+        got = got.detach().double()
+        expected = _loo_reference(f, mu, sigma, eps)
+        if torch.allclose(got, expected, rtol=1e-6, atol=1e-8):
             return None
-        value, problem = _penalty_value(got, case, *h.shape)
-        expected = expected_fn(h, *extra)
-        if problem is None and expected is None:
-            if not (math.isfinite(value) and value > 0):
-                problem = f"{case}: you returned {value}; {finite_hint}"
-        elif problem is None:
-            problem = _diagnose(value, expected, wrong_fn(h, *extra), case)
-            if problem is not None and math.isnan(value):
-                problem += f": {nan_hint}"
-        if problem:
-            failures.append(problem)
-    return failures
-
-
-def check_l1_activation_penalty(fn: Callable[[torch.Tensor], torch.Tensor]) -> bool:
-    """Check ``fn(h) -> penalty``: the sum over units of |h|, averaged over the images of the batch."""
-    g = torch.Generator().manual_seed(3)
-    cases = [
-        # by hand: the images sum to 0 + 0.5 + 0.25 = 0.75 and 1 + 0 + 0.25 = 1.25; their mean is 1.0
-        ("h = [[0, 0.5, 0.25], [1, 0, 0.25]]", torch.tensor([[0.0, 0.5, 0.25], [1.0, 0.0, 0.25]]), ()),
-        ("8 images, 20 ReLU units", torch.relu(torch.randn(8, 20, generator=g)), ()),
-        ("5 images, 7 tanh units (negative values too)", torch.tanh(torch.randn(5, 7, generator=g)), ()),
-        ("1 image, 1024 sigmoid units", torch.sigmoid(torch.randn(1, 1024, generator=g)), ()),
-        ("64 images, 3 units, every activation 0", torch.zeros(64, 3), ()),
-    ]
-
-    def expected(h):
-        return float(h.abs().sum(1).mean())
-
-    def wrong(h):
-        return [
-            (float(h.abs().sum()), "you summed over the images too; average over the batch instead, so the "
-                                   "penalty does not grow with the batch size"),
-            (float(h.abs().mean()), "you averaged over the units too; sum over the units of each image "
-                                    "(dim=1), then average over the images (dim=0)"),
-            (float(h.sum(1).mean()), "you forgot the absolute value |h|: it makes no difference for ReLU or "
-                                     "sigmoid units (never negative) but tanh units go below 0"),
-            (float((h ** 2).sum(1).mean()), "you squared the activations: that is an L2 penalty; L1 uses |h|"),
+        slips = [
+            (_loo_reference(f, mu, sigma, eps, own=True), "your baseline includes the sample's own f(z_i) "
+             "(the mean of the whole row), so the estimate is biased: leave it out, "
+             "b_i = (sum of f over the row - f(z_i)) / (S - 1)"),
+            (_loo_reference(f, mu, sigma, eps, denominator="S"), "the baseline divides by S; the other samples "
+             "of the row are S - 1"),
+            (_loo_reference(f, mu, sigma, eps, score_power=1), "the score of mu is (z - mu) / sigma**2, "
+             "you divided by sigma"),
+            (_loo_reference(f, mu, sigma, eps, score_power=0), "the score of mu is (z - mu) / sigma**2, "
+             "you left out the division"),
+            (((mu + sigma * eps) ** 2 - ((mu + sigma * eps) ** 2).sum(1, keepdim=True).sub((mu + sigma * eps) ** 2)
+              / (eps.shape[1] - 1)).mul((sigma * eps) / sigma ** 2).mean(1),
+             "you wrote z**2 where f(z) belongs: call the f you are given"),
+            ((f(mu + sigma * eps) * eps / sigma).mean(1), "there is no baseline: subtract b_i from f(z_i)"),
         ]
+        hint = _first_slip(got, slips, lambda a, b: torch.allclose(a, b, rtol=1e-6, atol=1e-8))
+        gap = float((got - expected).abs().max())
+        return f"for {case} your estimates differ from the right ones by up to {gap:.3g}" + _hint(hint)
 
-    title = "l1_activation_penalty"
-    failures = _run_penalty_check(fn, cases, expected, wrong, title, "the L1 penalty needs no logarithm or division",
-                                  "the L1 penalty needs no logarithm or division")
-    return False if failures is None else _report(title, failures, len(cases))
+    def one_sample_case(eps):
+        err = _raises(fn, (square, 1.0, 1.0, eps), title)
+        if err is None:
+            return ("with S = 1 sample there is no other sample to make a baseline from: raise a ValueError "
+                    "that says S must be at least 2")
+        if "S" not in str(err) and "sample" not in str(err):
+            return (f"S = 1 raised {type(err).__name__}: {err!s:.80}, which names neither S nor the "
+                    "samples: say that S must be at least 2")
+        return None
 
-
-def _bernoulli_kl_sum(rho: float, rho_hat: torch.Tensor, eps: float = 1e-6, log=torch.log) -> torch.Tensor:
-    r = rho_hat.clamp(eps, 1 - eps)
-    return rho * log(rho / r) + (1 - rho) * log((1 - rho) / (1 - r))        # elementwise, in nats for torch.log
-
-
-def check_kl_sparsity_penalty(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> bool:
-    """Check ``fn(h, rho) -> penalty``: the sum over units j of KL(Bernoulli(rho) || Bernoulli(rho_hat_j)),
-    with rho_hat_j the mean of unit j over the batch, in nats."""
-    title = "kl_sparsity_penalty"
-    g = torch.Generator().manual_seed(4)
-    dead_and_saturated = torch.sigmoid(torch.randn(10, 6, generator=g))
-    dead_and_saturated[:, 0], dead_and_saturated[:, 1] = 0.0, 1.0       # a unit always 0, a unit always 1
-    cases = [
-        # by hand: rho_hat = [0.2, 0.6];
-        # unit 1: 0.1*ln(0.1/0.2) + 0.9*ln(0.9/0.8) = -0.0693147 + 0.1060047 = 0.0366900
-        # unit 2: 0.1*ln(0.1/0.6) + 0.9*ln(0.9/0.4) = -0.1791759 + 0.7298369 = 0.5506610; sum 0.5873510
-        ("h = [[0.1, 0.5], [0.3, 0.7]], rho = 0.1", torch.tensor([[0.1, 0.5], [0.3, 0.7]]), (0.1,)),
-        ("16 images, 10 sigmoid units, rho = 0.05", torch.sigmoid(torch.randn(16, 10, generator=g)), (0.05,)),
-        ("every unit already at the target rate (h = 0.2 everywhere, rho = 0.2)", torch.full((4, 3), 0.2), (0.2,)),
-        ("32 images, 50 sigmoid units, rho = 0.3", torch.sigmoid(2 * torch.randn(32, 50, generator=g) - 1), (0.3,)),
-        ("a unit always at 0 and one always at 1, rho = 0.05", dead_and_saturated, (0.05,)),
-    ]
-
-    def expected(h, rho):
-        if h is dead_and_saturated:        # the exact value depends on the eps chosen: ask only for a finite one
-            return None
-        return float(_bernoulli_kl_sum(rho, h.mean(0)).sum())
-
-    def wrong(h, rho):
-        rho_hat = h.mean(0)
-        kl = _bernoulli_kl_sum(rho, rho_hat)
-        r = rho_hat.clamp(1e-6, 1 - 1e-6)
-        swapped = r * torch.log(r / rho) + (1 - r) * torch.log((1 - r) / (1 - rho))
-        return [
-            (float(swapped.sum()), "rho and rho_hat are swapped: the penalty is KL(rho || rho_hat) = "
-                                   "rho·log(rho/rho_hat) + (1-rho)·log((1-rho)/(1-rho_hat))"),
-            (float(_bernoulli_kl_sum(rho, h).sum(1).mean()),
-             "you took the KL of each image's activation and then averaged over the batch; average each unit "
-             "over the batch first (rho_hat = h.mean(0)), then take the KL of those rates"),
-            (float(_bernoulli_kl_sum(rho, h.mean(1)).sum()),
-             "rho_hat_j averages unit j over the images of the batch: h.mean(0), not h.mean(1)"),
-            (float(_bernoulli_kl_sum(rho, h.sum(0)).sum()),
-             "you summed over the batch instead of averaging each unit over the batch first: rho_hat is a rate, "
-             "h.mean(0), between 0 and 1"),
-            (float(kl.mean()), "you averaged the KL over the units; the penalty is its sum over the units"),
-            (float((rho * torch.log(rho / r)).sum()),
-             "only the rho·log(rho/rho_hat) term is there; a Bernoulli KL has a second one, for the unit being "
-             "off: (1-rho)·log((1-rho)/(1-rho_hat))"),
-            (float(-kl.sum()), "the sign is flipped: a KL divergence is never negative; the ratios are "
-                               "rho/rho_hat and (1-rho)/(1-rho_hat)"),
-            (float(_bernoulli_kl_sum(rho, rho_hat, log=torch.log10).sum()),
-             "that is log base 10; the penalty is in nats: use the natural log, torch.log"),
-            (float(_bernoulli_kl_sum(rho, rho_hat, log=torch.log2).sum()),
-             "that is log base 2 (bits); the penalty is in nats: use the natural log, torch.log"),
-        ]
-
-    failures = _run_penalty_check(
-        fn, cases, expected, wrong, title,
-        "that is the log of a negative number. rho_hat must be a rate in [0, 1]: did you sum over the batch instead "
-        "of averaging each unit over the batch first (h.mean(0))?",
-        "clamp rho_hat into [eps, 1 - eps] (e.g. eps = 1e-6) before the logarithms, so that a unit whose mean is "
-        "exactly 0 or 1 costs a large finite penalty, not inf or nan")
-    return False if failures is None else _report(title, failures, len(cases))
-
-
-_OBJECTIVE_KEYS = ["total_loss", "mse_per_pixel", "kl_sparsity_nats"]
-
-
-def _objective_terms(got, case: str) -> tuple[dict | None, str | None]:
-    """The learner's dict of 0-dim tensors, or None and what is wrong with it."""
-    if not isinstance(got, dict):
-        return None, f"{case}: return a dict of named numbers ({', '.join(_OBJECTIVE_KEYS)}), not {type(got).__name__}"
-    missing = [key for key in _OBJECTIVE_KEYS if key not in got]
-    if missing:
-        return None, f"{case}: the dict has no {missing}; it needs the keys {_OBJECTIVE_KEYS}"
-    if list(got)[0] != "total_loss":
-        return None, (f"{case}: 'total_loss' must be the first entry (ah.fit minimises the first one), "
-                      f"yours starts with {list(got)[0]!r}")
-    for key in _OBJECTIVE_KEYS:
-        value = got[key]
-        if not torch.is_tensor(value) or value.numel() != 1:
-            what = tuple(value.shape) if torch.is_tensor(value) else type(value).__name__
-            return None, f"{case}: {key!r} must be a tensor holding one number, got {what}"
-    if not got["total_loss"].requires_grad:
-        return None, (f"{case}: 'total_loss' carries no gradient, so training could not follow it: compute it "
-                      "from model.encode and model.decode without .detach(), .item() or torch.no_grad()")
-    return {key: float(got[key].detach()) for key in _OBJECTIVE_KEYS}, None
-
-
-def check_sparse_kl_objective(fn: Callable[..., dict]) -> bool:
-    """Check ``fn(model, inputs, targets, weight, rho) -> dict``: a sparse autoencoder's objective for ``ah.fit``.
-
-    Expected, in this order: ``"total_loss"`` = mse_per_pixel + weight * kl_sparsity_nats;
-    ``"mse_per_pixel"``: the squared error of ``model.decode(h)`` against the *targets*, averaged
-    over pixels and images; ``"kl_sparsity_nats"``: the KL penalty of ``h = model.encode(inputs)``
-    towards ``rho``, in nats (the sum over units of KL(rho || each unit's mean over the batch)).
-    """
-    from .losses import kl_sparsity_penalty
-    from .models import SparseAutoencoder
-
-    title = "sparse_kl_objective"
-    g = torch.Generator().manual_seed(5)
-    cases = []
-    for n_hidden, batch, weight, rho, noisy in [(16, 8, 1e-3, 0.05, False), (16, 8, 0.0, 0.05, False),
-                                               (40, 5, 0.1, 0.2, False), (24, 6, 0.01, 0.05, True),
-                                               (32, 3, 1.0, 0.5, False)]:
-        with torch.random.fork_rng():                                      # leave the learner's random state alone
-            torch.manual_seed(len(cases))
-            model = SparseAutoencoder(n_hidden=n_hidden, activation="sigmoid")
-        targets = torch.rand(batch, 1, 28, 28, generator=g)
-        inputs = (targets + 0.3 * torch.randn(targets.shape, generator=g)).clamp(0, 1) if noisy else targets
-        name = (f"{batch} {'noisy ' if noisy else ''}images, {n_hidden} sigmoid units, weight {weight:g}, "
-                f"rho {rho:g}")
-        cases.append((name, model, inputs, targets, weight, rho))
-
-    failures: list[str] = []
-    for case, model, inputs, targets, weight, rho in cases:
-        with torch.no_grad():
-            h = model.encode(inputs)                                        # (B, n_hidden)
-            out = model.decode(h)                                           # (B, 1, 28, 28)
-            mse = float(((out - targets) ** 2).mean())
-            kl = float(kl_sparsity_penalty(h, rho))
-            mse_vs_inputs = float(((out - inputs) ** 2).mean())
-            kl_default_rho = float(kl_sparsity_penalty(h, 0.05))
-            kl_unit_mean = kl / h.shape[1]
-        try:
-            ok, got = _call(fn, (model, inputs, targets, weight, rho), title)
-        except Exception as err:  # the learner's code crashed: report it, do not raise
-            failures.append(f"{case}: your function raised {type(err).__name__}: {err}")
-            continue
-        if not ok:
-            return False
-        terms, problem = _objective_terms(got, case)
-        if problem is None:
-            wrong_mse = [(mse_vs_inputs, "the error is measured against the inputs; compare the reconstruction "
-                                         "with the targets (they differ when the inputs are corrupted)"),
-                         (mse * 784, "that is the squared error summed over the 784 pixels; the name says per "
-                                     "pixel: average over pixels and images (.mean())")]
-            wrong_kl = [(kl_default_rho, "you used rho = 0.05 whatever rho was passed; use the rho argument"),
-                        (kl_unit_mean, "you averaged the KL over the units; the penalty is its sum over the units")]
-            problem = (_diagnose(terms["mse_per_pixel"], mse, wrong_mse, f"{case}, 'mse_per_pixel'")
-                       or _diagnose(terms["kl_sparsity_nats"], kl, wrong_kl, f"{case}, 'kl_sparsity_nats'"))
-        if problem is None:
-            total = mse + weight * kl
-            wrong_total = [(mse + kl, "the penalty is added without its weight: total = mse + weight * kl"),
-                           (kl + weight * mse, "the weight multiplies the penalty, not the error"),
-                           (mse, "the total is the error alone: add weight * kl")]
-            problem = _diagnose(terms["total_loss"], total, wrong_total, f"{case}, 'total_loss'")
-        if problem:
-            failures.append(problem)
-    return _report(title, failures, len(cases))
-
-
-# ---------------------------------------------------------------------------------------------
-# Lesson 04: the VAE's loss
-
-
-def check_vae_loss(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> bool:
-    """Check ``fn(logits, x, mu, logvar) -> loss``: the negative ELBO of a batch in nats per image.
-
-    Expected: BCE from the logits summed over each image's pixels, plus the closed-form KL
-    of N(mu, sigma^2) from N(0, 1) summed over the latent dimensions, averaged over the batch.
-    The messages name the usual slips: a mean over pixels (784 times too small a reconstruction),
-    a sum over the batch, a KL with the wrong sign or without its 1/2, sigma in place of the variance.
-    """
-    from .losses import bce_with_logits, gaussian_kl
-
-    title = "vae_loss"
-    g = torch.Generator().manual_seed(11)
-    failures: list[str] = []
-    cases = [(8, 2), (3, 20), (1, 5), (16, 1), (5, 64)]
-    for b, k in cases:
-        logits = torch.randn(b, 1, 28, 28, generator=g) * 3
-        x = torch.rand(b, 1, 28, 28, generator=g)
-        mu, logvar = torch.randn(b, k, generator=g), torch.randn(b, k, generator=g)
-        recon = bce_with_logits(logits, x, pixels="sum", batch="none")               # (b,) nats per image
-        kl = gaussian_kl(mu, logvar, dims="sum", batch="none")                       # (b,) nats per image
-        expected = float((recon + kl).mean())
-        try:
-            ok, got = _call(fn, (logits, x, mu, logvar), title)
-        except Exception as err:
-            failures.append(f"for a batch of {b} images with {k} latent dimensions your function raised "
-                            f"{type(err).__name__}: {err}")
-            continue
-        if not ok:
-            return False
-        if not torch.is_tensor(got) or got.numel() != 1:
-            got_desc = tuple(got.shape) if torch.is_tensor(got) else type(got).__name__
-            failures.append(f"return one number (a 0-dim tensor) for the batch, got {got_desc}: "
-                            "average the per-image losses over the batch")
-            continue
-        got = float(got)
-        sigma = torch.exp(0.5 * logvar)
-        slips = {
-            "the reconstruction is averaged over the pixels; the ELBO sums it over the 784 pixels of each image":
-                float((recon / 784 + kl).mean()),
-            "the loss is summed over the batch; average it over the images, so it is per image":
-                float((recon + kl).sum()),
-            "the KL has the wrong sign: it is a penalty, 0.5 * (mu^2 + sigma^2 - log sigma^2 - 1) >= 0":
-                float((recon - kl).mean()),
-            "the KL misses its factor 1/2":
-                float((recon + 2 * kl).mean()),
-            "the KL uses sigma = exp(0.5 * logvar) where it needs the variance sigma^2 = exp(logvar)":
-                float((recon + 0.5 * (mu ** 2 + sigma - logvar - 1).sum(1)).mean()),
-            "the reconstruction term is missing": float(kl.mean()),
-            "the KL term is missing": float(recon.mean()),
-        }
-        if math.isclose(got, expected, rel_tol=1e-4, abs_tol=1e-4):
-            continue
-        slip = next((text for text, value in slips.items() if math.isclose(got, value, rel_tol=1e-4)), None)
-        failures.append(f"for a batch of {b} images with {k} latent dimensions the loss should be "
-                        f"{expected:.2f} nats per image, you returned {got:.2f}"
-                        + (f": {slip}" if slip else ""))
-    return _report(title, failures, len(cases))
-
-
-_HEAD_SHAPES = [(256, 2, 8), (512, 20, 3), (16, 1, 5)]       # (hidden, latent_dim, batch)
-
-
-def _head_outputs(out, batch: int, k: int) -> tuple[tuple | None, str | None]:
-    """The (mu, logvar, z) a learner's head returned, or None and what is wrong with it."""
-    if not isinstance(out, (tuple, list)):
-        return None, (f"forward should return three tensors (mu, logvar, z), got one {type(out).__name__}")
-    if len(out) != 3:
-        return None, (f"forward returned {len(out)} things; return three: (mu, logvar, z)"
-                      + (": z, the sampled code, is missing" if len(out) == 2 else ""))
-    if not all(torch.is_tensor(t) for t in out):
-        return None, ("forward should return three tensors (mu, logvar, z), got "
-                      + ", ".join(type(t).__name__ for t in out))
-    shapes = [tuple(t.shape) for t in out]
-    if any(s != (batch, k) for s in shapes):
-        return None, (f"for a batch of {batch} hidden vectors and latent_dim={k}, mu, logvar and z should each have "
-                      f"shape ({batch}, {k}); got {shapes[0]}, {shapes[1]} and {shapes[2]}")
-    return tuple(out), None
-
-
-def check_encoder_head(make_head: Callable[[int, int], nn.Module]) -> bool:
-    """Check ``make_head(hidden, latent_dim)``: an nn.Module whose forward(h) returns ``(mu, logvar, z)``.
-
-    The end of a VAE's encoder (notebook 04): from hidden features h of shape (B, hidden), two heads give
-    the mean mu and the log-variance logvar of q(z | x), each (B, latent_dim), and z = mu + sigma * eps
-    is one reparameterised draw, sigma = exp(0.5 * logvar), eps ~ N(0, 1) drawn per entry.
-    ``make_head`` is usually the learner's class itself, ``check_encoder_head(EncoderHead)``.
-
-    Hidden tests: the three shapes for three (hidden, latent_dim, batch) settings; the gradient of z
-    reaches every parameter (both heads), dz/dmu = 1 and dz/dlogvar = 0.5 * (z - mu) for the mu and logvar
-    returned; over 20,000 draws of one input, z has mean mu and standard deviation sigma. The messages name
-    the usual slips: sigma (or a positive, softplus-ed output) returned in place of logvar, the variance
-    exp(logvar) used as sigma, mu + eps without sigma, no eps or one eps for the whole batch, uniform eps,
-    one head used for both mu and logvar, and ``Normal(...).sample()``, which cuts the gradient.
-    """
-    title = "EncoderHead"
-
-    def build(hidden, k):
-        head = _learner(make_head, (hidden, k), title)
-        if not isinstance(head, nn.Module):
-            raise _Problem(f"{title}({hidden}, {k}) should give an nn.Module, got {type(head).__name__}")
-        if not any(p.requires_grad for p in head.parameters()):
-            raise _Problem(f"{title}({hidden}, {k}) has no trainable parameters: the heads are layers, e.g. "
-                           "nn.Linear(hidden, latent_dim) for mu and another for logvar")
-        return head
-
-    def shape_case(hidden, k, batch):
-        def case():
-            head = build(hidden, k)
-            out, problem = _head_outputs(_learner(head, (torch.randn(batch, hidden),), title), batch, k)
-            return problem
-        return case
-
-    def gradient_case():
-        hidden, k, batch = 64, 6, 256
-        head = build(hidden, k)
-        h = 2 * torch.randn(batch, hidden)
-        out, problem = _head_outputs(_learner(head, (h,), title), batch, k)
-        if problem:
-            return problem
-        mu, logvar, z = out
-        if torch.isnan(z).any():
-            return _NAN_LOGVAR
-        if torch.equal(mu, logvar):
-            return ("mu and logvar are the same numbers: the encoder needs two heads (two nn.Linear layers, or one "
-                    "with 2 * latent_dim outputs split in two)")
-        if not z.requires_grad:
-            return ("z carries no gradient, so the encoder could never learn: Normal(...).sample(), .detach() or "
-                    "torch.no_grad() cut the graph. Build z = mu + sigma * eps (or use .rsample())")
-        if not bool((logvar < 0).any()):
-            return ("logvar is never negative: return the log-variance head's raw output (no ReLU, softplus or exp). "
-                    "log sigma^2 < 0 means sigma < 1, which most codes need; if you returned sigma, return logvar "
-                    "and compute sigma = exp(0.5 * logvar) inside forward")
-        grads = torch.autograd.grad(z.sum(), (mu, logvar), retain_graph=True, allow_unused=True)
-        if grads[0] is None:
-            return "z is not computed from the mu you return: compute mu once and use it in z = mu + sigma * eps"
-        if grads[1] is None:
-            return ("z is not computed from the logvar you return: sigma = exp(0.5 * logvar) must come from the "
-                    "returned logvar (returning sigma, or a second output, in its place is the usual slip)")
-        problems = []
-        if not torch.allclose(grads[0], torch.ones_like(mu)):
-            problems.append("dz/dmu should be 1 everywhere (z = mu + sigma * eps)")
-        if not torch.allclose(grads[1], 0.5 * (z - mu).detach(), rtol=1e-3, atol=1e-5):
-            problems.append("dz/dlogvar should be 0.5 * sigma * eps = 0.5 * (z - mu): make sigma = exp(0.5 * logvar)")
-        z.sum().backward()
-        silent = [name for name, p in head.named_parameters()
-                  if p.requires_grad and (p.grad is None or not p.grad.abs().sum() > 0)]
-        if silent:
-            problems.append(f"no gradient from z reaches {silent[:4]}: both heads must feed z")
-        return "; ".join(problems) or None
-
-    def statistics_case():
-        hidden, k, n = 32, 6, 20_000
-        head = build(hidden, k)
-        h = (3 * torch.randn(1, hidden)).expand(n, hidden).clone()       # one input, 20,000 times
-        out, problem = _head_outputs(_learner(head, (h,), title), n, k)
-        if problem:
-            return problem
-        mu, second, z = (t.detach().float() for t in out)
-        mu, second = mu[0], second[0]                                    # every row is the same input
-        if torch.isnan(z).any():
-            return _NAN_LOGVAR
-        std = z.std(0)
-        if bool((std < 1e-6).all()):
-            again = _learner(head, (h,), title)[2].detach().float()
-            if not torch.equal(again, z):
-                return ("every row of z is the same draw: you drew one eps for the whole batch; draw one per "
-                        "entry, eps = torch.randn_like(sigma)")
-            return "z has no randomness (z = mu?): add sigma * eps with eps = torch.randn_like(sigma)"
-
-        def close(a, b, rel=0.05):
-            return bool(((a - b).abs() <= rel * b.abs() + 1e-3).all())
-
-        sigma = torch.exp(0.5 * second)
-        problems = []
-        mean = z.mean(0)
-        if not bool(((mean - mu).abs() <= 0.05 * std + 0.01).all()):
-            if bool(((mean - mu - 0.5 * sigma).abs() <= 0.05 * sigma + 0.01).all()):
-                return ("the draws average mu + sigma / 2 and spread like uniform noise: eps comes from torch.rand; "
-                        "draw it from N(0, 1) with torch.randn_like")
-            problems.append(f"the mean of many draws of z should be the mu you return, {_fmt(mu)}; it is {_fmt(mean)}")
-        if not close(std, sigma):
-            slips = [
-                (second.abs(), "z spreads by your second output itself: you returned sigma where logvar belongs. "
-                               "Return the log-variance and compute sigma = exp(0.5 * logvar) inside forward"),
-                (torch.exp(second), "the spread of z is exp(logvar), the variance sigma^2; sigma is its square root, "
-                                    "exp(0.5 * logvar)"),
-                (torch.ones(k), "z spreads by 1 whatever logvar says: you returned mu + eps; multiply eps by "
-                                "sigma = exp(0.5 * logvar)"),
-                (torch.exp(-0.5 * second), "the spread is 1 / sigma: the sign in exp(0.5 * logvar) is flipped"),
-                (sigma / math.sqrt(12), "the spread is that of uniform noise: eps must come from N(0, 1) "
-                                        "(torch.randn_like), not torch.rand_like"),
-            ]
-            hint = next((text for expected, text in slips if close(std, expected)), None)
-            problems.append(hint or f"the standard deviation of many draws of z should be sigma = exp(0.5 * logvar) = "
-                                    f"{_fmt(sigma)}; it is {_fmt(std)}")
-        return "; ".join(problems) or None
-
-    cases = [*(shape_case(*s) for s in _HEAD_SHAPES), gradient_case, statistics_case]
-    failures: list[str] = []
-    try:
-        with torch.random.fork_rng(devices=[]):      # the hidden draws leave the learner's random state alone
-            torch.manual_seed(0)
-            for case in cases:
-                try:
-                    problem = case()
-                except (_NotWritten, KeyboardInterrupt):
-                    raise
-                except _Problem as err:
-                    problem = str(err)
-                except Exception as err:  # the learner's code crashed: report it, do not raise
-                    problem = f"your module raised {type(err).__name__}: {err}"
-                if problem:
-                    failures.append(problem)
-    except _NotWritten:
-        return False
-    if not failures:
-        return _report(title, [], len(cases))
-    print(f"{FAIL} {title}: {len(failures)} of {len(cases)} hidden tests failed.")
-    for line in list(dict.fromkeys(failures))[:3]:                   # the same finding once
-        print(f"   - {line}")
-    return False
-
-
-class _Problem(Exception):
-    """A finding about the learner's answer, raised from deep inside a hidden test."""
+    # (how a crash names the case, the hidden test)
+    cases = [(f"eps of shape {shape}", partial(shape_case, shape, torch.randn(shape, generator=gen,
+                                                                             dtype=torch.float64)))
+             for shape in [(5, 4), (1, 2), (64, 16)]]
+    eps = torch.randn(2000, 5, generator=gen, dtype=torch.float64)
+    functions = [(square, "z**2", 1.0, 1.0), (cube, "z**3", -0.5, 2.0), (bumpy, "sin(3z) + z", 0.3, 0.5)]
+    for f, name, mu, sigma in functions:
+        case = f"f(z) = {name}, mu = {mu}, sigma = {sigma}"
+        cases.append((case, partial(values_case, case, f, mu, sigma, eps)))
+    cases.append(("S = 1", partial(one_sample_case, torch.randn(10, 1, generator=gen, dtype=torch.float64))))
+    return _run_cases(title, cases, lambda case: case[1](),
+                      crash=lambda case, err: f"for {case[0]} your function raised {_said(err)}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1331,22 +1261,15 @@ def check_gaussian_kl(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) 
         ("5 images, 3 latent dimensions, large sigma", torch.randn(5, 3, generator=g),
          torch.rand(5, 3, generator=g) * 3 + 0.5),
     ]
-    failures: list[str] = []
-    for case, mu, logvar in cases:
+
+    def test(case):
+        name, mu, logvar = case
         b, k = mu.shape
         per_dim = kl_divergence(Normal(mu, torch.exp(0.5 * logvar)), Normal(0.0, 1.0))       # (b, k) nats
         expected = per_dim.sum(1)                                                            # (b,)
-        mu_in, logvar_in = mu.clone().requires_grad_(True), logvar.clone().requires_grad_(True)
-        try:
-            ok, got = _call(fn, (mu_in, logvar_in), title)
-        except Exception as err:  # the learner's code crashed: report it, do not raise
-            failures.append(f"{case}: your function raised {type(err).__name__}: {err}")
-            continue
-        if not ok:
-            return False
+        got = _learner(fn, (mu.clone().requires_grad_(True), logvar.clone().requires_grad_(True)), title)
         if not torch.is_tensor(got):
-            failures.append(f"{case}: return a tensor, one KL per image, not {type(got).__name__}")
-            continue
+            return f"{name}: return a tensor, one KL per image, not {type(got).__name__}"
         if tuple(got.shape) != (b,):
             if got.numel() == 1 and b > 1:
                 value = float(got.detach())
@@ -1365,20 +1288,17 @@ def check_gaussian_kl(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) 
                 hint = "you reduced over the images (dim=0); sum over the latent dimensions (dim=1) instead"
             else:
                 hint = "sum over the latent dimensions (dim=1), nothing else"
-            failures.append(f"{case}: the result should have shape ({b},), one KL per image, got "
-                            f"{tuple(got.shape)}: {hint}")
-            continue
+            return f"{name}: the result should have shape ({b},), one KL per image, got {tuple(got.shape)}: {hint}"
         value = got.detach().float()
         if torch.allclose(value, expected, rtol=1e-4, atol=1e-5):
             if not got.requires_grad:
-                failures.append(f"{case}: the values are right but carry no gradient, so training could not "
-                                "follow them: compute them with torch operations on mu and logvar, without "
-                                ".detach(), .item(), .numpy() or torch.no_grad()")
-            continue
+                return (f"{name}: the values are right but carry no gradient, so training could not "
+                        "follow them: compute them with torch operations on mu and logvar, without "
+                        ".detach(), .item(), .numpy() or torch.no_grad()")
+            return None
         if torch.isnan(value).any():
-            failures.append(f"{case}: your result contains NaN. logvar can be negative: the variance is "
-                            "exp(logvar), never a square root or a logarithm of logvar")
-            continue
+            return (f"{name}: your result contains NaN. logvar can be negative: the variance is "
+                    "exp(logvar), never a square root or a logarithm of logvar")
         var, sigma = logvar.exp(), torch.exp(0.5 * logvar)
         slips = [
             (-expected, "the sign is flipped: a KL divergence is never negative. It is "
@@ -1395,17 +1315,15 @@ def check_gaussian_kl(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) 
             (0.5 * (mu + var - 1 - logvar).sum(1), "mu must be squared: a mean of -2 is as far from 0 as +2"),
             (per_dim.mean(1), "you averaged over the latent dimensions; the KL of an image is their sum"),
         ]
-        slip = next((text for wrong, text in slips if torch.allclose(value, wrong.float(), rtol=1e-4, atol=1e-5)),
-                    None)
-        failures.append(f"{case}: expected {_fmt(expected[:3])} nats (first images), you returned "
-                        f"{_fmt(value[:3])}" + (f": {slip}" if slip else ""))
-    return _report(title, failures, len(cases))
+        slip = _first_slip(value, slips, lambda a, b: torch.allclose(a, b.float(), rtol=1e-4, atol=1e-5))
+        return (f"{name}: expected {_fmt(expected[:3])} nats (first images), you returned {_fmt(value[:3])}"
+                + _hint(slip))
+
+    return _run_cases(title, cases, test)
 
 
 # ---------------------------------------------------------------------------------------------
 # Lesson 07: the free-bits KL term
-
-__all__ += ["check_free_bits_kl"]
 
 
 def _free_bits_reference(mu: torch.Tensor, logvar: torch.Tensor, free_bits: float) -> torch.Tensor:
@@ -1448,21 +1366,15 @@ def check_free_bits_kl(fn: Callable[[torch.Tensor, torch.Tensor, float], torch.T
         ("32 images, 16 dimensions straddling the floor 0.5", *straddling(), 0.5),
         ("one image, 6 dimensions, floor 1", torch.randn(1, 6, generator=g), torch.randn(1, 6, generator=g), 1.0),
     ]
-    failures: list[str] = []
-    for case, mu, logvar, lam in cases:
+
+    def test(case):
+        name, mu, logvar, lam = case
         b, k = mu.shape
         expected = _free_bits_reference(mu, logvar, lam)
         mu_in, logvar_in = mu.clone().requires_grad_(True), logvar.clone().requires_grad_(True)
-        try:
-            ok, got = _call(fn, (mu_in, logvar_in, lam), title)
-        except Exception as err:  # the learner's code crashed: report it, do not raise
-            failures.append(f"{case}: your function raised {type(err).__name__}: {err}")
-            continue
-        if not ok:
-            return False
+        got = _learner(fn, (mu_in, logvar_in, lam), title)
         if not torch.is_tensor(got):
-            failures.append(f"{case}: return a tensor (one number, nats per image), not {type(got).__name__}")
-            continue
+            return f"{name}: return a tensor (one number, nats per image), not {type(got).__name__}"
         if got.numel() != 1:
             shape = tuple(got.shape)
             if shape in ((k,), (1, k)) and k != b:
@@ -1472,23 +1384,21 @@ def check_free_bits_kl(fn: Callable[[torch.Tensor, torch.Tensor, float], torch.T
                         "it, then sum over the dimensions")
             else:
                 hint = "reduce to one number: the batch average per dimension, floored, summed over dimensions"
-            failures.append(f"{case}: return one number, got shape {shape}: {hint}")
-            continue
+            return f"{name}: return one number, got shape {shape}: {hint}"
         value = float(got.detach())
         if math.isclose(value, float(expected), rel_tol=1e-4, abs_tol=1e-5):
-            if lam > 0 and case.startswith("32 images"):
+            if lam > 0 and name.startswith("32 images"):
                 if not got.requires_grad:
-                    failures.append(f"{case}: the value is right but carries no gradient: compute it with torch "
-                                    "operations on mu and logvar, without .detach(), .item() or torch.no_grad()")
-                    continue
+                    return (f"{name}: the value is right but carries no gradient: compute it with torch "
+                            "operations on mu and logvar, without .detach(), .item() or torch.no_grad()")
                 grad_mu, = torch.autograd.grad(got.reshape(()), mu_in, allow_unused=True)
                 mu_ref = mu.clone().requires_grad_(True)
                 ref_grad, = torch.autograd.grad(_free_bits_reference(mu_ref, logvar, lam), mu_ref)
                 if grad_mu is None or not torch.allclose(grad_mu, ref_grad, rtol=1e-4, atol=1e-6):
-                    failures.append(f"{case}: the value is right but the gradient is not: dimensions above the "
-                                    "floor must get the KL's own gradient, those below it none (use clamp(min=...) "
-                                    "or torch.maximum on the batch-averaged KL of each dimension)")
-            continue
+                    return (f"{name}: the value is right but the gradient is not: dimensions above the "
+                            "floor must get the KL's own gradient, those below it none (use clamp(min=...) "
+                            "or torch.maximum on the batch-averaged KL of each dimension)")
+            return None
         per_bk = 0.5 * (mu ** 2 + logvar.exp() - 1 - logvar)                        # (b, k) nats
         per_dim = per_bk.mean(0)                                                    # (k,)
         slips = [
@@ -1510,15 +1420,66 @@ def check_free_bits_kl(fn: Callable[[torch.Tensor, torch.Tensor, float], torch.T
             (b * expected, "you summed over the batch; average over the images (nats per image)"),
             (per_dim.clamp(min=lam).mean(), "you averaged over the latent dimensions; the KL of an image is their sum"),
         ]
-        slip = next((text for wrong, text in slips if math.isclose(value, float(wrong), rel_tol=1e-4, abs_tol=1e-5)),
-                    None)
-        failures.append(f"{case}: expected {float(expected):.4f} nats per image, you returned {value:.4f}"
-                        + (f": {slip}" if slip else ""))
-    return _report(title, failures, len(cases))
+        slip = _first_slip(value, slips, lambda a, b: math.isclose(a, float(b), rel_tol=1e-4, abs_tol=1e-5))
+        return f"{name}: expected {float(expected):.4f} nats per image, you returned {value:.4f}" + _hint(slip)
+
+    return _run_cases(title, cases, test)
 
 
 # ---------------------------------------------------------------------------------------------
-# Lesson 08: the convolutional decoder
+# Lesson 08: the sizes of convolutions and transposed convolutions, and the convolutional decoder
+
+
+def _check_sizes(fn: Callable, title: str, cases: list[tuple], make_layer: Callable, hint: Callable) -> bool:
+    def test(case):
+        size, *layer_args = case
+        layer = make_layer(*layer_args)
+        with torch.no_grad():
+            expected = layer(torch.zeros(1, 1, size, size)).shape[-1]   # what PyTorch itself gives
+        got = _learner(fn, case, title)
+        if isinstance(got, bool) or not isinstance(got, int):
+            return (f"for {case} you returned {got!r} ({type(got).__name__}); a size is a whole number (int). "
+                    "Floor division // keeps it one.")
+        if got != expected:
+            return f"for {case} you returned {got}, PyTorch gives {expected}. {hint(got, expected)}"
+        return None
+
+    return _run_cases(title, cases, test, crash=lambda case, err: f"{title}{case} raised {_said(err)}")
+
+
+_CONV_CASES = [(28, 3, 3, 1), (10, 2, 2, 0), (5, 3, 2, 1), (3, 2, 1, 0), (28, 3, 1, 1), (28, 4, 2, 1), (28, 5, 1, 0),
+               (27, 3, 2, 0), (7, 3, 2, 1), (32, 7, 3, 2)]
+
+
+def check_conv_output_size(fn: Callable[[int, int, int, int], int]) -> bool:
+    """Check ``fn(size, kernel, stride, padding)`` against ``nn.Conv2d`` (and ``nn.MaxPool2d``, the same rule)."""
+
+    def hint(got, expected):
+        if got == expected - 1:
+            return "Off by one: the first window sits at position 0 and counts too (the + 1)."
+        if got == expected + 1:
+            return "One too many: count the windows that fit, (size + 2*padding - kernel) // stride, then add one."
+        return "A window of `kernel` pixels slides over the padded image in steps of `stride`."
+
+    return _check_sizes(fn, "conv_output_size", _CONV_CASES,
+                        lambda k, s, p: nn.Conv2d(1, 1, k, stride=s, padding=p), hint)
+
+
+# (size, kernel, stride, padding): the course's decoder layers first.
+_TCONV_CASES = [(2, 3, 2, 0), (5, 5, 3, 1), (15, 2, 2, 1), (7, 4, 2, 1), (14, 4, 2, 1), (3, 3, 1, 0), (1, 7, 1, 0),
+                (10, 3, 3, 1), (4, 2, 2, 0), (6, 5, 2, 2)]
+
+
+def check_conv_transpose_output_size(fn: Callable[[int, int, int, int], int]) -> bool:
+    """Check ``fn(size, kernel, stride, padding)`` against ``nn.ConvTranspose2d`` (output_padding=0)."""
+
+    def hint(got, expected):
+        if got > expected:
+            return "Padding in a transposed convolution *removes* rows and columns from each side of the output."
+        return "Each input pixel stamps a kernel-sized patch; the stamps sit `stride` apart, (size - 1) gaps."
+
+    return _check_sizes(fn, "conv_transpose_output_size", _TCONV_CASES,
+                        lambda k, s, p: nn.ConvTranspose2d(1, 1, k, stride=s, padding=p), hint)
 
 
 def _decoder_sizes(decoder: nn.Module, z: torch.Tensor) -> tuple[torch.Tensor, list[tuple], list[nn.Module]]:
@@ -1565,32 +1526,20 @@ def check_conv_decoder(make_decoder: Callable[[int, tuple], nn.Module], *, even_
     stride 2 where even stamps are asked for.
     """
     title = "make_decoder"
-    failures: list[str] = []
     cases = [(1, (16, 32, 32, 32)), (2, (8, 16, 16, 16)), (5, (4, 8, 8, 12)), (16, (16, 32, 32, 32)),
              (3, (6, 10, 12, 14))]
-    for k, channels in cases:
-        case = f"make_decoder({k}, {channels})"
-        try:
-            ok, decoder = _call(make_decoder, (k, channels), title)
-            if not ok:
-                return False
-            if not isinstance(decoder, nn.Module):
-                failures.append(f"{case} should return an nn.Module (e.g. nn.Sequential), got {type(decoder).__name__}")
-                continue
-            torch.manual_seed(0)
-            z = torch.randn(6, k) * 2
-            out, sizes, layers = _decoder_sizes(decoder, z)
-        except Exception as err:                # the learner's code crashed: report it, do not raise
-            hint = ""
-            if any(words in str(err) for words in ("mat1 and mat2", "shape", "multiply up")):
-                hint = (f" (the first linear layer takes the {k} code numbers and gives c4 * 7 * 7 = "
-                        f"{channels[3] * 49} features, which nn.Unflatten(1, ({channels[3]}, 7, 7)) reshapes)")
-            failures.append(f"{case} raised {type(err).__name__}: {str(err)[:150]}{hint}")
-            continue
+
+    def test(case):
+        k, channels = case
+        name = f"make_decoder({k}, {channels})"
+        decoder = _learner(make_decoder, (k, channels), title)
+        if not isinstance(decoder, nn.Module):
+            return f"{name} should return an nn.Module (e.g. nn.Sequential), got {type(decoder).__name__}"
+        torch.manual_seed(0)
+        z = torch.randn(6, k) * 2
+        out, sizes, layers = _decoder_sizes(decoder, z)
         if not sizes:
-            failures.append(f"{case} has no nn.ConvTranspose2d: the decoder grows the image with transposed "
-                            "convolutions")
-            continue
+            return f"{name} has no nn.ConvTranspose2d: the decoder grows the image with transposed convolutions"
         grown = [(inp[0], shape[1]) for inp, shape in sizes]          # (input side, output side) per layer
         if not torch.is_tensor(out) or tuple(out.shape) != (6, 1, 28, 28):
             got = tuple(out.shape) if torch.is_tensor(out) else type(out).__name__
@@ -1606,55 +1555,45 @@ def check_conv_decoder(make_decoder: Callable[[int, tuple], nn.Module], *, even_
                              "choose the padding")
             elif torch.is_tensor(out) and out.dim() == 3:
                 slip = ": the channel axis is missing; images are (B, 1, 28, 28)"
-            failures.append(f"{case}: for 6 codes the output should have shape (6, 1, 28, 28), got {got}; "
-                            f"the transposed convolutions went {grown}{slip}")
-            continue
+            return (f"{name}: for 6 codes the output should have shape (6, 1, 28, 28), got {got}; "
+                    f"the transposed convolutions went {grown}{slip}")
         outputs = {o for _, o in grown}
         if grown[0][0] != 7 or not {14, 28} <= outputs:
-            failures.append(f"{case}: the transposed convolutions went {grown} (input side, output side); start "
-                            "from 7 x 7 and double to 14 and 28 with stride 2 (the mirror of the encoder)")
-            continue
+            return (f"{name}: the transposed convolutions went {grown} (input side, output side); start "
+                    "from 7 x 7 and double to 14 and 28 with stride 2 (the mirror of the encoder)")
         uneven = [m for m in layers if m.stride[0] > 1 and m.kernel_size[0] % m.stride[0]]
         if even_stamps and uneven:
             m = uneven[0]
-            failures.append(f"{case}: {_layer_text(m)}: kernel {m.kernel_size[0]} is not a multiple of stride "
-                            f"{m.stride[0]}, so neighbouring output pixels receive different numbers of stamps "
-                            "(the checkerboard of section 1). Use kernel 4 with stride 2, and the padding that "
-                            "doubles the size")
-            continue
+            return (f"{name}: {_layer_text(m)}: kernel {m.kernel_size[0]} is not a multiple of stride "
+                    f"{m.stride[0]}, so neighbouring output pixels receive different numbers of stamps "
+                    "(the checkerboard of section 1). Use kernel 4 with stride 2, and the padding that "
+                    "doubles the size")
         leaves = [m for m in decoder.modules() if not list(m.children())]
         with torch.no_grad():
             far = decoder(z * 100)                  # logits grow with a far code; probabilities stay in (0, 1)
         if isinstance(leaves[-1], nn.Sigmoid) or (float(far.min()) >= 0 and float(far.max()) <= 1):
-            failures.append(f"{case}: every output lies in [0, 1], as after a sigmoid. Return the logits "
-                            "(no activation after the last layer): the VAE's decode applies the sigmoid, and "
-                            "the loss works from logits")
-            continue
+            return (f"{name}: every output lies in [0, 1], as after a sigmoid. Return the logits "
+                    "(no activation after the last layer): the VAE's decode applies the sigmoid, and "
+                    "the loss works from logits")
         out.square().mean().backward()
-        silent = [name for name, p in decoder.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+        silent = [n for n, p in decoder.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
         if silent:
-            failures.append(f"{case}: no gradient reaches {silent[:3]}: every layer should be used in forward")
-    return _report(title, failures, len(cases))
+            return f"{name}: no gradient reaches {silent[:3]}: every layer should be used in forward"
+        return None
+
+    def crashed(case, err):
+        k, channels = case
+        hint = ""
+        if any(words in str(err) for words in ("mat1 and mat2", "shape", "multiply up")):
+            hint = (f" (the first linear layer takes the {k} code numbers and gives c4 * 7 * 7 = "
+                    f"{channels[3] * 49} features, which nn.Unflatten(1, ({channels[3]}, 7, 7)) reshapes)")
+        return f"make_decoder({k}, {channels}) raised {type(err).__name__}: {str(err)[:150]}{hint}"
+
+    return _run_cases(title, cases, test, crash=crashed)
 
 
 # ---------------------------------------------------------------------------------------------
 # Lesson 09: anomaly detection, the AUC and the threshold
-
-__all__ += ["check_roc_auc", "check_false_alarm_threshold"]
-
-
-def _one_number(got, what: str) -> float | str:
-    """The learner's result as a float, or a sentence saying why it is not one number."""
-    if torch.is_tensor(got):
-        if got.numel() != 1:
-            return f"return one number, the {what}, not a tensor of shape {tuple(got.shape)}"
-        return float(got.detach())
-    if isinstance(got, bool):
-        return f"return a number, the {what}, not {got!r}"
-    try:
-        return float(got)
-    except (TypeError, ValueError):
-        return f"return a number, the {what}, not {type(got).__name__}"
 
 
 def check_roc_auc(fn: Callable[[torch.Tensor, torch.Tensor], float]) -> bool:
@@ -1686,25 +1625,19 @@ def check_roc_auc(fn: Callable[[torch.Tensor, torch.Tensor], float]) -> bool:
         ("skewed scores, 1000 normal and 50 anomalous", torch.rand(1000, generator=g) ** 3 * 40,
          torch.rand(50, generator=g) * 60),
     ]
-    failures: list[str] = []
-    for case, normal, anomalous in cases:
+
+    def test(case):
+        name, normal, anomalous = case
         truth = torch.cat([torch.zeros(len(normal)), torch.ones(len(anomalous))]).numpy()
         expected = float(roc_auc_score(truth, torch.cat([normal, anomalous]).numpy()))
-        try:
-            ok, got = _call(fn, (normal.clone(), anomalous.clone()), title)
-        except Exception as err:  # the learner's code crashed: report it, do not raise
-            failures.append(f"{case}: your function raised {type(err).__name__}: {err}")
-            continue
-        if not ok:
-            return False
+        got = _learner(fn, (normal.clone(), anomalous.clone()), title)
         value = _one_number(got, "AUC")
         if isinstance(value, str):
             hint = (": average over every (anomaly, normal) pair, not per image"
                     if torch.is_tensor(got) and got.dim() == 1 and got.numel() in (len(normal), len(anomalous)) else "")
-            failures.append(f"{case}: {value}{hint}")
-            continue
+            return f"{name}: {value}{hint}"
         if math.isclose(value, expected, rel_tol=1e-6, abs_tol=1e-9):
-            continue
+            return None
         wins = (anomalous[:, None] > normal[None, :]).float()                        # (n_anom, n_norm)
         ties = (anomalous[:, None] == normal[None, :]).float()
         pairs = len(normal) * len(anomalous)
@@ -1717,10 +1650,11 @@ def check_roc_auc(fn: Callable[[torch.Tensor, torch.Tensor], float]) -> bool:
                                f"{len(normal)} x {len(anomalous)} = {pairs}"),
             (100 * expected, "that is a percentage; return a fraction between 0 and 1"),
         ]
-        slip = next((text for wrong, text in slips if not math.isclose(wrong, expected, abs_tol=1e-9)
-                     and math.isclose(value, wrong, rel_tol=1e-6, abs_tol=1e-9)), None)
-        failures.append(f"{case}: the AUC is {expected:.4f}, you returned {value:.4f}" + (f": {slip}" if slip else ""))
-    return _report(title, failures, len(cases))
+        slip = _first_slip(value, slips, lambda got, wrong: not math.isclose(wrong, expected, abs_tol=1e-9)
+                           and math.isclose(got, wrong, rel_tol=1e-6, abs_tol=1e-9))
+        return f"{name}: the AUC is {expected:.4f}, you returned {value:.4f}" + _hint(slip)
+
+    return _run_cases(title, cases, test)
 
 
 def check_false_alarm_threshold(fn: Callable[[torch.Tensor, float], float]) -> bool:
@@ -1746,29 +1680,18 @@ def check_false_alarm_threshold(fn: Callable[[torch.Tensor, float], float]) -> b
         ("500 skewed scores, rate 0.2", torch.randn(500, generator=g).exp(), 0.2),
         ("2,000 skewed scores, rate 0.05", (torch.randn(2000, generator=g) * 0.6).exp() * 20, 0.05),
     ]
-    failures: list[str] = []
-    for case, scores, rate in cases:
-        given = scores.clone()
-        try:
-            ok, got = _call(fn, (given, rate), title)
-        except Exception as err:  # the learner's code crashed: report it, do not raise
-            failures.append(f"{case}: your function raised {type(err).__name__}: {err}")
-            continue
-        if not ok:
-            return False
-        if not torch.equal(given, scores):
-            failures.append(f"{case}: your function changed the scores it was given (sorted them in place?): "
-                            "sort a copy, e.g. torch.sort(scores).values, or use torch.quantile")
-            continue
-        value = _one_number(got, "threshold")
+
+    def test(case):
+        name, scores, rate = case
+        # the common runner reports scores sorted in place
+        value = _one_number(_learner(fn, (scores.clone(), rate), title), "threshold")
         if isinstance(value, str):
-            failures.append(f"{case}: {value}")
-            continue
+            return f"{name}: {value}"
         n = len(scores)
         n_above = int((scores > value).sum())                                  # normal images flagged
         above = n_above / n
         if abs(n_above - rate * n) <= 1 + 1e-6:                                # within one image of the target
-            continue
+            return None
         s = scores.double()
         mean, std = float(s.mean()), float(s.std())
         slips = [
@@ -1783,85 +1706,15 @@ def check_false_alarm_threshold(fn: Callable[[torch.Tensor, float], float]) -> b
             (float(s.max()), "the largest score flags no normal image at all (0 false alarms) and lets many "
                              "anomalies through; use the 1 - rate quantile"),
         ]
-        slip = next((text for wrong, text in slips if math.isclose(value, wrong, rel_tol=1e-4, abs_tol=1e-6)), None)
-        failures.append(f"{case}: your threshold {value:.4g} flags {n_above:,} of these {n:,} normal images "
-                        f"({above:.2%}), not about {rate * n:,.0f} ({rate:.0%})" + (f": {slip}" if slip else ""))
-    return _report(title, failures, len(cases))
+        slip = _first_slip(value, slips, lambda a, b: math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-6))
+        return (f"{name}: your threshold {value:.4g} flags {n_above:,} of these {n:,} normal images "
+                f"({above:.2%}), not about {rate * n:,.0f} ({rate:.0%})" + _hint(slip))
 
-
-# ---------------------------------------------------------------------------------------------
-# Lesson 12: which images each process trains on (DistributedSampler's indexing)
-
-
-def check_shard_indices(fn: Callable[[int, int, int, int, int], object]) -> bool:
-    """Check ``fn(n, world_size, rank, epoch, seed)``: the positions process ``rank`` trains on in ``epoch``.
-
-    The reference is PyTorch's own ``torch.utils.data.DistributedSampler(shuffle=True)`` with that
-    seed, after ``set_epoch(epoch)``. Hidden tests: sizes that divide evenly and sizes that need
-    padding, one to five processes, several epochs and seeds. The messages name the usual slips:
-    no padding, contiguous blocks instead of every ``world_size``-th entry, the same order every epoch,
-    a shuffle seeded with ``seed`` alone or with ``seed * epoch``, and no shuffle at all.
-    The exercise of notebook 12; ``ah.distributed.shard_indices`` is the reference answer.
-    """
-    from torch.utils.data import DistributedSampler
-
-    title = "shard_indices"
-    cases = [(10, 2, 0, 0, 0), (10, 2, 1, 0, 0), (10, 3, 2, 1, 0), (7, 4, 3, 2, 5), (100, 5, 1, 4, 1), (8, 1, 0, 3, 2)]
-
-    def reference(n, world, rank, epoch, seed):
-        sampler = DistributedSampler(range(n), num_replicas=world, rank=rank, shuffle=True, seed=seed)
-        sampler.set_epoch(epoch)
-        return list(sampler)
-
-    def permutation(n, seed):
-        return torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
-
-    def slips(n, world, rank, epoch, seed):
-        total = math.ceil(n / world) * world
-        order = permutation(n, seed + epoch)
-        padded = order + order[:total - n]
-        per = total // world
-        return [
-            (order[rank::world], "pad the shuffled positions by repeating their start until the length divides "
-                                 "by world_size, so every process takes as many steps as the others"),
-            (padded[rank * per:(rank + 1) * per], "take every world_size-th position starting at rank "
-                                                  "(order[rank::world_size]), not a contiguous block"),
-            ((permutation(n, seed) + permutation(n, seed)[:total - n])[rank:total:world],
-             "seed the shuffle with seed + epoch, so each epoch has a new order that every process agrees on"),
-            ((permutation(n, seed * epoch) + permutation(n, seed * epoch)[:total - n])[rank:total:world],
-             "seed the shuffle with seed + epoch, not seed * epoch"),
-            ((list(range(n)) + list(range(total - n)))[rank:total:world],
-             "shuffle first: torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch))"),
-        ]
-
-    failures: list[str] = []
-    for case in cases:
-        expected = reference(*case)
-        try:
-            ok, got = _call(fn, case, title)
-        except Exception as err:  # the learner's code crashed: report it, do not raise
-            failures.append(f"shard_indices{case} raised {type(err).__name__}: {err}")
-            continue
-        if not ok:
-            return False
-        try:
-            got = [int(i) for i in (got.tolist() if torch.is_tensor(got) else got)]
-        except (TypeError, ValueError):
-            failures.append(f"shard_indices{case} returned {type(got).__name__}; return a 1-D tensor or list of "
-                            "positions")
-            continue
-        if got == expected:
-            continue
-        slip = next((text for wrong, text in slips(*case) if got == wrong), None)
-        failures.append(f"shard_indices{case}: DistributedSampler gives {expected[:6]}{'...' * (len(expected) > 6)}, "
-                        f"you returned {got[:6]}{'...' * (len(got) > 6)}" + (f": {slip}" if slip else ""))
-    return _report(title, failures, len(cases))
+    return _run_cases(title, cases, test)
 
 
 # ---------------------------------------------------------------------------------------------
 # Lesson 10: the structured-output conditional VAE's loss, from the split of the image to the KL between two Gaussians
-
-__all__ += ["check_completion_loss"]
 
 
 def _completion_case(seed: int, latent_dim: int, batch: int, images: str):
@@ -1951,38 +1804,35 @@ def check_completion_loss(fn: Callable[[nn.Module, torch.Tensor, torch.Tensor], 
     title = "completion_loss"
     cases = [(0, 2, 4, "random"), (1, 5, 1, "random"), (2, 3, 8, "binary"), (3, 4, 6, "dark bottom"),
              (4, 1, 3, "binary")]
-    failures: list[str] = []
-    for seed, latent_dim, batch, images in cases:
-        case = f"{batch} {images} image{'s' * (batch != 1)}, latent_dim={latent_dim}"
+
+    def test(case):
+        seed, latent_dim, batch, images = case
+        name = f"{batch} {images} image{'s' * (batch != 1)}, latent_dim={latent_dim}"
         model, x, eps = _completion_case(seed, latent_dim, batch, images)
         variants = _completion_variants(model, x, eps)
         expected = variants.pop("right")
-        try:                                     # _call reports a function that edits its inputs in place
-            ok, got = _call(fn, (model, x.clone(), eps.clone()), title)
-        except Exception as err:  # the learner's code crashed: report it, do not raise
-            failures.append(f"{case}: your function raised {type(err).__name__}: {err}")
-            continue
-        if not ok:
-            return False
+        got = _learner(fn, (model, x.clone(), eps.clone()), title)   # the common runner reports in-place edits
         value = _one_number(got, "loss")
         if isinstance(value, str):
             hint = (": average the per-image losses over the batch"
                     if torch.is_tensor(got) and got.dim() == 1 and got.numel() == batch else "")
-            failures.append(f"{case}: {value}{hint}")
-            continue
+            return f"{name}: {value}{hint}"
         if math.isclose(value, expected, rel_tol=1e-4, abs_tol=1e-4):
-            continue
-        slip = next((text for text, wrong in variants.items() if not math.isclose(wrong, expected, rel_tol=1e-4)
-                     and math.isclose(value, wrong, rel_tol=1e-4, abs_tol=1e-4)), None)
-        failures.append(f"{case}: the loss is {expected:.3f} nats per image, you returned {value:.3f}"
-                        + (f": {slip}" if slip else ""))
-    return _report(title, failures, len(cases))
+            return None
+        slip = _first_slip(value, [(wrong, text) for text, wrong in variants.items()],
+                           lambda got, wrong: not math.isclose(wrong, expected, rel_tol=1e-4)
+                           and math.isclose(got, wrong, rel_tol=1e-4, abs_tol=1e-4))
+        return f"{name}: the loss is {expected:.3f} nats per image, you returned {value:.3f}" + _hint(slip)
+
+    def crashed(case, err):
+        seed, latent_dim, batch, images = case
+        return f"{batch} {images} image{'s' * (batch != 1)}, latent_dim={latent_dim}: your function raised {_said(err)}"
+
+    return _run_cases(title, cases, test, crash=crashed)
 
 
 # ---------------------------------------------------------------------------------------------
 # Lesson 11: the nearest-codebook quantiser with a straight-through gradient, and codebook perplexity
-
-__all__ += ["check_quantize", "check_perplexity"]
 
 
 def _brute_force_codes(z_e: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
@@ -2019,35 +1869,28 @@ def check_quantize(fn: Callable[[torch.Tensor, torch.Tensor], tuple]) -> bool:
     for shape, k in [((4, 8, 7, 7), 32), ((2, 3, 5, 3), 10), ((1, 16, 2, 2), 128)]:
         cases.append((f"random z_e of shape {shape}, {k} codes", torch.randn(shape, generator=g),
                       torch.randn(k, shape[1], generator=g)))
-    failures: list[str] = []
+    gradient = ("the gradient test", None, None)
 
     def unpack(got, case):
         if not isinstance(got, (tuple, list)) or len(got) != 2 or not all(torch.is_tensor(t) for t in got):
             return None, f"{case}: return two tensors, (z_q, indices), not {type(got).__name__}"
         return got, None
 
-    for case, z_e, book in cases:
+    def test(case):
+        if case is gradient:
+            return gradient_case()
+        name, z_e, book = case
         b, d, h, w = z_e.shape
         expected = _brute_force_codes(z_e, book)                             # (B, H, W)
-        try:
-            ok, got = _call(fn, (z_e.clone(), book.clone()), title)
-        except Exception as err:  # the learner's code crashed: report it, do not raise
-            failures.append(f"{case}: your function raised {type(err).__name__}: {err}")
-            continue
-        if not ok:
-            return False
-        got, problem = unpack(got, case)
+        got, problem = unpack(_learner(fn, (z_e.clone(), book.clone()), title), name)
         if problem:
-            failures.append(problem)
-            continue
+            return problem
         z_q, indices = got[0].detach(), got[1]
         if indices.numel() == b * h * w and tuple(indices.shape) != (b, h, w):
-            failures.append(f"{case}: indices have shape {tuple(indices.shape)}; give one per position, "
-                            f"(B, H, W) = {(b, h, w)} (reshape them)")
-            continue
+            return (f"{name}: indices have shape {tuple(indices.shape)}; give one per position, "
+                    f"(B, H, W) = {(b, h, w)} (reshape them)")
         if tuple(indices.shape) != (b, h, w):
-            failures.append(f"{case}: indices should have shape (B, H, W) = {(b, h, w)}, got {tuple(indices.shape)}")
-            continue
+            return f"{name}: indices should have shape (B, H, W) = {(b, h, w)}, got {tuple(indices.shape)}"
         indices = indices.long()
         if not torch.equal(indices, expected):
             distances = (z_e.permute(0, 2, 3, 1).unsqueeze(-2) - book).pow(2).sum(-1)            # (B, H, W, K)
@@ -2060,22 +1903,22 @@ def check_quantize(fn: Callable[[torch.Tensor, torch.Tensor], tuple]) -> bool:
                 (scrambled, "the vectors got mixed up: z_e.reshape(-1, D) on a (B, D, H, W) tensor mixes channels "
                             "and positions; move the channels last first, z_e.permute(0, 2, 3, 1).reshape(-1, D)"),
             ]
-            slip = next((text for wrong, text in slips if not torch.equal(wrong, expected)
-                         and torch.equal(indices, wrong)), None)
-            failures.append(f"{case}: wrong indices, e.g. {indices.flatten()[:4].tolist()} where the nearest codes "
-                            f"are {expected.flatten()[:4].tolist()}" + (f": {slip}" if slip else ""))
-            continue
+            slip = _first_slip(indices, slips, lambda got, wrong: not torch.equal(wrong, expected)
+                               and torch.equal(got, wrong))
+            return (f"{name}: wrong indices, e.g. {indices.flatten()[:4].tolist()} where the nearest codes "
+                    f"are {expected.flatten()[:4].tolist()}" + _hint(slip))
         chosen = book[expected].permute(0, 3, 1, 2)                          # (B, D, H, W)
         if tuple(z_q.shape) != (b, d, h, w):
             hint = (": that is channels last; permute back to (B, D, H, W)"
                     if tuple(z_q.shape) == (b, h, w, d) else "")
-            failures.append(f"{case}: z_q should have the shape of z_e, {(b, d, h, w)}, got {tuple(z_q.shape)}{hint}")
-        elif torch.allclose(z_q, z_e) and not torch.allclose(chosen, z_e):
-            failures.append(f"{case}: z_q equals z_e: the forward pass must output the chosen codebook vectors "
-                            "(the straight-through trick changes only the gradient)")
-        elif not torch.allclose(z_q, chosen, atol=1e-5):
-            failures.append(f"{case}: the indices are right but z_q does not hold the chosen codebook vectors "
-                            "codebook[indices], channels first")
+            return f"{name}: z_q should have the shape of z_e, {(b, d, h, w)}, got {tuple(z_q.shape)}{hint}"
+        if torch.allclose(z_q, z_e) and not torch.allclose(chosen, z_e):
+            return (f"{name}: z_q equals z_e: the forward pass must output the chosen codebook vectors "
+                    "(the straight-through trick changes only the gradient)")
+        if not torch.allclose(z_q, chosen, atol=1e-5):
+            return (f"{name}: the indices are right but z_q does not hold the chosen codebook vectors "
+                    "codebook[indices], channels first")
+        return None
 
     def gradient_case():
         z_e = torch.randn(3, 4, 5, 5, generator=g).requires_grad_()
@@ -2101,15 +1944,9 @@ def check_quantize(fn: Callable[[torch.Tensor, torch.Tensor], tuple]) -> bool:
                     "z_e unchanged (z_q = z_e + (e - z_e).detach())")
         return None
 
-    try:
-        problem = gradient_case()
-    except _NotWritten:
-        return False
-    except Exception as err:  # the learner's code crashed: report it, do not raise
-        problem = f"in the gradient test your function raised {type(err).__name__}: {err}"
-    if problem:
-        failures.append(problem)
-    return _report(title, failures, len(cases) + 1)
+    return _run_cases(title, [*cases, gradient], test,
+                      crash=lambda case, err: (f"in the gradient test your function raised {_said(err)}"
+                                               if case is gradient else _crash_named(case, err)))
 
 
 def check_perplexity(fn: Callable[[torch.Tensor, int], float]) -> bool:
@@ -2139,32 +1976,26 @@ def check_perplexity(fn: Callable[[torch.Tensor, int], float]) -> bool:
         ("a (6, 7, 7) code grid, 64 codes, five in use unevenly", skewed, 64, None),
         ("2,000 random choices among 100 codes", torch.randint(0, 100, (2000,), generator=g), 100, None),
     ]
-    failures: list[str] = []
+    expected = []                                  # (entropy in nats, perplexity) of each case
     for case, indices, k, by_hand in cases:
         counts = torch.bincount(indices.flatten(), minlength=k).double()
         p = counts / counts.sum()
         used = p[p > 0]
         entropy = float(-(used * used.log()).sum())
-        expected = math.exp(entropy)
+        expected.append((counts, entropy, math.exp(entropy)))
         if by_hand is not None:
-            assert math.isclose(expected, by_hand, rel_tol=1e-9), (case, expected, by_hand)
-        try:
-            ok, got = _call(fn, (indices.clone(), k), title)
-        except Exception as err:  # the learner's code crashed: report it, do not raise
-            failures.append(f"{case}: your function raised {type(err).__name__}: {err}")
-            continue
-        if not ok:
-            return False
-        value = _one_number(got, "perplexity")
+            assert math.isclose(math.exp(entropy), by_hand, rel_tol=1e-9), (case, math.exp(entropy), by_hand)
+
+    def test(case):
+        (name, indices, k, _), (counts, entropy, perplexity) = case
+        value = _one_number(_learner(fn, (indices.clone(), k), title), "perplexity")
         if isinstance(value, str):
-            failures.append(f"{case}: {value}")
-            continue
-        if math.isclose(value, expected, rel_tol=1e-4, abs_tol=1e-6):
-            continue
+            return f"{name}: {value}"
+        if math.isclose(value, perplexity, rel_tol=1e-4, abs_tol=1e-6):
+            return None
         if math.isnan(value):
-            failures.append(f"{case}: NaN: an unused code gives 0 * log 0; count only the codes that were chosen "
-                            "(p > 0), since p log p goes to 0 as p goes to 0")
-            continue
+            return (f"{name}: NaN: an unused code gives 0 * log 0; count only the codes that were chosen "
+                    "(p > 0), since p log p goes to 0 as p goes to 0")
         slips = [
             (entropy, "that is the entropy in nats; the perplexity is exp(entropy)"),
             (entropy / math.log(2), "that is the entropy in bits; the perplexity is 2 ** (bits) = exp(nats)"),
@@ -2175,8 +2006,69 @@ def check_perplexity(fn: Callable[[torch.Tensor, int], float]) -> bool:
             (math.exp(float(-((counts / k)[counts > 0] * (counts / k)[counts > 0].log()).sum())),
              "the shares must be counts divided by the number of choices, not by K, so that they sum to 1"),
         ]
-        slip = next((text for wrong, text in slips if not math.isclose(wrong, expected, rel_tol=1e-6)
-                     and math.isclose(value, wrong, rel_tol=1e-4, abs_tol=1e-6)), None)
-        failures.append(f"{case}: the perplexity is {expected:.4f}, you returned {value:.4f}"
-                        + (f": {slip}" if slip else ""))
-    return _report(title, failures, len(cases))
+        slip = _first_slip(value, slips, lambda got, wrong: not math.isclose(wrong, perplexity, rel_tol=1e-6)
+                           and math.isclose(got, wrong, rel_tol=1e-4, abs_tol=1e-6))
+        return f"{name}: the perplexity is {perplexity:.4f}, you returned {value:.4f}" + _hint(slip)
+
+    return _run_cases(title, list(zip(cases, expected)), test, crash=lambda case, err: _crash_named(case[0], err))
+
+
+# ---------------------------------------------------------------------------------------------
+# Lesson 12: which images each process trains on (DistributedSampler's indexing)
+
+
+def check_shard_indices(fn: Callable[[int, int, int, int, int], object]) -> bool:
+    """Check ``fn(n, world_size, rank, epoch, seed)``: the positions process ``rank`` trains on in ``epoch``.
+
+    The reference is PyTorch's own ``torch.utils.data.DistributedSampler(shuffle=True)`` with that
+    seed, after ``set_epoch(epoch)``. Hidden tests: sizes that divide evenly and sizes that need
+    padding, one to five processes, several epochs and seeds. The messages name the usual slips:
+    no padding, contiguous blocks instead of every ``world_size``-th entry, the same order every epoch,
+    a shuffle seeded with ``seed`` alone or with ``seed * epoch``, and no shuffle at all.
+    The exercise of notebook 12; ``ah.distributed.shard_indices`` is the reference answer.
+    """
+    from torch.utils.data import DistributedSampler
+
+    title = "shard_indices"
+    cases = [(10, 2, 0, 0, 0), (10, 2, 1, 0, 0), (10, 3, 2, 1, 0), (7, 4, 3, 2, 5), (100, 5, 1, 4, 1), (8, 1, 0, 3, 2)]
+
+    def reference(n, world, rank, epoch, seed):
+        sampler = DistributedSampler(range(n), num_replicas=world, rank=rank, shuffle=True, seed=seed)
+        sampler.set_epoch(epoch)
+        return list(sampler)
+
+    def permutation(n, seed):
+        return torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+
+    def slips(n, world, rank, epoch, seed):
+        total = math.ceil(n / world) * world
+        order = permutation(n, seed + epoch)
+        padded = order + order[:total - n]
+        per = total // world
+        return [
+            (order[rank::world], "pad the shuffled positions by repeating their start until the length divides "
+                                 "by world_size, so every process takes as many steps as the others"),
+            (padded[rank * per:(rank + 1) * per], "take every world_size-th position starting at rank "
+                                                  "(order[rank::world_size]), not a contiguous block"),
+            ((permutation(n, seed) + permutation(n, seed)[:total - n])[rank:total:world],
+             "seed the shuffle with seed + epoch, so each epoch has a new order that every process agrees on"),
+            ((permutation(n, seed * epoch) + permutation(n, seed * epoch)[:total - n])[rank:total:world],
+             "seed the shuffle with seed + epoch, not seed * epoch"),
+            ((list(range(n)) + list(range(total - n)))[rank:total:world],
+             "shuffle first: torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch))"),
+        ]
+
+    def test(case):
+        expected = reference(*case)
+        got = _learner(fn, case, title)
+        try:
+            got = [int(i) for i in (got.tolist() if torch.is_tensor(got) else got)]
+        except (TypeError, ValueError):
+            return f"shard_indices{case} returned {type(got).__name__}; return a 1-D tensor or list of positions"
+        if got == expected:
+            return None
+        slip = _first_slip(got, slips(*case), lambda a, b: a == b)
+        return (f"shard_indices{case}: DistributedSampler gives {expected[:6]}{'...' * (len(expected) > 6)}, "
+                f"you returned {got[:6]}{'...' * (len(got) > 6)}" + _hint(slip))
+
+    return _run_cases(title, cases, test, crash=lambda case, err: f"shard_indices{case} raised {_said(err)}")

@@ -331,3 +331,40 @@ def test_leave_one_out_check_handles_stubs_and_crashes(capsys):
     assert "not written yet" in capsys.readouterr().out
     assert checks.check_leave_one_out_score(lambda f, mu, sigma, eps: eps @ eps) is False
     assert "raised RuntimeError" in capsys.readouterr().out
+
+
+# -- the common runner: None is an answer, a stub ends the check, findings before a crash are kept -----------------
+
+def test_a_function_that_returns_none_is_judged_not_taken_for_unwritten(capsys):
+    assert checks.check_psnr(lambda mse: None) is False
+    out = capsys.readouterr().out
+    assert "not written yet" not in out
+    assert "psnr(0.01) returned None; return a number of decibels" in out
+    assert "5 of 5 hidden tests failed" in out
+
+
+def test_a_stub_met_after_a_crash_ends_the_check_with_one_line(capsys):
+    calls = []
+
+    def crashes_then_stub(mse):
+        calls.append(mse)
+        if len(calls) == 1:
+            raise RuntimeError("first call")
+        raise NotImplementedError
+
+    assert checks.check_psnr(crashes_then_stub) is False
+    out = capsys.readouterr().out
+    assert out.count("not written yet") == 1 and "hidden tests" not in out, out
+    assert len(calls) == 2                                     # the check stopped at the stub
+
+
+def test_findings_made_before_a_crash_are_kept(capsys):
+    def uniform_then_crash(images, sigma, generator):
+        if sigma == 0.5:
+            raise RuntimeError("boom")
+        return images + sigma * torch.rand(images.shape, generator=generator)
+
+    assert checks.check_gaussian_noise(uniform_then_crash) is False
+    out = capsys.readouterr().out
+    assert "3 of 6 hidden tests failed" in out, out
+    assert "the noise should average 0" in out and "your function raised RuntimeError: boom" in out
