@@ -1,32 +1,18 @@
-"""The autoencoders of the course, with the tensor shape written at every layer.
+"""The autoencoders of the course, in the order of the lessons, with the tensor shape written at every layer.
 
-Every model takes images of shape (B, 1, 28, 28) and gives back the same shape.
-``encode`` maps images to codes, ``decode`` maps codes back to images, and
-``forward`` is ``decode(encode(x))``. A batch of the wrong shape raises a
-ValueError that names the shape it got and the shape it expected.
+Every model takes images of shape (B, 1, 28, 28). ``encode`` maps images to codes, ``decode`` maps
+codes back to images, and ``forward`` is ``decode(encode(x))`` (a VAE samples z in between). A batch
+of the wrong shape raises a ValueError that names the shape it got and the shape it expected.
 
-- :class:`MLPAutoencoder`: fully connected, 784-128-64-12-3 by default, built step
-  by step in notebook 01.
-- :class:`ConvAutoencoder`: Conv2d/MaxPool2d down to an 8x2x2 code and
-  ConvTranspose2d back up, built in notebook 01.
-- :class:`PCA`: the linear special case, fitted in closed form, with the same
-  ``encode``/``decode`` interface so it can stand beside the autoencoders;
-  built by hand in notebook 01.
-- :class:`MLPVAE`: the variational autoencoder, 784-512-256-z by default, whose encoder gives a mean and a
-  log-variance per latent dimension and whose ``forward`` samples z with :func:`reparameterize`; built in notebook 04.
-- :class:`ConvVAE`: the same interface with a convolutional encoder (four 3x3
-  convolutions down to 64x7x7 = 3136 features) and a transposed-convolution
-  decoder; built in notebook 08.
-- :class:`SparseAutoencoder`: one wide hidden layer, 784-1024-784 by default
-  (over-complete), whose activations a sparsity penalty keeps mostly near zero;
-  built in notebook 03.
-- :class:`ConditionalVAE`: MLPVAE's network with the class label, one-hot, fed
-  to the encoder and to the decoder, so z holds the style and the label the
-  class; built in notebook 10.
-- :class:`HalfImageCVAE`: the structured-output conditional VAE of Sohn et al.
-  (2015), which draws bottom halves of an image given its top half, with a
-  prior network p(z | top); :class:`HalfImageRegressor`, its deterministic
-  baseline; built in notebook 10.
+- Lesson 01: :class:`MLPAutoencoder` (784-128-64-12-3 by default); :class:`ConvAutoencoder`
+  (convolutions down to an 8x2x2 code, used by the tests and not by a lesson); :class:`PCA`, the
+  linear case, fitted in closed form with the same ``encode``/``decode`` interface.
+- Lesson 03: :class:`SparseAutoencoder`, one wide hidden layer (784-1024-784 by default).
+- Lessons 04-07: :class:`MLPVAE` (784-512-256-z by default), :class:`VAEOutput` and :func:`reparameterize`.
+- Lesson 08: :class:`ConvVAE`, the same interface with a convolutional encoder and decoder.
+- Lesson 10: :class:`ConditionalVAE` (the label fed to encoder and decoder); :class:`HalfImageCVAE`
+  (Sohn et al. 2015: bottom halves given the top half) and :class:`HalfImageRegressor`, its
+  deterministic baseline.
 """
 
 from __future__ import annotations
@@ -41,12 +27,26 @@ from torch import nn
 
 from .validate import positive_int, positive_ints
 
-__all__ = ["IMAGE_SHAPE", "OUTPUT_ACTIVATIONS", "check_images", "MLPAutoencoder", "ConvAutoencoder", "PCA",
-           "count_parameters", "model_device", "VAEOutput", "reparameterize", "MLPVAE", "ConvVAE", "HIDDEN_ACTIVATIONS",
-           "SparseAutoencoder"]
+__all__ = ["IMAGE_SHAPE", "OUTPUT_ACTIVATIONS", "check_images", "model_device", "eval_mode", "count_parameters",
+           # lesson 01
+           "MLPAutoencoder", "ConvAutoencoder", "PCA",
+           # lesson 03
+           "HIDDEN_ACTIVATIONS", "SparseAutoencoder",
+           # lessons 04-07
+           "VAEOutput", "reparameterize", "MLPVAE",
+           # lesson 08
+           "ConvVAE",
+           # lesson 10
+           "check_labels", "ConditionalVAE",
+           "SPLIT_ROW", "HALF_SHAPE", "split_halves", "join_halves", "CompletionOutput", "HalfImageCVAE",
+           "HalfImageRegressor"]
 
 IMAGE_SHAPE = (1, 28, 28)
 OUTPUT_ACTIVATIONS = ("sigmoid", "tanh", "none")
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared helpers
 
 
 def check_images(x, who: str, expected: tuple[int, ...] = IMAGE_SHAPE, what: str = "images") -> None:
@@ -93,6 +93,25 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
 def count_parameters(model: nn.Module) -> int:
     """The number of trainable numbers in a model."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def _mlp(widths: Sequence[int]) -> nn.Sequential:
+    """Linear layers between consecutive widths, each followed by a ReLU: (B, widths[0]) -> (B, widths[-1])."""
+    layers: list[nn.Module] = []
+    for w_in, w_out in zip(widths[:-1], widths[1:]):
+        layers += [nn.Linear(w_in, w_out), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+def _check_hidden(hidden) -> tuple[int, ...]:
+    hidden = tuple(hidden)
+    if not hidden or any(isinstance(h, bool) or not isinstance(h, int) or h <= 0 for h in hidden):
+        raise ValueError(f"hidden sizes must be one or more positive ints, got {hidden!r}")
+    return hidden
+
+
+# ---------------------------------------------------------------------------------------------
+# Lesson 01: the plain autoencoder, its convolutional variant, and PCA (the linear case)
 
 
 class MLPAutoencoder(nn.Module):
@@ -257,7 +276,100 @@ class PCA(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------
-# Lessons 04-06: the variational autoencoder
+# Lesson 03: the sparse autoencoder
+
+
+HIDDEN_ACTIVATIONS = ("sigmoid", "relu")
+
+
+class SparseAutoencoder(nn.Module):
+    """One wide hidden layer: 784 -> n_hidden -> 784, meant to be trained with a sparsity penalty.
+
+    n_hidden: hidden units; 1024 by default, more than the 784 pixels (over-complete).
+        Without a penalty such a layer can learn to pass the image through almost
+        unchanged; the penalty (``losses.sparse_objective``) keeps most units near 0
+        for any one image.
+    activation: ``"sigmoid"`` gives activations in (0, 1), never exactly 0, which the
+        KL penalty needs; ``"relu"`` gives activations in [0, inf), exactly 0 when the
+        unit's input is negative, the usual partner of the L1 penalty.
+    output: the decoder's last activation, ``"sigmoid"`` for images in [0, 1].
+    unit_norm_decoder: when True, the decoder uses each column of its weight V divided by
+        its length, V_j / ||V_j||, so every column it uses (unit j's feature, what the unit adds
+        to the output per unit of activation) has length 1 whatever V is; the optimiser updates
+        V freely. Without it a penalty on the size of the activations can be dodged: divide a
+        unit's activation by c and multiply its decoder column by c, and the reconstruction is
+        unchanged while an L1 penalty falls c-fold. With columns of length 1, an activation's
+        size is the size of what the unit adds to the output. (``decode`` computes
+        sum_j (h_j / ||V_j||) V_j, the same sum as sum_j h_j (V_j / ||V_j||) with the same
+        gradients, because dividing B x n_hidden activations is cheaper than dividing the
+        784 x n_hidden matrix at every step. So call ``decode``, not ``self.decoder``.)
+
+    ``encode`` returns the hidden activations (B, n_hidden): the code is the layer.
+    """
+
+    def __init__(self, n_hidden: int = 1024, activation: str = "sigmoid", output: str = "sigmoid",
+                 unit_norm_decoder: bool = False):
+        super().__init__()
+        if isinstance(n_hidden, bool) or not isinstance(n_hidden, int) or n_hidden <= 0:
+            raise ValueError(f"n_hidden must be a positive int, got {n_hidden!r}")
+        if activation not in HIDDEN_ACTIVATIONS:
+            raise ValueError(f"hidden activation {activation!r} is not one of {HIDDEN_ACTIVATIONS}")
+        if not isinstance(unit_norm_decoder, bool):
+            raise ValueError(f"unit_norm_decoder must be True or False, got {unit_norm_decoder!r}")
+        self.n_hidden = self.latent_dim = n_hidden
+        self.activation, self.output, self.unit_norm_decoder = activation, output, unit_norm_decoder
+        n_pixels = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]         # 784
+        self.encoder = nn.Sequential(
+            nn.Flatten(),                                                   # (B, 1, 28, 28) -> (B, 784)
+            nn.Linear(n_pixels, n_hidden),                                  # -> (B, n_hidden)
+            nn.Sigmoid() if activation == "sigmoid" else nn.ReLU(),         # the activations h
+        )
+        self.decoder = nn.Sequential(
+            nn.Linear(n_hidden, n_pixels),                                  # (B, n_hidden) -> (B, 784)
+            _output_layer(output),
+            nn.Unflatten(1, IMAGE_SHAPE),                                   # -> (B, 1, 28, 28)
+        )
+
+    def extra_repr(self) -> str:
+        return f"unit_norm_decoder={self.unit_norm_decoder}"              # in the printout, and in cached_fit's key
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 1, 28, 28) images -> (B, n_hidden) hidden activations."""
+        check_images(x, type(self).__name__)
+        return self.encoder(x)
+
+    def decode(self, h: torch.Tensor) -> torch.Tensor:
+        """(B, n_hidden) hidden activations -> (B, 1, 28, 28) images."""
+        check_images(h, f"{type(self).__name__}.decode", expected=(self.n_hidden,), what="hidden activations")
+        if self.unit_norm_decoder:                                          # column j used as V_j / ||V_j||:
+            h = h / self.decoder[0].weight.norm(dim=0).clamp_min(1e-12)    # (B, n_hidden) / (n_hidden,), same sum
+        return self.decoder(h)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+    @torch.no_grad()
+    def features(self, part: str = "decoder") -> torch.Tensor:
+        """Each hidden unit's weights as a 28x28 image: (n_hidden, 1, 28, 28), detached.
+
+        ``"decoder"``: column j of the decoder's weight as the decoder uses it (of length 1
+        with ``unit_norm_decoder``), the pattern unit j adds to the output per unit of
+        activation. ``"encoder"``: row j of the encoder's weight, the pattern of pixels that
+        excites unit j (a template it matches the image against).
+        """
+        if part == "decoder":
+            weights = self.decoder[0].weight.T                              # (784, n_hidden) -> (n_hidden, 784)
+            if self.unit_norm_decoder:
+                weights = weights / weights.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        elif part == "encoder":
+            weights = self.encoder[1].weight                                # (n_hidden, 784)
+        else:
+            raise ValueError(f"part must be 'decoder' or 'encoder', got {part!r}")
+        return weights.detach().clone().unflatten(1, IMAGE_SHAPE)          # (n_hidden, 1, 28, 28)
+
+
+# ---------------------------------------------------------------------------------------------
+# Lessons 04-07: the variational autoencoder
 
 
 class VAEOutput(NamedTuple):
@@ -388,6 +500,11 @@ class MLPVAE(_GaussianVAE):
         out = self.decoder(z)                                               # (B, 1, 28, 28) logits
         return out if logits else torch.sigmoid(out)
 
+
+# ---------------------------------------------------------------------------------------------
+# Lesson 08: the convolutional VAE
+
+
 class ConvVAE(_GaussianVAE):
     """A convolutional variational autoencoder, with the same interface as MLPVAE.
 
@@ -456,99 +573,8 @@ class ConvVAE(_GaussianVAE):
         return out if logits else torch.sigmoid(out)
 
 
-HIDDEN_ACTIVATIONS = ("sigmoid", "relu")
-
-
-class SparseAutoencoder(nn.Module):
-    """One wide hidden layer: 784 -> n_hidden -> 784, meant to be trained with a sparsity penalty.
-
-    n_hidden: hidden units; 1024 by default, more than the 784 pixels (over-complete).
-        Without a penalty such a layer can learn to pass the image through almost
-        unchanged; the penalty (``losses.sparse_objective``) keeps most units near 0
-        for any one image.
-    activation: ``"sigmoid"`` gives activations in (0, 1), never exactly 0, which the
-        KL penalty needs; ``"relu"`` gives activations in [0, inf), exactly 0 when the
-        unit's input is negative, the usual partner of the L1 penalty.
-    output: the decoder's last activation, ``"sigmoid"`` for images in [0, 1].
-    unit_norm_decoder: when True, the decoder uses each column of its weight V divided by
-        its length, V_j / ||V_j||, so every column it uses (unit j's feature, what the unit adds
-        to the output per unit of activation) has length 1 whatever V is; the optimiser updates
-        V freely. Without it a penalty on the size of the activations can be dodged: divide a
-        unit's activation by c and multiply its decoder column by c, and the reconstruction is
-        unchanged while an L1 penalty falls c-fold. With columns of length 1, an activation's
-        size is the size of what the unit adds to the output. (``decode`` computes
-        sum_j (h_j / ||V_j||) V_j, the same sum as sum_j h_j (V_j / ||V_j||) with the same
-        gradients, because dividing B x n_hidden activations is cheaper than dividing the
-        784 x n_hidden matrix at every step. So call ``decode``, not ``self.decoder``.)
-
-    ``encode`` returns the hidden activations (B, n_hidden): the code is the layer.
-    """
-
-    def __init__(self, n_hidden: int = 1024, activation: str = "sigmoid", output: str = "sigmoid",
-                 unit_norm_decoder: bool = False):
-        super().__init__()
-        if isinstance(n_hidden, bool) or not isinstance(n_hidden, int) or n_hidden <= 0:
-            raise ValueError(f"n_hidden must be a positive int, got {n_hidden!r}")
-        if activation not in HIDDEN_ACTIVATIONS:
-            raise ValueError(f"hidden activation {activation!r} is not one of {HIDDEN_ACTIVATIONS}")
-        if not isinstance(unit_norm_decoder, bool):
-            raise ValueError(f"unit_norm_decoder must be True or False, got {unit_norm_decoder!r}")
-        self.n_hidden = self.latent_dim = n_hidden
-        self.activation, self.output, self.unit_norm_decoder = activation, output, unit_norm_decoder
-        n_pixels = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]         # 784
-        self.encoder = nn.Sequential(
-            nn.Flatten(),                                                   # (B, 1, 28, 28) -> (B, 784)
-            nn.Linear(n_pixels, n_hidden),                                  # -> (B, n_hidden)
-            nn.Sigmoid() if activation == "sigmoid" else nn.ReLU(),         # the activations h
-        )
-        self.decoder = nn.Sequential(
-            nn.Linear(n_hidden, n_pixels),                                  # (B, n_hidden) -> (B, 784)
-            _output_layer(output),
-            nn.Unflatten(1, IMAGE_SHAPE),                                   # -> (B, 1, 28, 28)
-        )
-
-    def extra_repr(self) -> str:
-        return f"unit_norm_decoder={self.unit_norm_decoder}"              # in the printout, and in cached_fit's key
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 1, 28, 28) images -> (B, n_hidden) hidden activations."""
-        check_images(x, type(self).__name__)
-        return self.encoder(x)
-
-    def decode(self, h: torch.Tensor) -> torch.Tensor:
-        """(B, n_hidden) hidden activations -> (B, 1, 28, 28) images."""
-        check_images(h, f"{type(self).__name__}.decode", expected=(self.n_hidden,), what="hidden activations")
-        if self.unit_norm_decoder:                                          # column j used as V_j / ||V_j||:
-            h = h / self.decoder[0].weight.norm(dim=0).clamp_min(1e-12)    # (B, n_hidden) / (n_hidden,), same sum
-        return self.decoder(h)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.encode(x))
-
-    @torch.no_grad()
-    def features(self, part: str = "decoder") -> torch.Tensor:
-        """Each hidden unit's weights as a 28x28 image: (n_hidden, 1, 28, 28), detached.
-
-        ``"decoder"``: column j of the decoder's weight as the decoder uses it (of length 1
-        with ``unit_norm_decoder``), the pattern unit j adds to the output per unit of
-        activation. ``"encoder"``: row j of the encoder's weight, the pattern of pixels that
-        excites unit j (a template it matches the image against).
-        """
-        if part == "decoder":
-            weights = self.decoder[0].weight.T                              # (784, n_hidden) -> (n_hidden, 784)
-            if self.unit_norm_decoder:
-                weights = weights / weights.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        elif part == "encoder":
-            weights = self.encoder[1].weight                                # (n_hidden, 784)
-        else:
-            raise ValueError(f"part must be 'decoder' or 'encoder', got {part!r}")
-        return weights.detach().clone().unflatten(1, IMAGE_SHAPE)          # (n_hidden, 1, 28, 28)
-
-
 # ---------------------------------------------------------------------------------------------
 # Lesson 10: the conditional VAE, whose encoder and decoder are both told the class
-
-__all__ += ["check_labels", "ConditionalVAE"]
 
 
 def check_labels(y, n_classes: int, who: str, batch: int | None = None) -> torch.Tensor:
@@ -693,9 +719,6 @@ class ConditionalVAE(nn.Module):
 # right answers. A conditional VAE with a prior network (Sohn, Lee & Yan 2015) draws several of them;
 # a deterministic network trained on the same loss can only draw their blurry average.
 
-__all__ += ["SPLIT_ROW", "HALF_SHAPE", "split_halves", "join_halves", "CompletionOutput", "HalfImageCVAE",
-            "HalfImageRegressor"]
-
 SPLIT_ROW = 14                       # rows 0..13 are the top half, rows 14..27 the bottom half
 HALF_SHAPE = (1, SPLIT_ROW, 28)      # each half: (1, 14, 28), 392 pixels
 _HALF_PIXELS = SPLIT_ROW * 28        # 392
@@ -714,21 +737,6 @@ def join_halves(top: torch.Tensor, bottom: torch.Tensor) -> torch.Tensor:
     if top.shape[0] != bottom.shape[0]:
         raise ValueError(f"join_halves: {top.shape[0]} top halves but {bottom.shape[0]} bottom halves")
     return torch.cat([top, bottom], dim=2)                                  # (B, 1, 28, 28)
-
-
-def _mlp(widths: Sequence[int]) -> nn.Sequential:
-    """Linear layers between consecutive widths, each followed by a ReLU: (B, widths[0]) -> (B, widths[-1])."""
-    layers: list[nn.Module] = []
-    for w_in, w_out in zip(widths[:-1], widths[1:]):
-        layers += [nn.Linear(w_in, w_out), nn.ReLU()]
-    return nn.Sequential(*layers)
-
-
-def _check_hidden(hidden) -> tuple[int, ...]:
-    hidden = tuple(hidden)
-    if not hidden or any(isinstance(h, bool) or not isinstance(h, int) or h <= 0 for h in hidden):
-        raise ValueError(f"hidden sizes must be one or more positive ints, got {hidden!r}")
-    return hidden
 
 
 class CompletionOutput(NamedTuple):
