@@ -505,59 +505,71 @@ class MLPVAE(_GaussianVAE):
 # Lesson 08: the convolutional VAE
 
 
+def _check_conv_channels(channels) -> tuple[int, int, int, int]:
+    """``channels`` as a tuple (c1, c2, c3, c4) of four positive ints, or a ValueError naming it."""
+    channels = tuple(channels)
+    if len(channels) != 4 or any(isinstance(c, bool) or not isinstance(c, int) or c <= 0 for c in channels):
+        raise ValueError(f"channels must be four positive ints (c1, c2, c3, c4), got {channels!r}")
+    return channels
+
+
+def _conv_down(channels: Sequence[int], negative_slope: float) -> list[nn.Module]:
+    """The convolutional trunk of lesson 08's encoder (and of ``vq.VQVAE``'s): four 3x3 convolutions with
+    padding 1, each followed by a LeakyReLU, so that only the stride changes the size.
+
+    (B, 1, 28, 28) -> (B, c1, 28, 28) -> (B, c2, 14, 14) -> (B, c3, 7, 7) -> (B, c4, 7, 7)
+    """
+    c1, c2, c3, c4 = channels
+    return [nn.Conv2d(1, c1, 3, stride=1, padding=1), nn.LeakyReLU(negative_slope),    # -> (B, c1, 28, 28)
+            nn.Conv2d(c1, c2, 3, stride=2, padding=1), nn.LeakyReLU(negative_slope),   # -> (B, c2, 14, 14)
+            nn.Conv2d(c2, c3, 3, stride=2, padding=1), nn.LeakyReLU(negative_slope),   # -> (B, c3, 7, 7)
+            nn.Conv2d(c3, c4, 3, stride=1, padding=1), nn.LeakyReLU(negative_slope)]   # -> (B, c4, 7, 7)
+
+
+def _conv_up(channels: Sequence[int], negative_slope: float) -> list[nn.Module]:
+    """The mirror image of :func:`_conv_down` with transposed convolutions, ending in logits (no activation).
+
+    (B, c4, 7, 7) -> (B, c3, 7, 7) -> (B, c2, 14, 14) -> (B, c1, 28, 28) -> (B, 1, 28, 28)
+    """
+    c1, c2, c3, c4 = channels
+    return [nn.ConvTranspose2d(c4, c3, 3, stride=1, padding=1), nn.LeakyReLU(negative_slope),   # -> (B, c3, 7, 7)
+            nn.ConvTranspose2d(c3, c2, 3, stride=2, padding=1, output_padding=1),
+            nn.LeakyReLU(negative_slope),                                                     # -> (B, c2, 14, 14)
+            nn.ConvTranspose2d(c2, c1, 3, stride=2, padding=1, output_padding=1),
+            nn.LeakyReLU(negative_slope),                                                     # -> (B, c1, 28, 28)
+            nn.ConvTranspose2d(c1, 1, 3, stride=1, padding=1)]                                # -> (B, 1, 28, 28)
+
+
 class ConvVAE(_GaussianVAE):
-    """A convolutional variational autoencoder, with the same interface as MLPVAE.
+    """A convolutional variational autoencoder, with MLPVAE's interface.
 
-    latent_dim: size of z (1 for the circles, whose only factor is the radius; 2 to draw Fashion-MNIST).
-    channels: (c1, c2, c3, c4), the widths of the four convolutions. The default (32, 64, 64, 64)
-        flattens to 64 x 7 x 7 = 3136 features; narrower channels give the same shapes with fewer
-        features and train faster on a CPU (notebook 08).
-    negative_slope: of the LeakyReLU after every convolution (0.01, PyTorch's default).
+    latent_dim: size of z. channels: (c1, c2, c3, c4), the widths of the four convolutions; the
+    default (32, 64, 64, 64) flattens to 64 x 7 x 7 = 3136 features. negative_slope: of the LeakyReLU
+    after every convolution (0.01, PyTorch's default).
 
-    Encoder, each convolution 3x3 with padding 1, so only the stride changes the size::
-
-        (B, 1, 28, 28) -> (B, c1, 28, 28) -> (B, c2, 14, 14) -> (B, c3, 7, 7) -> (B, c4, 7, 7)
-        -> flatten (B, c4*49) -> two linear heads: mu (B, k) and logvar (B, k)
-
-    Decoder, the mirror image with transposed convolutions (stride 2 with output_padding=1 doubles
-    the size exactly, 7 -> 14 -> 28)::
-
-        z (B, k) -> linear (B, c4*49) -> (B, c4, 7, 7) -> (B, c3, 7, 7) -> (B, c2, 14, 14)
-        -> (B, c1, 28, 28) -> (B, 1, 28, 28) logits; ``decode`` applies the sigmoid unless ``logits=True``.
-
-    Built step by step in notebook 08.
+    Encoder: :func:`_conv_down`, then flatten (B, c4*49) and two linear heads, mu (B, k) and logvar (B, k).
+    Decoder: linear (B, k) -> (B, c4*49) -> (B, c4, 7, 7), then :func:`_conv_up` to (B, 1, 28, 28) logits;
+    ``decode`` applies the sigmoid unless ``logits=True``. Lesson 08 builds it and explains the sizes.
     """
 
     def __init__(self, latent_dim: int = 2, channels: Sequence[int] = (32, 64, 64, 64), negative_slope: float = 0.01):
         super().__init__()
         if not isinstance(latent_dim, int) or isinstance(latent_dim, bool) or latent_dim <= 0:
             raise ValueError(f"latent_dim must be a positive int, got {latent_dim!r}")
-        channels = tuple(channels)
-        if len(channels) != 4 or any(isinstance(c, bool) or not isinstance(c, int) or c <= 0 for c in channels):
-            raise ValueError(f"channels must be four positive ints (c1, c2, c3, c4), got {channels!r}")
+        channels = _check_conv_channels(channels)
         self.latent_dim, self.channels = latent_dim, channels
-        c1, c2, c3, c4 = channels
+        c4 = channels[3]
         self.n_features = c4 * 7 * 7                                        # 3136 for the default channels
-
-        def act() -> nn.Module:
-            return nn.LeakyReLU(negative_slope)
-
         self.encoder = nn.Sequential(
-            nn.Conv2d(1, c1, 3, stride=1, padding=1), act(),                # (B, 1, 28, 28) -> (B, c1, 28, 28)
-            nn.Conv2d(c1, c2, 3, stride=2, padding=1), act(),               # -> (B, c2, 14, 14)
-            nn.Conv2d(c2, c3, 3, stride=2, padding=1), act(),               # -> (B, c3, 7, 7)
-            nn.Conv2d(c3, c4, 3, stride=1, padding=1), act(),               # -> (B, c4, 7, 7)
+            *_conv_down(channels, negative_slope),                          # (B, 1, 28, 28) -> (B, c4, 7, 7)
             nn.Flatten(),                                                   # -> (B, c4*49)
         )
         self.mu_head = nn.Linear(self.n_features, latent_dim)               # (B, c4*49) -> (B, k)
         self.logvar_head = nn.Linear(self.n_features, latent_dim)           # (B, c4*49) -> (B, k), any real
         self.decoder = nn.Sequential(
-            nn.Linear(latent_dim, self.n_features), act(),                  # (B, k) -> (B, c4*49)
+            nn.Linear(latent_dim, self.n_features), nn.LeakyReLU(negative_slope),   # (B, k) -> (B, c4*49)
             nn.Unflatten(1, (c4, 7, 7)),                                    # -> (B, c4, 7, 7)
-            nn.ConvTranspose2d(c4, c3, 3, stride=1, padding=1), act(),      # -> (B, c3, 7, 7)
-            nn.ConvTranspose2d(c3, c2, 3, stride=2, padding=1, output_padding=1), act(),   # -> (B, c2, 14, 14)
-            nn.ConvTranspose2d(c2, c1, 3, stride=2, padding=1, output_padding=1), act(),   # -> (B, c1, 28, 28)
-            nn.ConvTranspose2d(c1, 1, 3, stride=1, padding=1),              # -> (B, 1, 28, 28) logits
+            *_conv_up(channels, negative_slope),                            # -> (B, 1, 28, 28) logits
         )
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -30,7 +30,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .losses import bce_with_logits
-from .models import check_images, model_device
+from .models import _check_conv_channels, _conv_down, _conv_up, check_images, model_device
 
 __all__ = ["nearest_code", "quantize", "code_usage", "perplexity", "grid_bits", "VQOutput", "VectorQuantizer",
            "VQVAEOutput", "VQVAE", "vq_objective", "code_grids", "MaskedConv2d", "CodePrior", "prior_objective"]
@@ -259,30 +259,18 @@ class VQVAE(nn.Module):
     def __init__(self, n_codes: int = 64, code_dim: int = 16, channels=(16, 32, 32, 32), *,
                  restart_dead: bool = False, dead_after: int = 20, negative_slope: float = 0.01):
         super().__init__()
-        channels = tuple(channels)
-        if len(channels) != 4 or any(isinstance(c, bool) or not isinstance(c, int) or c <= 0 for c in channels):
-            raise ValueError(f"channels must be four positive ints (c1, c2, c3, c4), got {channels!r}")
+        channels = _check_conv_channels(channels)
         self.channels = channels
-        c1, c2, c3, c4 = channels
+        c4 = channels[3]
         self.quantizer = VectorQuantizer(n_codes, code_dim, restart_dead=restart_dead, dead_after=dead_after)
         self.n_codes, self.code_dim = self.quantizer.n_codes, self.quantizer.code_dim
-
-        def act() -> nn.Module:
-            return nn.LeakyReLU(negative_slope)
-
         self.encoder = nn.Sequential(
-            nn.Conv2d(1, c1, 3, stride=1, padding=1), act(),                # (B, 1, 28, 28) -> (B, c1, 28, 28)
-            nn.Conv2d(c1, c2, 3, stride=2, padding=1), act(),               # -> (B, c2, 14, 14)
-            nn.Conv2d(c2, c3, 3, stride=2, padding=1), act(),               # -> (B, c3, 7, 7)
-            nn.Conv2d(c3, c4, 3, stride=1, padding=1), act(),               # -> (B, c4, 7, 7)
+            *_conv_down(channels, negative_slope),                          # (B, 1, 28, 28) -> (B, c4, 7, 7)
             nn.Conv2d(c4, code_dim, 1),                                     # -> (B, D, 7, 7) = z_e
         )
         self.decoder = nn.Sequential(
-            nn.Conv2d(code_dim, c4, 1), act(),                              # (B, D, 7, 7) -> (B, c4, 7, 7)
-            nn.ConvTranspose2d(c4, c3, 3, stride=1, padding=1), act(),      # -> (B, c3, 7, 7)
-            nn.ConvTranspose2d(c3, c2, 3, stride=2, padding=1, output_padding=1), act(),   # -> (B, c2, 14, 14)
-            nn.ConvTranspose2d(c2, c1, 3, stride=2, padding=1, output_padding=1), act(),   # -> (B, c1, 28, 28)
-            nn.ConvTranspose2d(c1, 1, 3, stride=1, padding=1),              # -> (B, 1, 28, 28) logits
+            nn.Conv2d(code_dim, c4, 1), nn.LeakyReLU(negative_slope),       # (B, D, 7, 7) -> (B, c4, 7, 7)
+            *_conv_up(channels, negative_slope),                            # -> (B, 1, 28, 28) logits
         )
 
     @property
