@@ -28,12 +28,14 @@ import torch.nn.functional as F
 from .models import check_images, eval_mode, model_device, reparameterize
 
 __all__ = ["REDUCTIONS", "squared_error", "psnr_db", "mse_objective",
+           # lesson 03
            "SPARSITY_PENALTIES", "l1_activation_penalty", "bernoulli_kl", "kl_sparsity_penalty", "sparse_objective",
            "sparsity_stats",
+           # lessons 04-07
            "KL_DIMS", "bce_with_logits", "gaussian_kl", "kl_warmup_weight", "vae_objective", "negative_elbo",
-           "log_likelihood_iw",
-           "kl_per_dimension",
-           "active_units"]
+           "log_likelihood_iw", "kl_per_dimension", "active_units",
+           # lesson 10
+           "gaussian_kl_between", "completion_objective", "completion_log_likelihood_iw"]
 
 REDUCTIONS = {"pixels": ("mean", "sum"), "batch": ("mean", "sum", "none")}
 
@@ -480,6 +482,26 @@ def _images_of(data, who: str) -> torch.Tensor:
     return images
 
 
+def _images_and_labels(data, labels, who: str) -> torch.Tensor:
+    """The (N, 1, 28, 28) images of ``data``, after checking that ``labels``, when given, are one per image."""
+    x_all = _images_of(data, who)
+    if labels is not None and (not torch.is_tensor(labels) or labels.shape[:1] != x_all.shape[:1]):
+        got = tuple(labels.shape) if torch.is_tensor(labels) else type(labels).__name__
+        raise ValueError(f"{who}: labels must be a ({x_all.shape[0]},) tensor, one per image, got {got}")
+    return x_all
+
+
+def _check_count(name: str, value, meaning: str = "") -> None:
+    """Refuse anything but a positive int (``meaning``, when given, says what it counts)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name}={value!r}; expected a positive int" + (f" ({meaning})" if meaning else ""))
+
+
+def _check_iw_reduction(reduction: str) -> None:
+    if reduction not in ("mean", "none"):
+        raise ValueError(f"reduction={reduction!r}; expected 'mean' or 'none'")
+
+
 @torch.no_grad()
 def negative_elbo(model: torch.nn.Module, images, n_samples: int = 1, generator: torch.Generator | None = None,
                   *, labels: torch.Tensor | None = None, batch_size: int = 1000) -> float:
@@ -498,12 +520,8 @@ def negative_elbo(model: torch.nn.Module, images, n_samples: int = 1, generator:
     model is then called ``encode(x, y)`` and ``decode(z, y, logits=True)``, and the result bounds
     -log p(x | y) instead of -log p(x). Built step by step in notebook 04.
     """
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples <= 0:
-        raise ValueError(f"n_samples={n_samples!r}; expected a positive int")
-    x_all = _images_of(images, "negative_elbo")
-    if labels is not None and (not torch.is_tensor(labels) or labels.shape[:1] != x_all.shape[:1]):
-        got = tuple(labels.shape) if torch.is_tensor(labels) else type(labels).__name__
-        raise ValueError(f"negative_elbo: labels must be a ({x_all.shape[0]},) tensor, one per image, got {got}")
+    _check_count("n_samples", n_samples)
+    x_all = _images_and_labels(images, labels, "negative_elbo")
     device = model_device(model)
     total = 0.0
     with eval_mode(model):
@@ -547,16 +565,10 @@ def log_likelihood_iw(model: torch.nn.Module, images, k: int = 100, *, labels: t
         tensor of per-image estimates on the CPU.
     Used in notebook 04 to show the gap between the ELBO and log p(x).
     """
-    if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
-        raise ValueError(f"k={k!r}; expected a positive int (importance samples per image)")
-    if reduction not in ("mean", "none"):
-        raise ValueError(f"reduction={reduction!r}; expected 'mean' or 'none'")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-        raise ValueError(f"batch_size={batch_size!r}; expected a positive int")
-    x_all = _images_of(images, "log_likelihood_iw")
-    if labels is not None and (not torch.is_tensor(labels) or labels.shape[:1] != x_all.shape[:1]):
-        got = tuple(labels.shape) if torch.is_tensor(labels) else type(labels).__name__
-        raise ValueError(f"log_likelihood_iw: labels must be a ({x_all.shape[0]},) tensor, one per image, got {got}")
+    _check_count("k", k, "importance samples per image")
+    _check_iw_reduction(reduction)
+    _check_count("batch_size", batch_size)
+    x_all = _images_and_labels(images, labels, "log_likelihood_iw")
     device = model_device(model)
     log_2pi = math.log(2 * math.pi)
     chunk = max(1, 20_000 // min(batch_size, x_all.shape[0]))                  # samples decoded at once
@@ -622,9 +634,6 @@ def active_units(model: torch.nn.Module, data, threshold: float = 0.01, *, batch
 # Lesson 10: the structured-output conditional VAE (Sohn, Lee & Yan 2015), which completes the bottom
 # half of an image from its top half. Its prior is a network p(z | top), so its KL is between two
 # Gaussians, and its likelihood is that of the bottom half given the top: log p(bottom | top).
-
-__all__ += ["gaussian_kl_between", "completion_objective", "completion_log_likelihood_iw"]
-
 
 def gaussian_kl_between(mu_q: torch.Tensor, logvar_q: torch.Tensor, mu_p: torch.Tensor, logvar_p: torch.Tensor,
                         *, dims: str = "sum", batch: str = "mean") -> torch.Tensor:
@@ -709,10 +718,8 @@ def completion_log_likelihood_iw(model: torch.nn.Module, images, k: int = 100, *
     """
     from .models import split_halves
 
-    if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
-        raise ValueError(f"k={k!r}; expected a positive int (importance samples per image)")
-    if reduction not in ("mean", "none"):
-        raise ValueError(f"reduction={reduction!r}; expected 'mean' or 'none'")
+    _check_count("k", k, "importance samples per image")
+    _check_iw_reduction(reduction)
     x_all = _images_of(images, "completion_log_likelihood_iw")
     device = model_device(model)
     log_2pi = math.log(2 * math.pi)
