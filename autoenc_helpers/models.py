@@ -163,18 +163,14 @@ class MLPAutoencoder(nn.Module):
 
 
 class ConvAutoencoder(nn.Module):
-    """A convolutional autoencoder with a (channels[1], 2, 2) code.
+    """A convolutional autoencoder with a (channels[1], 2, 2) code; no lesson uses it (the tests train it).
 
-    The encoder halves the image with strided convolutions and max pooling;
-    the decoder grows it back with transposed convolutions. With the default
-    channels (16, 8), the shapes are:
+    Strided convolutions and max pooling down, transposed convolutions up. With channels (16, 8)::
 
         1x28x28 -> 16x10x10 -> 16x5x5 -> 8x3x3 -> 8x2x2  (a code of 32 numbers)
         8x2x2 -> 16x5x5 -> 8x15x15 -> 1x28x28
 
-    Output sizes follow ``out = (in + 2*padding - kernel) // stride + 1`` for a
-    convolution and ``out = (in - 1)*stride - 2*padding + kernel`` for a
-    transposed one (notebook 01 works them through).
+    Lesson 08 explains how the convolutions' strides, kernels and padding set these sizes.
     """
 
     def __init__(self, channels: Sequence[int] = (16, 8), output: str = "sigmoid"):
@@ -218,11 +214,9 @@ class ConvAutoencoder(nn.Module):
 class PCA(nn.Module):
     """Principal component analysis as a linear autoencoder with tied weights.
 
-    ``encode``: z = (x - mean) @ W, with W the top ``n_components`` eigenvectors
-    of the pixel covariance, (784, k). ``decode``: x_hat = z @ W.T + mean.
-    No activation anywhere: PCA is the best *linear* code of size k in squared
-    error, which is the yardstick a nonlinear autoencoder has to beat.
-    Built by hand in notebook 01 first.
+    ``encode``: z = (x - mean) @ W, with W (784, k) the top ``n_components`` eigenvectors of the pixel
+    covariance; ``decode``: x_hat = z @ W.T + mean. The best linear code of size k in squared error, the
+    yardstick of lesson 01, which builds it by hand first.
     """
 
     def __init__(self, n_components: int):
@@ -283,26 +277,16 @@ HIDDEN_ACTIVATIONS = ("sigmoid", "relu")
 
 
 class SparseAutoencoder(nn.Module):
-    """One wide hidden layer: 784 -> n_hidden -> 784, meant to be trained with a sparsity penalty.
+    """One wide hidden layer, 784 -> n_hidden -> 784, to be trained with a sparsity penalty.
 
-    n_hidden: hidden units; 1024 by default, more than the 784 pixels (over-complete).
-        Without a penalty such a layer can learn to pass the image through almost
-        unchanged; the penalty (``losses.sparse_objective``) keeps most units near 0
-        for any one image.
-    activation: ``"sigmoid"`` gives activations in (0, 1), never exactly 0, which the
-        KL penalty needs; ``"relu"`` gives activations in [0, inf), exactly 0 when the
-        unit's input is negative, the usual partner of the L1 penalty.
+    n_hidden: hidden units (1024 by default, more than the 784 pixels: over-complete).
+    activation: ``"sigmoid"``, in (0, 1), for the KL penalty; ``"relu"``, in [0, inf) and exactly 0
+        for a negative input, for the L1 penalty.
     output: the decoder's last activation, ``"sigmoid"`` for images in [0, 1].
-    unit_norm_decoder: when True, the decoder uses each column of its weight V divided by
-        its length, V_j / ||V_j||, so every column it uses (unit j's feature, what the unit adds
-        to the output per unit of activation) has length 1 whatever V is; the optimiser updates
-        V freely. Without it a penalty on the size of the activations can be dodged: divide a
-        unit's activation by c and multiply its decoder column by c, and the reconstruction is
-        unchanged while an L1 penalty falls c-fold. With columns of length 1, an activation's
-        size is the size of what the unit adds to the output. (``decode`` computes
-        sum_j (h_j / ||V_j||) V_j, the same sum as sum_j h_j (V_j / ||V_j||) with the same
-        gradients, because dividing B x n_hidden activations is cheaper than dividing the
-        784 x n_hidden matrix at every step. So call ``decode``, not ``self.decoder``.)
+    unit_norm_decoder: when True, the decoder uses each column V_j of its weight as V_j / ||V_j||, of
+        length 1, so that an L1 penalty cannot be dodged by shrinking activations and growing columns
+        (lesson 03 explains). ``decode`` divides the activations by the lengths instead, the same sum:
+        call ``decode``, not ``self.decoder``.
 
     ``encode`` returns the hidden activations (B, n_hidden): the code is the layer.
     """
@@ -389,15 +373,10 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor,
                    generator: torch.Generator | None = None) -> torch.Tensor:
     """Draw z ~ N(mu, sigma^2) as z = mu + sigma * eps, with eps ~ N(0, 1) and sigma = exp(0.5 * logvar).
 
-    The randomness lives in eps, an input that depends on no parameter, so the gradient of
-    anything computed from z flows back to ``mu`` (dz/dmu = 1) and ``logvar`` (dz/dlogvar =
-    0.5 * sigma * eps): the reparameterization trick. ``mu`` and ``logvar`` have the same shape,
-    (B, k) in the VAE; z has it too.
-
-    generator: a ``torch.Generator`` on mu's device, for draws that repeat; None draws eps with
-    ``torch.randn_like(mu)`` from torch's global generator.
-    Built step by step in notebook 05 (where you write it yourself and ``ah.checks.check_reparameterize``
-    checks it).
+    mu, logvar: tensors of the same shape, (B, k) in a VAE; z has that shape. Gradients reach both
+    (eps depends on no parameter). generator: a ``torch.Generator`` on mu's device, for draws that
+    repeat; None draws eps with ``torch.randn_like(mu)``. Lesson 05 explains the trick and has you
+    write it (``ah.checks.check_reparameterize``).
     """
     if not (torch.is_tensor(mu) and torch.is_tensor(logvar)):
         raise TypeError(f"reparameterize expects two tensors (mu, logvar), got {type(mu).__name__} and "
@@ -438,28 +417,22 @@ class _GaussianVAE(nn.Module):
 
 
 class MLPVAE(_GaussianVAE):
-    """A fully connected variational autoencoder: 784 -> hidden... -> (mu, logvar); z -> ...hidden -> 784.
+    """A fully connected VAE: 784 -> hidden... -> (mu, logvar); z -> ...hidden -> 784 logits.
 
-    latent_dim: size of z; 2 by default, so the latent space can be drawn.
-    hidden: widths of the encoder's hidden layers; the decoder mirrors them. The default (512, 256)
-        gives a 784-512-256-z network; ``hidden=(400,), latent_dim=20`` gives the 784-400-20 VAE
-        of pytorch/examples ``vae/main.py`` (Kingma and Welling 2013 used 500 hidden units on MNIST).
+    latent_dim: size of z (2 by default, so the latent space can be drawn).
+    hidden: widths of the encoder's hidden layers, mirrored by the decoder; ``hidden=(400,),
+        latent_dim=20`` is the 784-400-20 VAE of pytorch/examples ``vae/main.py``.
 
-    The interface, shared by every VAE of the course:
+    The interface every VAE of the course shares:
 
-    - ``encode(x)`` -> ``(mu, logvar)``, each (B, latent_dim): the encoder's Gaussian q(z | x).
-      For a whole set, ``mu, logvar = ah.encode(vae, data)``; the means ``mu`` are the codes to
-      plot and to hand to ``LatentExplorer``.
-    - ``decode(z, logits=False)`` -> (B, 1, 28, 28) pixel probabilities in (0, 1), what image grids
-      and ``LatentExplorer`` expect; ``logits=True`` returns the raw outputs before the sigmoid,
-      for a numerically stable BCE (``ah.bce_with_logits``).
-    - ``forward(x, generator=None)`` -> :class:`VAEOutput` ``(logits, mu, logvar)``, with z *sampled*
-      by :func:`reparameterize`, in training and in eval mode alike: the ELBO is defined with a
-      sample, so evaluation samples too.
-    - ``reconstruct(x)`` -> probabilities of decode(mu), the deterministic reconstruction to look at;
-      ``sample(n)`` -> n images decoded from z ~ N(0, I), the prior.
+    - ``encode(x)`` -> ``(mu, logvar)``, each (B, latent_dim): the Gaussian q(z | x);
+    - ``decode(z, logits=False)`` -> (B, 1, 28, 28) pixel probabilities in (0, 1); ``logits=True``
+      gives the logits before the sigmoid (for ``ah.bce_with_logits``);
+    - ``forward(x, generator=None)`` -> :class:`VAEOutput`, z sampled by :func:`reparameterize` in
+      eval mode too (the ELBO is defined with a sample);
+    - ``reconstruct(x)`` -> probabilities of decode(mu); ``sample(n)`` -> n images decoded from z ~ N(0, I).
 
-    Built step by step in notebook 04.
+    Lesson 04 builds it step by step.
     """
 
     def __init__(self, latent_dim: int = 2, hidden: Sequence[int] = (512, 256)):
@@ -624,31 +597,18 @@ def check_labels(y, n_classes: int, who: str, batch: int | None = None) -> torch
 class ConditionalVAE(nn.Module):
     """A conditional VAE: encoder and decoder both receive the class label as a one-hot vector.
 
-    latent_dim: size of z. The label already says *which* class an image is, so z is free to hold
-        the rest, the "style" (width, brightness, sleeve length...); 2 by default, so it can be drawn.
+    latent_dim: size of z, the "style" the label does not give (2 by default, so it can be drawn).
     n_classes: how many classes the labels run over (10 for Fashion-MNIST and MNIST).
-    hidden: widths of the encoder's hidden layers; the decoder mirrors them (784-512-256-z as MLPVAE).
+    hidden: widths of the encoder's hidden layers, mirrored by the decoder (784-512-256-z as MLPVAE)::
 
-    Encoder: the 784 pixels and the one-hot label, side by side::
+        encoder: [x flattened (B, 784), one_hot(y) (B, n)] -> hidden... -> mu (B, k), logvar (B, k)
+        decoder: [z (B, k), one_hot(y) (B, n)] -> ...hidden -> (B, 784) -> (B, 1, 28, 28) logits
 
-        x (B, 1, 28, 28) -> flatten (B, 784) -> concat one_hot(y) (B, 784 + n_classes)
-        -> hidden... -> two heads: mu (B, k) and logvar (B, k)
-
-    Decoder: the code and the same one-hot label::
-
-        z (B, k) -> concat one_hot(y) (B, k + n_classes) -> ...hidden -> (B, 784) -> (B, 1, 28, 28) logits
-
-    The interface is MLPVAE's with a label added to every call:
-
-    - ``encode(x, y)`` -> ``(mu, logvar)``, each (B, latent_dim);
-    - ``decode(z, y, logits=False)`` -> (B, 1, 28, 28) probabilities, or logits with ``logits=True``;
-    - ``forward(x, y, generator=None)`` -> :class:`VAEOutput` with z sampled, what ``vae_objective``
-      needs (train with ``ah.fit(..., objective=ah.vae_objective(), with_labels=True)``);
-    - ``reconstruct(x, y)``, and ``sample(n, y)``: n images of class y (an int, or one label per image)
-      decoded from z ~ N(0, I).
-
-    Labels are (B,) tensors of class indices; a float, out-of-range or one-hot label raises an error
-    that names it (:func:`check_labels`). Built in notebook 10.
+    MLPVAE's interface with a label in every call: ``encode(x, y)``, ``decode(z, y, logits=False)``,
+    ``forward(x, y, generator=None)`` -> :class:`VAEOutput` (train with ``ah.fit(...,
+    objective=ah.vae_objective(), with_labels=True)``), ``reconstruct(x, y)``, and ``sample(n, y)``
+    with y one class (an int) or one label per image. Labels are (B,) class indices, checked by
+    :func:`check_labels`. Lesson 10 builds it.
     """
 
     def __init__(self, latent_dim: int = 2, n_classes: int = 10, hidden: Sequence[int] = (512, 256)):
@@ -767,39 +727,22 @@ class CompletionOutput(NamedTuple):
 
 
 class HalfImageCVAE(nn.Module):
-    """A conditional VAE for structured output (Sohn, Lee & Yan 2015): the bottom half of an image given its top half.
+    """The structured-output conditional VAE of Sohn, Lee & Yan (2015): bottom halves given the top half.
 
-    The condition is the top half (rows 0..13, 392 pixels), the output the bottom half (rows 14..27).
-    One top half has many plausible bottom halves (a top of a dress: long or short, plain or
-    patterned), and z chooses among them. Three networks, as in Sohn et al.:
+    Three networks, whose roles lesson 10 explains::
 
-    - **prior network** p(z | top): what the top half says about z (at test time, the only one we have)::
-
-          top (B, 1, 14, 28) -> flatten (B, 392) -> hidden... -> prior_mu (B, k), prior_logvar (B, k)
-
-    - **recognition network** q(z | top, bottom): the encoder, which sees the whole image in training::
-
-          x (B, 1, 28, 28) -> flatten (B, 784) -> hidden... -> mu (B, k), logvar (B, k)
-
-    - **generation network** p(bottom | top, z): the decoder, Bernoulli pixels for the bottom half::
-
-          [z (B, k), top (B, 392)] (B, k + 392) -> ...hidden -> (B, 392) -> (B, 1, 14, 28) logits
-
-    The loss (``ah.completion_objective()``) is the conditional negative ELBO of the bottom half, in
-    nats per image: the BCE of the bottom half's 392 pixels at z drawn from q, plus
-    KL(q(z | top, bottom) || p(z | top)), the KL *between two Gaussians* (the prior is no longer N(0, I)).
-
-    Interface:
+        prior p(z | top):                top (B, 1, 14, 28) -> (B, 392) -> hidden... -> prior_mu, prior_logvar (B, k)
+        recognition q(z | top, bottom):  x (B, 1, 28, 28) -> (B, 784) -> hidden... -> mu, logvar (B, k)
+        generation p(bottom | top, z):   [z, top] (B, k + 392) -> ...hidden -> (B, 1, 14, 28) logits
 
     - ``prior(top)`` -> ``(prior_mu, prior_logvar)``; ``encode(top, bottom)`` -> ``(mu, logvar)``;
     - ``decode(z, top, logits=False)`` -> (B, 1, 14, 28) bottom-half probabilities (or logits);
-    - ``forward(x, generator=None)`` -> :class:`CompletionOutput`, z drawn from q; x are whole images,
-      split here, so the model trains with ``ah.fit(model, train, objective=ah.completion_objective())``;
-    - ``sample(top, generator=None)`` -> one bottom half per top half, z drawn from the prior network:
-      call it several times for several completions.
+    - ``forward(x, generator=None)`` -> :class:`CompletionOutput` for whole images x, z drawn from q
+      (train with ``ah.fit(model, train, objective=ah.completion_objective())``);
+    - ``sample(top, generator=None)`` -> one bottom half per top half, z drawn from the prior network.
 
-    latent_dim: size of z. hidden: widths of the hidden layers of the recognition and prior networks;
-    the generation network mirrors them. Built in notebook 10.
+    latent_dim: size of z. hidden: widths of the recognition and prior networks; the generation
+    network mirrors them.
     """
 
     def __init__(self, latent_dim: int = 16, hidden: Sequence[int] = (512, 256)):
@@ -859,15 +802,11 @@ class HalfImageCVAE(nn.Module):
 
 
 class HalfImageRegressor(nn.Module):
-    """The deterministic baseline: a network from the top half straight to the bottom half, no z.
+    """Lesson 10's deterministic baseline: a network from the top half straight to the bottom half, no z.
 
-    ``[top (B, 392)] -> hidden... -> (B, 392) -> (B, 1, 14, 28)`` logits of Bernoulli pixels. Trained on
-    the same reconstruction loss as :class:`HalfImageCVAE` (BCE summed over the bottom half's 392 pixels,
-    ``ah.completion_objective()``), it can give only one answer per top half: the one that costs least on
-    average over all the bottom halves that go with it, a blurry mean of them.
-
-    ``forward(x)`` takes whole (B, 1, 28, 28) images and uses only their top half; ``predict(top)``
-    gives the bottom-half probabilities. Built in notebook 10.
+    ``[top (B, 392)] -> hidden... -> (B, 392) -> (B, 1, 14, 28)`` logits of Bernoulli pixels, trained on
+    the same loss as :class:`HalfImageCVAE` (``ah.completion_objective()``). ``forward(x)`` takes whole
+    (B, 1, 28, 28) images and uses only their top half; ``predict(top)`` gives bottom-half probabilities.
     """
 
     def __init__(self, hidden: Sequence[int] = (512, 256)):
