@@ -28,12 +28,14 @@ import torch.nn.functional as F
 from .models import check_images, eval_mode, model_device, reparameterize
 
 __all__ = ["REDUCTIONS", "squared_error", "psnr_db", "mse_objective",
+           # lesson 03
            "SPARSITY_PENALTIES", "l1_activation_penalty", "bernoulli_kl", "kl_sparsity_penalty", "sparse_objective",
            "sparsity_stats",
+           # lessons 04-07
            "KL_DIMS", "bce_with_logits", "gaussian_kl", "kl_warmup_weight", "vae_objective", "negative_elbo",
-           "log_likelihood_iw",
-           "kl_per_dimension",
-           "active_units"]
+           "log_likelihood_iw", "kl_per_dimension", "active_units",
+           # lesson 10
+           "gaussian_kl_between", "completion_objective", "completion_log_likelihood_iw"]
 
 REDUCTIONS = {"pixels": ("mean", "sum"), "batch": ("mean", "sum", "none")}
 
@@ -116,15 +118,9 @@ def _check_rate(rho, who: str) -> None:
 def l1_activation_penalty(h: torch.Tensor) -> torch.Tensor:
     """The L1 sparsity penalty: the sum over hidden units of |h|, averaged over the batch.
 
-    h: (B, n_hidden) hidden activations. Returns a 0-dim tensor in activation units
-    per image. Its gradient, sign(h), is as strong for a small activation as for a
-    large one, so it keeps pulling every active unit towards 0; ReLU units it pushes
-    to exactly 0. It measures the size of the activations, and a size means something
-    only if the decoder cannot grow to make up for it: with a free decoder, dividing
-    unit j's activation by c and multiplying its decoder column by c leaves the
-    reconstruction as it was and divides the unit's share of the penalty by c
-    (``SparseAutoencoder(unit_norm_decoder=True)`` closes that door).
-    See Goodfellow, Bengio & Courville 2016, "Deep Learning", section 14.2.1.
+    h: (B, n_hidden) hidden activations. Returns a 0-dim tensor in activation units per image. With a
+    free decoder it can be dodged by rescaling (``SparseAutoencoder(unit_norm_decoder=True)`` prevents
+    that); lesson 03 explains both. Goodfellow, Bengio & Courville 2016, "Deep Learning", section 14.2.1.
     """
     _check_activations(h, "l1_activation_penalty")
     return h.abs().sum(1).mean()                 # (B, n_hidden) -> (B,) -> ()
@@ -135,17 +131,10 @@ def bernoulli_kl(rho: float, rho_hat, *, eps: float = 1e-6) -> torch.Tensor:
 
         rho * log(rho / rho_hat) + (1 - rho) * log((1 - rho) / (1 - rho_hat))
 
-    rho: the target, a number in (0, 1). rho_hat: a tensor (or number) in [0, 1].
-    Zero where rho_hat equals rho, positive everywhere else. The true value grows
-    without bound at both ends: like (1 - rho) * log(1 / (1 - rho_hat)) as rho_hat -> 1,
-    and, much more slowly, like rho * log(1 / rho_hat) as rho_hat -> 0 (for rho = 0.05
-    it is 0.041 nats at rho_hat = 0.01, 0.15 at 0.001, 0.49 at 1e-6).
-
-    The clamp: rho_hat is first clamped to [eps, 1 - eps], so that 0 and 1 give a finite
-    number, not inf. Below eps (or above 1 - eps) the result is therefore the value at
-    eps (about 0.49 nats for rho = 0.05 and eps = 1e-6), constant, with zero gradient:
-    a unit whose mean is under eps is charged that cap and not pushed back. Pass a
-    smaller eps to see more of the true curve (eps=0 gives inf at 0 and 1).
+    rho: the target, a number in (0, 1). rho_hat: a tensor (or number) in [0, 1]; the result has its
+    shape. rho_hat is first clamped to [eps, 1 - eps], so 0 and 1 give a finite value: below eps (or
+    above 1 - eps) the result is the value at eps (about 0.49 nats for rho = 0.05 and eps = 1e-6),
+    constant, with zero gradient. eps=0 gives the exact formula, inf at 0 and 1. Lesson 03 plots it.
     """
     _check_rate(rho, "bernoulli_kl")
     if not torch.is_tensor(rho_hat):
@@ -160,19 +149,14 @@ def bernoulli_kl(rho: float, rho_hat, *, eps: float = 1e-6) -> torch.Tensor:
 
 
 def kl_sparsity_penalty(h: torch.Tensor, rho: float = 0.05, *, eps: float = 1e-6) -> torch.Tensor:
-    """The KL sparsity penalty towards a target rate rho, in nats.
+    """The KL sparsity penalty towards a target mean activation rho, in nats (a 0-dim tensor).
 
-    1. rho_hat_j = the mean of unit j's activation over the batch                       (n_hidden,)
-    2. KL(Bernoulli(rho) || Bernoulli(rho_hat_j)) for each unit (:func:`bernoulli_kl`)  (n_hidden,)
-    3. the sum over the units                                                           ()
-
-    h: (B, n_hidden) activations in [0, 1], such as sigmoid units. rho: the target mean
-    activation in (0, 1), e.g. 0.05. The penalty is 0 when every unit's mean equals rho.
-    It constrains each unit's *average* over the batch and nothing else: a unit at 0.05
-    on every image and a unit at 1 on 5% of the images and 0 on the rest cost the same
-    (nothing). Ng 2011, "Sparse autoencoder" (CS294A lecture notes), section 3.
-    eps: see :func:`bernoulli_kl` (a unit whose mean is below eps pays a capped, constant amount).
-    Written by hand in exercise 1 of notebook 03.
+    sum_j KL(Bernoulli(rho) || Bernoulli(rho_hat_j)), with rho_hat_j the mean of unit j's activation over
+    the batch (:func:`bernoulli_kl`); 0 when every unit's mean equals rho. h: (B, n_hidden) activations
+    in [0, 1], such as sigmoid units (a value outside raises). rho: in (0, 1), e.g. 0.05. eps: as in
+    :func:`bernoulli_kl`. It constrains each unit's batch mean and nothing else (lesson 03 shows what
+    that allows). Ng 2011, "Sparse autoencoder" (CS294A lecture notes), section 3. Written by hand in
+    exercise 1 of lesson 03.
     """
     _check_activations(h, "kl_sparsity_penalty")
     _check_rate(rho, "kl_sparsity_penalty")
@@ -292,13 +276,12 @@ def bce_with_logits(logits: torch.Tensor, x: torch.Tensor, *, pixels: str = "mea
                     batch: str = "mean") -> torch.Tensor:
     """Binary cross-entropy of targets ``x`` in [0, 1] under Bernoulli pixels with these logits, in nats.
 
-    Per pixel: -[x log p + (1 - x) log(1 - p)] with p = sigmoid(logits). It is computed from the
-    logits in a log-sum-exp form, so a confidently wrong pixel costs a large finite number instead
-    of log(0) = -inf: the same values as ``F.binary_cross_entropy(torch.sigmoid(logits), x)``, but
-    stable. Unit: nats per pixel with ``pixels="mean"``, nats per image with ``pixels="sum"`` (the
-    VAE's reconstruction term); ``batch="mean"`` averages over the images, ``"sum"`` adds them (nats
-    per batch), ``"none"`` keeps one value per image. The defaults (mean, mean) are PyTorch's.
-    Written out in notebook 04; its four reductions are compared in notebook 06.
+    Per pixel: -[x log p + (1 - x) log(1 - p)] with p = sigmoid(logits), computed stably from the
+    logits (the values of ``F.binary_cross_entropy(torch.sigmoid(logits), x)``, without log(0)).
+    logits, x: the same shape, (B, 1, 28, 28). Unit: nats per pixel with ``pixels="mean"``, nats per
+    image with ``pixels="sum"`` (the VAE's reconstruction term); ``batch="mean"`` averages over the
+    images, ``"sum"`` adds them, ``"none"`` keeps one value per image. The defaults (mean, mean) are
+    PyTorch's. Written out in lesson 04; its reductions are compared in lesson 06.
     """
     if logits.shape != x.shape:
         raise ValueError(f"logits have shape {tuple(logits.shape)} but the target has {tuple(x.shape)}; "
@@ -310,16 +293,11 @@ def bce_with_logits(logits: torch.Tensor, x: torch.Tensor, *, pixels: str = "mea
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor, *, dims: str = "sum", batch: str = "mean") -> torch.Tensor:
     """KL(N(mu, sigma^2) || N(0, 1)) in closed form, in nats, for (B, k) means and log-variances.
 
-    Per image and latent dimension: 0.5 * (mu^2 + sigma^2 - 1 - log sigma^2), with sigma^2 = exp(logvar);
-    zero exactly when mu = 0 and sigma = 1. Two reductions:
-
-    - over the k latent dimensions: ``dims="sum"`` gives nats per image (the VAE's KL term),
-      ``"mean"`` nats per latent dimension, ``"none"`` keeps one value per dimension (for
-      active units, see :func:`kl_per_dimension`);
-    - over the images: ``batch="mean"``, ``"sum"`` or ``"none"``, as for the reconstruction.
-
-    Shapes: (B,) or (k,) or (B, k) or a scalar, by the choices. Built step by step in notebook 06,
-    where it is checked against ``torch.distributions.kl_divergence``.
+    Per image and latent dimension: 0.5 * (mu^2 + sigma^2 - 1 - log sigma^2), sigma^2 = exp(logvar).
+    dims: over the k latent dimensions, ``"sum"`` (nats per image, the VAE's KL term), ``"mean"`` (nats
+    per latent dimension) or ``"none"`` (one value per dimension, see :func:`kl_per_dimension`).
+    batch: over the images, ``"mean"``, ``"sum"`` or ``"none"``. Shapes: (B, k), (B,), (k,) or () by
+    the choices. Built step by step in lesson 06, checked against ``torch.distributions.kl_divergence``.
     """
     if not (torch.is_tensor(mu) and torch.is_tensor(logvar)):
         raise TypeError(f"gaussian_kl expects tensors mu and logvar, got {type(mu).__name__} and "
@@ -358,17 +336,15 @@ def _check_number(name: str, value, *, minimum: float = 0.0) -> float:
 def kl_warmup_weight(epochs_done: float | None, warmup_epochs: float, final: float = 1.0) -> float:
     """The KL weight of a linear warm-up after ``epochs_done`` epochs of training (Bowman et al. 2016).
 
-    The weight rises in a straight line from 0, at the start of training, to ``final`` after
-    ``warmup_epochs`` epochs, and stays there: ``final * min(1, epochs_done / warmup_epochs)``.
-    ``epochs_done`` counts completed epochs as a fraction (1.5 is half-way through the second
-    epoch), so the weight rises a little at every step. ``warmup_epochs=0`` means no warm-up
-    (``final`` from the first step); ``epochs_done=None`` means "not training" and gives ``final``,
-    the weight of the objective the model is judged by.
+    ``final * min(1, epochs_done / warmup_epochs)``: from 0 at the start to ``final`` after
+    ``warmup_epochs`` epochs. ``epochs_done`` counts completed epochs as a fraction (1.5 is half-way
+    through the second), so the weight rises at every step. ``warmup_epochs=0``: no warm-up;
+    ``epochs_done=None`` (not training): ``final``.
 
     >>> [kl_warmup_weight(e, 2) for e in (0, 0.5, 1, 2, 3)]
     [0.0, 0.25, 0.5, 1.0, 1.0]
 
-    The schedule :func:`vae_objective` follows with ``kl_warmup_epochs=...``; lesson 07 uses it.
+    The schedule of :func:`vae_objective` with ``kl_warmup_epochs=...``; lesson 07 uses it.
     """
     final = _check_number("final", final)
     warmup_epochs = _check_number("warmup_epochs", warmup_epochs)
@@ -380,53 +356,37 @@ def kl_warmup_weight(epochs_done: float | None, warmup_epochs: float, final: flo
 
 def vae_objective(*, recon: str = "bce", reduction: str = "sum", recon_factor: float = 1.0,
                   kl_weight: float = 1.0, free_bits: float = 0.0, kl_warmup_epochs: float = 0.0):
-    """The VAE's objective for ``ah.fit``: a weighted reconstruction term plus a KL term.
+    """The VAE's objective for ``ah.fit``: ``scale * (recon_factor * recon + weight * kl)``.
 
-    Returns ``objective(model, inputs, targets) -> dict`` for a VAE whose ``forward(inputs)`` gives
-    ``(logits, mu, logvar)`` with z sampled (:class:`~autoenc_helpers.models.MLPVAE`). The dict holds,
-    in this order (``fit`` minimises the first entry and logs all three, train and held-out):
+    Returns ``objective(model, inputs, targets, labels=None) -> dict`` for a VAE whose ``forward`` gives
+    ``(logits, mu, logvar)`` with z sampled (:class:`~autoenc_helpers.models.MLPVAE`). A conditional VAE
+    (``ConditionalVAE``) trained with ``ah.fit(..., with_labels=True)`` is called ``model(inputs, labels)``.
+    The dict, in this order (``fit`` minimises the first entry and logs them all):
 
-    - ``"total_loss"``: what is minimised, ``scale * (recon_factor * recon + kl_weight * kl)``;
-    - ``"recon_nats_per_image"`` (``recon="bce"``: BCE from logits summed over the 784 pixels) or
-      ``"recon_sq_error_per_image"`` (``recon="mse"``: squared error of sigmoid(logits), summed over
-      the pixels, in squared intensity), averaged over the batch;
-    - ``"kl_nats_per_image"``: the KL summed over latent dimensions, averaged over the batch (always
-      the true KL, even when free bits change what is minimised).
+    - ``"total_loss"``: the number minimised;
+    - ``"recon_nats_per_image"`` (``recon="bce"``: BCE from the logits summed over the 784 pixels) or
+      ``"recon_sq_error_per_image"`` (``recon="mse"``: squared error of sigmoid(logits) summed over the
+      pixels, in squared intensity), averaged over the batch, whatever the reduction;
+    - ``"kl_nats_per_image"``: the KL summed over latent dimensions, averaged over the batch (the true
+      KL, also when free bits change what is minimised);
+    - ``"kl_weight"``, only with a warm-up: the weight in use.
 
-    The two logged terms are per image whatever the reduction, so runs can be compared.
     With ``recon="bce"``, factors 1 and no free bits, ``total_loss`` is the one-sample estimate of the
     negative ELBO in nats per image.
 
-    For a conditional VAE (``ConditionalVAE``, notebook 10), train with ``ah.fit(..., with_labels=True)``:
-    the objective then receives each batch's ``labels`` and calls ``model(inputs, labels)``.
+    reduction: ``"sum"`` (scale 1), or ``"mean"`` (scale 1/784: the reconstruction averaged over the
+        pixels as well, the KL divided by 784; the same balance of the two terms).
+    recon_factor: the reconstruction's weight. kl_weight: the KL's (beta).
+    free_bits: in nats per latent dimension (Kingma et al. 2016): the KL term becomes
+        ``sum_j max(free_bits, KL_j)`` with KL_j averaged over the batch; 0 turns it off.
+    kl_warmup_epochs: the KL weight rises linearly from 0 to ``kl_weight`` over this many epochs
+        (:func:`kl_warmup_weight`, Bowman et al. 2016); 0 turns it off. ``fit`` calls
+        ``objective.set_epoch(epochs_done)`` before each step and ``set_epoch(None)`` when done.
+    Each factor is a finite number >= 0. ``objective.settings`` holds every argument (``kl_warmup_epochs``
+    only when not 0, so older checkpoints keep their keys), which keys
+    :func:`~autoenc_helpers.cache.cached_fit`'s checkpoints.
 
-    reduction: ``"sum"`` (scale 1): per image, each term summed over its own axis (pixels, latent
-        dimensions) and averaged over the batch. ``"mean"`` (scale 1/784): the
-        reconstruction averaged over the batch *and* the pixels (what ``nn.MSELoss()`` gives) and the
-        KL summed over dimensions and divided by batch * 784. That is the "sum" loss divided by 784,
-        the same balance of the two terms, and Adam, which hardly notices a constant scale of the
-        loss, trains the same model under both. The mix that changes the balance averages the
-        reconstruction over pixels but leaves the KL per image: ``reduction="sum",
-        recon_factor=1/784`` (a KL 784 times stronger: collapse).
-    recon_factor: the weight of the reconstruction (lesson 07's slider; high: close to a plain
-        autoencoder, low: the KL wins and images blur). kl_weight: the weight of the KL (beta).
-    free_bits: in nats per latent dimension (Kingma et al. 2016): each dimension's KL, averaged
-        over the batch, costs nothing below this floor, ``sum_j max(free_bits, KL_j)``; 0 turns it
-        off. A dimension below the floor gets no gradient from the KL at all, so the reconstruction
-        is free to fill it up to the floor: expect units parked near ``free_bits`` nats (lesson 07).
-    kl_warmup_epochs: KL warm-up (Bowman et al. 2016): the KL weight rises linearly from 0 to
-        ``kl_weight`` over this many epochs (:func:`kl_warmup_weight`), a little at every step; 0
-        turns it off. ``fit`` tells the objective how far training has got by calling its
-        ``set_epoch(epochs_done)`` before each step (and ``set_epoch(None)`` when it is done, so an
-        evaluation afterwards uses the full weight). With a warm-up the dict also holds
-        ``"kl_weight"``, the weight in use, so the history shows the schedule.
-
-    The objective carries its ``settings`` (every argument above) for :func:`~autoenc_helpers.cache.cached_fit`,
-    which keys a checkpoint by them; ``kl_warmup_epochs`` is listed only when it is not 0, so checkpoints
-    saved before the option existed keep their names.
-
-    Built step by step in notebook 04; reductions are notebook 06's subject, factors (beta), free
-    bits and warm-up notebook 07's.
+    Lesson 04 builds it; lesson 06 explains the reductions, lesson 07 beta, free bits and warm-up.
     """
     if recon not in VAE_RECONS:
         raise ValueError(f"recon={recon!r}; expected one of {VAE_RECONS}")
@@ -480,30 +440,43 @@ def _images_of(data, who: str) -> torch.Tensor:
     return images
 
 
+def _images_and_labels(data, labels, who: str) -> torch.Tensor:
+    """The (N, 1, 28, 28) images of ``data``, after checking that ``labels``, when given, are one per image."""
+    x_all = _images_of(data, who)
+    if labels is not None and (not torch.is_tensor(labels) or labels.shape[:1] != x_all.shape[:1]):
+        got = tuple(labels.shape) if torch.is_tensor(labels) else type(labels).__name__
+        raise ValueError(f"{who}: labels must be a ({x_all.shape[0]},) tensor, one per image, got {got}")
+    return x_all
+
+
+def _check_count(name: str, value, meaning: str = "") -> None:
+    """Refuse anything but a positive int (``meaning``, when given, says what it counts)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name}={value!r}; expected a positive int" + (f" ({meaning})" if meaning else ""))
+
+
+def _check_iw_reduction(reduction: str) -> None:
+    if reduction not in ("mean", "none"):
+        raise ValueError(f"reduction={reduction!r}; expected 'mean' or 'none'")
+
+
 @torch.no_grad()
 def negative_elbo(model: torch.nn.Module, images, n_samples: int = 1, generator: torch.Generator | None = None,
                   *, labels: torch.Tensor | None = None, batch_size: int = 1000) -> float:
     """The negative ELBO of a VAE on ``images``, in nats per image, evaluated *with sampling*.
 
-    For each image: BCE from the decoder's logits summed over the 784 pixels, at z drawn by
-    ``reparameterize`` (not z = mu, which would not be the ELBO), plus the KL summed over the latent
-    dimensions; averaged over the images and over ``n_samples`` draws per image (the average of
-    one-sample estimates, so more samples lower the noise, not the value). Lower is better.
-    Pixel values in [0, 1] are treated as Bernoulli probabilities: for grey pixels this BCE is not a
-    normalised log-likelihood (the continuous-Bernoulli caveat), so compare models with it, not papers.
+    Per image: the BCE of the logits summed over the 784 pixels at z drawn by ``reparameterize`` (not
+    z = mu), plus the KL summed over the latent dimensions; averaged over the images and over
+    ``n_samples`` draws per image (more samples lower the noise, not the value). Lower is better. For
+    grey pixels the BCE is not a normalised log-likelihood: compare models with it, not papers.
 
     model: a VAE with ``encode(x) -> (mu, logvar)`` and ``decode(z, logits=True)``; run in eval mode.
-    images: an ImageSet or an (N, 1, 28, 28) tensor in [0, 1]. generator: on the model's device,
-    for draws that repeat. labels: for a conditional VAE, the (N,) class labels of the images; the
-    model is then called ``encode(x, y)`` and ``decode(z, y, logits=True)``, and the result bounds
-    -log p(x | y) instead of -log p(x). Built step by step in notebook 04.
+    images: an ImageSet or an (N, 1, 28, 28) tensor in [0, 1]. generator: on the model's device, for
+    draws that repeat. labels: for a conditional VAE, the (N,) labels; the model is then called
+    ``encode(x, y)``, ``decode(z, y, logits=True)``, and the result bounds -log p(x | y). Lesson 04.
     """
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples <= 0:
-        raise ValueError(f"n_samples={n_samples!r}; expected a positive int")
-    x_all = _images_of(images, "negative_elbo")
-    if labels is not None and (not torch.is_tensor(labels) or labels.shape[:1] != x_all.shape[:1]):
-        got = tuple(labels.shape) if torch.is_tensor(labels) else type(labels).__name__
-        raise ValueError(f"negative_elbo: labels must be a ({x_all.shape[0]},) tensor, one per image, got {got}")
+    _check_count("n_samples", n_samples)
+    x_all = _images_and_labels(images, labels, "negative_elbo")
     device = model_device(model)
     total = 0.0
     with eval_mode(model):
@@ -525,38 +498,25 @@ def log_likelihood_iw(model: torch.nn.Module, images, k: int = 100, *, labels: t
                       reduction: str = "mean") -> float | torch.Tensor:
     """The importance-weighted estimate of log p(x) (Burda et al. 2016), in nats per image.
 
-    For each image, draw z_1..z_k from the encoder's q(z | x) and weigh each by
-    w_i = p(x | z_i) p(z_i) / q(z_i | x), with the decoder's Bernoulli pixels for p(x | z) and N(0, I)
-    for p(z). Then
+    L_k = log (1/k) sum_i p(x | z_i) p(z_i) / q(z_i | x), z_1..z_k drawn from q(z | x), computed as
+    logsumexp - log k: a lower bound on log p(x), the ELBO at k = 1, rising towards log p(x) as k grows.
+    So ``-log_likelihood_iw(model, x, k)`` sits at or below :func:`negative_elbo`; its BCE caveat holds.
 
-        log p(x)  >=  L_k = log (1/k) sum_i w_i,      computed as logsumexp_i(log w_i) - log k.
-
-    L_1 is the ELBO (one sample); in expectation L_k never decreases as k grows and reaches log p(x)
-    as k -> infinity, so ``-log_likelihood_iw(model, x, k)`` sits at or below ``negative_elbo`` and
-    the difference measures how loose the ELBO is. The BCE caveat of :func:`negative_elbo` holds here
-    too: grey pixels make p(x | z) an unnormalised likelihood, fine for comparing models.
-
-    model: a VAE with ``encode(x) -> (mu, logvar)`` and ``decode(z, logits=True)`` (for a conditional
-        VAE pass ``labels``: it is then called ``encode(x, y)``, ``decode(z, y, logits=True)`` and the
-        result estimates log p(x | y)); it runs in eval mode.
+    model: a VAE with ``encode(x) -> (mu, logvar)`` and ``decode(z, logits=True)``, run in eval mode;
+        with ``labels`` (a conditional VAE) it is called ``encode(x, y)``, ``decode(z, y, logits=True)``
+        and the result estimates log p(x | y).
     images: an ImageSet or an (N, 1, 28, 28) tensor in [0, 1].
     k: importance samples per image (positive int). generator: on the model's device, for draws that repeat.
-    batch_size: images decoded together; the work per batch is ``batch_size * k`` decodes, done in
-        chunks so memory stays bounded.
-    reduction: ``"mean"`` returns the average over the images as a float; ``"none"`` returns the (N,)
-        tensor of per-image estimates on the CPU.
-    Used in notebook 04 to show the gap between the ELBO and log p(x).
+    batch_size: images decoded together; the ``batch_size * k`` decodes of a batch run in chunks, so
+        memory stays bounded.
+    reduction: ``"mean"``, the average over the images as a float; ``"none"``, the (N,) tensor of
+        per-image estimates on the CPU.
+    Lesson 04 uses it to show the gap between the ELBO and log p(x).
     """
-    if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
-        raise ValueError(f"k={k!r}; expected a positive int (importance samples per image)")
-    if reduction not in ("mean", "none"):
-        raise ValueError(f"reduction={reduction!r}; expected 'mean' or 'none'")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-        raise ValueError(f"batch_size={batch_size!r}; expected a positive int")
-    x_all = _images_of(images, "log_likelihood_iw")
-    if labels is not None and (not torch.is_tensor(labels) or labels.shape[:1] != x_all.shape[:1]):
-        got = tuple(labels.shape) if torch.is_tensor(labels) else type(labels).__name__
-        raise ValueError(f"log_likelihood_iw: labels must be a ({x_all.shape[0]},) tensor, one per image, got {got}")
+    _check_count("k", k, "importance samples per image")
+    _check_iw_reduction(reduction)
+    _check_count("batch_size", batch_size)
+    x_all = _images_and_labels(images, labels, "log_likelihood_iw")
     device = model_device(model)
     log_2pi = math.log(2 * math.pi)
     chunk = max(1, 20_000 // min(batch_size, x_all.shape[0]))                  # samples decoded at once
@@ -622,9 +582,6 @@ def active_units(model: torch.nn.Module, data, threshold: float = 0.01, *, batch
 # Lesson 10: the structured-output conditional VAE (Sohn, Lee & Yan 2015), which completes the bottom
 # half of an image from its top half. Its prior is a network p(z | top), so its KL is between two
 # Gaussians, and its likelihood is that of the bottom half given the top: log p(bottom | top).
-
-__all__ += ["gaussian_kl_between", "completion_objective", "completion_log_likelihood_iw"]
-
 
 def gaussian_kl_between(mu_q: torch.Tensor, logvar_q: torch.Tensor, mu_p: torch.Tensor, logvar_p: torch.Tensor,
                         *, dims: str = "sum", batch: str = "mean") -> torch.Tensor:
@@ -695,24 +652,20 @@ def completion_log_likelihood_iw(model: torch.nn.Module, images, k: int = 100, *
                                  reduction: str = "mean") -> float | torch.Tensor:
     """log p(bottom half | top half) in nats per image: importance-weighted for a CVAE, exact for a baseline.
 
-    For a :class:`~autoenc_helpers.models.HalfImageCVAE` (a model with ``prior``, ``encode`` and ``decode``;
-    Burda et al. 2016's estimate, with the prior network as the prior): draw z_1..z_k from
-    q(z | top, bottom), weigh each by w_i = p(bottom | top, z_i) p(z_i | top) / q(z_i | top, bottom), and return
-    log (1/k) sum_i w_i, a lower bound on log p(bottom | top) that rises towards it as k grows
-    (k = 1 is the conditional ELBO). For a model without z whose ``forward`` gives bottom-half logits
-    (:class:`~autoenc_helpers.models.HalfImageRegressor`), log p(bottom | top) is exact: minus the BCE
-    of the bottom half, and ``k`` is not used. The BCE caveat of :func:`negative_elbo` holds: grey
-    pixels make these unnormalised likelihoods, fine for comparing models on the same images.
+    For a :class:`~autoenc_helpers.models.HalfImageCVAE` (a model with ``prior``, ``encode`` and ``decode``):
+    Burda et al. 2016's estimate with the prior network as the prior, log (1/k) sum_i
+    p(bottom | top, z_i) p(z_i | top) / q(z_i | top, bottom), z_i drawn from q; a lower bound that rises
+    towards log p(bottom | top) as k grows (k = 1: the conditional ELBO). For a model without z whose
+    ``forward`` gives bottom-half logits (:class:`~autoenc_helpers.models.HalfImageRegressor`): exactly
+    minus the BCE of the bottom half; ``k`` is not used. The BCE caveat of :func:`negative_elbo` holds.
 
     images: an ImageSet or (N, 1, 28, 28) tensor. reduction: ``"mean"`` (a float) or ``"none"`` (the
-    (N,) per-image tensor, on the CPU). Built in notebook 10.
+    (N,) per-image tensor, on the CPU). Lesson 10.
     """
     from .models import split_halves
 
-    if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
-        raise ValueError(f"k={k!r}; expected a positive int (importance samples per image)")
-    if reduction not in ("mean", "none"):
-        raise ValueError(f"reduction={reduction!r}; expected 'mean' or 'none'")
+    _check_count("k", k, "importance samples per image")
+    _check_iw_reduction(reduction)
     x_all = _images_of(images, "completion_log_likelihood_iw")
     device = model_device(model)
     log_2pi = math.log(2 * math.pi)

@@ -1,32 +1,18 @@
-"""The autoencoders of the course, with the tensor shape written at every layer.
+"""The autoencoders of the course, in the order of the lessons, with the tensor shape written at every layer.
 
-Every model takes images of shape (B, 1, 28, 28) and gives back the same shape.
-``encode`` maps images to codes, ``decode`` maps codes back to images, and
-``forward`` is ``decode(encode(x))``. A batch of the wrong shape raises a
-ValueError that names the shape it got and the shape it expected.
+Every model takes images of shape (B, 1, 28, 28). ``encode`` maps images to codes, ``decode`` maps
+codes back to images, and ``forward`` is ``decode(encode(x))`` (a VAE samples z in between). A batch
+of the wrong shape raises a ValueError that names the shape it got and the shape it expected.
 
-- :class:`MLPAutoencoder`: fully connected, 784-128-64-12-3 by default, built step
-  by step in notebook 01.
-- :class:`ConvAutoencoder`: Conv2d/MaxPool2d down to an 8x2x2 code and
-  ConvTranspose2d back up, built in notebook 01.
-- :class:`PCA`: the linear special case, fitted in closed form, with the same
-  ``encode``/``decode`` interface so it can stand beside the autoencoders;
-  built by hand in notebook 01.
-- :class:`MLPVAE`: the variational autoencoder, 784-512-256-z by default, whose encoder gives a mean and a
-  log-variance per latent dimension and whose ``forward`` samples z with :func:`reparameterize`; built in notebook 04.
-- :class:`ConvVAE`: the same interface with a convolutional encoder (four 3x3
-  convolutions down to 64x7x7 = 3136 features) and a transposed-convolution
-  decoder; built in notebook 08.
-- :class:`SparseAutoencoder`: one wide hidden layer, 784-1024-784 by default
-  (over-complete), whose activations a sparsity penalty keeps mostly near zero;
-  built in notebook 03.
-- :class:`ConditionalVAE`: MLPVAE's network with the class label, one-hot, fed
-  to the encoder and to the decoder, so z holds the style and the label the
-  class; built in notebook 10.
-- :class:`HalfImageCVAE`: the structured-output conditional VAE of Sohn et al.
-  (2015), which draws bottom halves of an image given its top half, with a
-  prior network p(z | top); :class:`HalfImageRegressor`, its deterministic
-  baseline; built in notebook 10.
+- Lesson 01: :class:`MLPAutoencoder` (784-128-64-12-3 by default); :class:`ConvAutoencoder`
+  (convolutions down to an 8x2x2 code, used by the tests and not by a lesson); :class:`PCA`, the
+  linear case, fitted in closed form with the same ``encode``/``decode`` interface.
+- Lesson 03: :class:`SparseAutoencoder`, one wide hidden layer (784-1024-784 by default).
+- Lessons 04-07: :class:`MLPVAE` (784-512-256-z by default), :class:`VAEOutput` and :func:`reparameterize`.
+- Lesson 08: :class:`ConvVAE`, the same interface with a convolutional encoder and decoder.
+- Lesson 10: :class:`ConditionalVAE` (the label fed to encoder and decoder); :class:`HalfImageCVAE`
+  (Sohn et al. 2015: bottom halves given the top half) and :class:`HalfImageRegressor`, its
+  deterministic baseline.
 """
 
 from __future__ import annotations
@@ -41,12 +27,26 @@ from torch import nn
 
 from .validate import positive_int, positive_ints
 
-__all__ = ["IMAGE_SHAPE", "OUTPUT_ACTIVATIONS", "check_images", "MLPAutoencoder", "ConvAutoencoder", "PCA",
-           "count_parameters", "model_device", "VAEOutput", "reparameterize", "MLPVAE", "ConvVAE", "HIDDEN_ACTIVATIONS",
-           "SparseAutoencoder"]
+__all__ = ["IMAGE_SHAPE", "OUTPUT_ACTIVATIONS", "check_images", "model_device", "eval_mode", "count_parameters",
+           # lesson 01
+           "MLPAutoencoder", "ConvAutoencoder", "PCA",
+           # lesson 03
+           "HIDDEN_ACTIVATIONS", "SparseAutoencoder",
+           # lessons 04-07
+           "VAEOutput", "reparameterize", "MLPVAE",
+           # lesson 08
+           "ConvVAE",
+           # lesson 10
+           "check_labels", "ConditionalVAE",
+           "SPLIT_ROW", "HALF_SHAPE", "split_halves", "join_halves", "CompletionOutput", "HalfImageCVAE",
+           "HalfImageRegressor"]
 
 IMAGE_SHAPE = (1, 28, 28)
 OUTPUT_ACTIVATIONS = ("sigmoid", "tanh", "none")
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared helpers
 
 
 def check_images(x, who: str, expected: tuple[int, ...] = IMAGE_SHAPE, what: str = "images") -> None:
@@ -93,6 +93,25 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
 def count_parameters(model: nn.Module) -> int:
     """The number of trainable numbers in a model."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def _mlp(widths: Sequence[int]) -> nn.Sequential:
+    """Linear layers between consecutive widths, each followed by a ReLU: (B, widths[0]) -> (B, widths[-1])."""
+    layers: list[nn.Module] = []
+    for w_in, w_out in zip(widths[:-1], widths[1:]):
+        layers += [nn.Linear(w_in, w_out), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+def _check_hidden(hidden) -> tuple[int, ...]:
+    hidden = tuple(hidden)
+    if not hidden or any(isinstance(h, bool) or not isinstance(h, int) or h <= 0 for h in hidden):
+        raise ValueError(f"hidden sizes must be one or more positive ints, got {hidden!r}")
+    return hidden
+
+
+# ---------------------------------------------------------------------------------------------
+# Lesson 01: the plain autoencoder, its convolutional variant, and PCA (the linear case)
 
 
 class MLPAutoencoder(nn.Module):
@@ -144,18 +163,14 @@ class MLPAutoencoder(nn.Module):
 
 
 class ConvAutoencoder(nn.Module):
-    """A convolutional autoencoder with a (channels[1], 2, 2) code.
+    """A convolutional autoencoder with a (channels[1], 2, 2) code; no lesson uses it (the tests train it).
 
-    The encoder halves the image with strided convolutions and max pooling;
-    the decoder grows it back with transposed convolutions. With the default
-    channels (16, 8), the shapes are:
+    Strided convolutions and max pooling down, transposed convolutions up. With channels (16, 8)::
 
         1x28x28 -> 16x10x10 -> 16x5x5 -> 8x3x3 -> 8x2x2  (a code of 32 numbers)
         8x2x2 -> 16x5x5 -> 8x15x15 -> 1x28x28
 
-    Output sizes follow ``out = (in + 2*padding - kernel) // stride + 1`` for a
-    convolution and ``out = (in - 1)*stride - 2*padding + kernel`` for a
-    transposed one (notebook 01 works them through).
+    Lesson 08 explains how the convolutions' strides, kernels and padding set these sizes.
     """
 
     def __init__(self, channels: Sequence[int] = (16, 8), output: str = "sigmoid"):
@@ -199,11 +214,9 @@ class ConvAutoencoder(nn.Module):
 class PCA(nn.Module):
     """Principal component analysis as a linear autoencoder with tied weights.
 
-    ``encode``: z = (x - mean) @ W, with W the top ``n_components`` eigenvectors
-    of the pixel covariance, (784, k). ``decode``: x_hat = z @ W.T + mean.
-    No activation anywhere: PCA is the best *linear* code of size k in squared
-    error, which is the yardstick a nonlinear autoencoder has to beat.
-    Built by hand in notebook 01 first.
+    ``encode``: z = (x - mean) @ W, with W (784, k) the top ``n_components`` eigenvectors of the pixel
+    covariance; ``decode``: x_hat = z @ W.T + mean. The best linear code of size k in squared error, the
+    yardstick of lesson 01, which builds it by hand first.
     """
 
     def __init__(self, n_components: int):
@@ -257,229 +270,23 @@ class PCA(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------
-# Lessons 04-06: the variational autoencoder
-
-
-class VAEOutput(NamedTuple):
-    """What a VAE's ``forward`` returns: everything its loss needs, by name (and unpackable in this order).
-
-    logits: (B, 1, 28, 28) decoder outputs *before* the sigmoid; ``torch.sigmoid(logits)`` are the
-        pixel probabilities. The loss takes logits because BCE computed from them is numerically stable.
-    mu, logvar: (B, k) mean and log-variance of the encoder's Gaussian q(z | x), one per latent dimension.
-    """
-
-    logits: torch.Tensor
-    mu: torch.Tensor
-    logvar: torch.Tensor
-
-
-def reparameterize(mu: torch.Tensor, logvar: torch.Tensor,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
-    """Draw z ~ N(mu, sigma^2) as z = mu + sigma * eps, with eps ~ N(0, 1) and sigma = exp(0.5 * logvar).
-
-    The randomness lives in eps, an input that depends on no parameter, so the gradient of
-    anything computed from z flows back to ``mu`` (dz/dmu = 1) and ``logvar`` (dz/dlogvar =
-    0.5 * sigma * eps): the reparameterization trick. ``mu`` and ``logvar`` have the same shape,
-    (B, k) in the VAE; z has it too.
-
-    generator: a ``torch.Generator`` on mu's device, for draws that repeat; None draws eps with
-    ``torch.randn_like(mu)`` from torch's global generator.
-    Built step by step in notebook 05 (where you write it yourself and ``ah.checks.check_reparameterize``
-    checks it).
-    """
-    if not (torch.is_tensor(mu) and torch.is_tensor(logvar)):
-        raise TypeError(f"reparameterize expects two tensors (mu, logvar), got {type(mu).__name__} and "
-                        f"{type(logvar).__name__}")
-    if mu.shape != logvar.shape:
-        raise ValueError(f"mu has shape {tuple(mu.shape)} but logvar has {tuple(logvar.shape)}; they must match")
-    sigma = torch.exp(0.5 * logvar)                                                   # (B, k), always > 0
-    if generator is None:
-        eps = torch.randn_like(mu)                                                    # (B, k), no gradient
-    else:   # the same numbers randn_like would draw, from the given generator (randn_like takes none in older torch)
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-    return mu + sigma * eps                                                           # (B, k)
-
-
-class _GaussianVAE(nn.Module):
-    """What every VAE of the course shares, given its own ``encode`` and ``decode``.
-
-    A subclass defines ``encode(x) -> (mu, logvar)`` and ``decode(z, logits=False)``; this base adds
-    ``forward`` (z sampled), ``reconstruct`` (z = mu) and ``sample`` (z from the prior).
-    """
-
-    latent_dim: int
-
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> VAEOutput:
-        """(B, 1, 28, 28) images -> VAEOutput(logits (B, 1, 28, 28), mu (B, k), logvar (B, k)), z sampled."""
-        mu, logvar = self.encode(x)                                         # (B, k), (B, k)
-        z = reparameterize(mu, logvar, generator)                           # (B, k)
-        return VAEOutput(self.decode(z, logits=True), mu, logvar)
-
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 1, 28, 28) images -> (B, 1, 28, 28) probabilities of decode(mu): no sampling."""
-        return self.decode(self.encode(x)[0])
-
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n images decoded from z ~ N(0, I), the prior: (n, 1, 28, 28) probabilities."""
-        z = torch.randn(n, self.latent_dim, generator=generator, device=model_device(self))   # (n, k)
-        return self.decode(z)
-
-
-class MLPVAE(_GaussianVAE):
-    """A fully connected variational autoencoder: 784 -> hidden... -> (mu, logvar); z -> ...hidden -> 784.
-
-    latent_dim: size of z; 2 by default, so the latent space can be drawn.
-    hidden: widths of the encoder's hidden layers; the decoder mirrors them. The default (512, 256)
-        gives a 784-512-256-z network; ``hidden=(400,), latent_dim=20`` gives the 784-400-20 VAE
-        of pytorch/examples ``vae/main.py`` (Kingma and Welling 2013 used 500 hidden units on MNIST).
-
-    The interface, shared by every VAE of the course:
-
-    - ``encode(x)`` -> ``(mu, logvar)``, each (B, latent_dim): the encoder's Gaussian q(z | x).
-      For a whole set, ``mu, logvar = ah.encode(vae, data)``; the means ``mu`` are the codes to
-      plot and to hand to ``LatentExplorer``.
-    - ``decode(z, logits=False)`` -> (B, 1, 28, 28) pixel probabilities in (0, 1), what image grids
-      and ``LatentExplorer`` expect; ``logits=True`` returns the raw outputs before the sigmoid,
-      for a numerically stable BCE (``ah.bce_with_logits``).
-    - ``forward(x, generator=None)`` -> :class:`VAEOutput` ``(logits, mu, logvar)``, with z *sampled*
-      by :func:`reparameterize`, in training and in eval mode alike: the ELBO is defined with a
-      sample, so evaluation samples too.
-    - ``reconstruct(x)`` -> probabilities of decode(mu), the deterministic reconstruction to look at;
-      ``sample(n)`` -> n images decoded from z ~ N(0, I), the prior.
-
-    Built step by step in notebook 04.
-    """
-
-    def __init__(self, latent_dim: int = 2, hidden: Sequence[int] = (512, 256)):
-        super().__init__()
-        if not isinstance(latent_dim, int) or isinstance(latent_dim, bool) or latent_dim <= 0:
-            raise ValueError(f"latent_dim must be a positive int, got {latent_dim!r}")
-        hidden = tuple(hidden)
-        if any(not isinstance(h, int) or h <= 0 for h in hidden):
-            raise ValueError(f"hidden sizes must be positive ints, got {hidden!r}")
-        self.latent_dim, self.hidden = latent_dim, hidden
-        n_pixels = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]        # 784
-
-        widths = (n_pixels, *hidden)
-        layers: list[nn.Module] = [nn.Flatten()]                            # (B, 1, 28, 28) -> (B, 784)
-        for w_in, w_out in zip(widths[:-1], widths[1:]):
-            layers += [nn.Linear(w_in, w_out), nn.ReLU()]                   # (B, w_in) -> (B, w_out)
-        self.encoder = nn.Sequential(*layers)                               # -> (B, widths[-1])
-        self.mu_head = nn.Linear(widths[-1], latent_dim)                    # (B, widths[-1]) -> (B, k)
-        self.logvar_head = nn.Linear(widths[-1], latent_dim)                # (B, widths[-1]) -> (B, k), any real
-
-        back = (latent_dim, *reversed(hidden))
-        layers = []
-        for w_in, w_out in zip(back[:-1], back[1:]):
-            layers += [nn.Linear(w_in, w_out), nn.ReLU()]                   # (B, w_in) -> (B, w_out)
-        layers += [nn.Linear(back[-1], n_pixels),                            # (B, back[-1]) -> (B, 784) logits
-                   nn.Unflatten(1, IMAGE_SHAPE)]                             # (B, 784) -> (B, 1, 28, 28)
-        self.decoder = nn.Sequential(*layers)   # no sigmoid here: decode() applies it unless logits=True
-
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, 1, 28, 28) images -> (mu, logvar), each (B, latent_dim)."""
-        check_images(x, type(self).__name__)
-        h = self.encoder(x)                                                 # (B, hidden[-1])
-        return self.mu_head(h), self.logvar_head(h)                         # (B, k), (B, k)
-
-    def decode(self, z: torch.Tensor, logits: bool = False) -> torch.Tensor:
-        """(B, latent_dim) codes -> (B, 1, 28, 28): probabilities in (0, 1), or the raw logits if ``logits``."""
-        check_images(z, f"{type(self).__name__}.decode", expected=(self.latent_dim,), what="codes")
-        out = self.decoder(z)                                               # (B, 1, 28, 28) logits
-        return out if logits else torch.sigmoid(out)
-
-class ConvVAE(_GaussianVAE):
-    """A convolutional variational autoencoder, with the same interface as MLPVAE.
-
-    latent_dim: size of z (1 for the circles, whose only factor is the radius; 2 to draw Fashion-MNIST).
-    channels: (c1, c2, c3, c4), the widths of the four convolutions. The default (32, 64, 64, 64)
-        flattens to 64 x 7 x 7 = 3136 features; narrower channels give the same shapes with fewer
-        features and train faster on a CPU (notebook 08).
-    negative_slope: of the LeakyReLU after every convolution (0.01, PyTorch's default).
-
-    Encoder, each convolution 3x3 with padding 1, so only the stride changes the size::
-
-        (B, 1, 28, 28) -> (B, c1, 28, 28) -> (B, c2, 14, 14) -> (B, c3, 7, 7) -> (B, c4, 7, 7)
-        -> flatten (B, c4*49) -> two linear heads: mu (B, k) and logvar (B, k)
-
-    Decoder, the mirror image with transposed convolutions (stride 2 with output_padding=1 doubles
-    the size exactly, 7 -> 14 -> 28)::
-
-        z (B, k) -> linear (B, c4*49) -> (B, c4, 7, 7) -> (B, c3, 7, 7) -> (B, c2, 14, 14)
-        -> (B, c1, 28, 28) -> (B, 1, 28, 28) logits; ``decode`` applies the sigmoid unless ``logits=True``.
-
-    Built step by step in notebook 08.
-    """
-
-    def __init__(self, latent_dim: int = 2, channels: Sequence[int] = (32, 64, 64, 64), negative_slope: float = 0.01):
-        super().__init__()
-        if not isinstance(latent_dim, int) or isinstance(latent_dim, bool) or latent_dim <= 0:
-            raise ValueError(f"latent_dim must be a positive int, got {latent_dim!r}")
-        channels = tuple(channels)
-        if len(channels) != 4 or any(isinstance(c, bool) or not isinstance(c, int) or c <= 0 for c in channels):
-            raise ValueError(f"channels must be four positive ints (c1, c2, c3, c4), got {channels!r}")
-        self.latent_dim, self.channels = latent_dim, channels
-        c1, c2, c3, c4 = channels
-        self.n_features = c4 * 7 * 7                                        # 3136 for the default channels
-
-        def act() -> nn.Module:
-            return nn.LeakyReLU(negative_slope)
-
-        self.encoder = nn.Sequential(
-            nn.Conv2d(1, c1, 3, stride=1, padding=1), act(),                # (B, 1, 28, 28) -> (B, c1, 28, 28)
-            nn.Conv2d(c1, c2, 3, stride=2, padding=1), act(),               # -> (B, c2, 14, 14)
-            nn.Conv2d(c2, c3, 3, stride=2, padding=1), act(),               # -> (B, c3, 7, 7)
-            nn.Conv2d(c3, c4, 3, stride=1, padding=1), act(),               # -> (B, c4, 7, 7)
-            nn.Flatten(),                                                   # -> (B, c4*49)
-        )
-        self.mu_head = nn.Linear(self.n_features, latent_dim)               # (B, c4*49) -> (B, k)
-        self.logvar_head = nn.Linear(self.n_features, latent_dim)           # (B, c4*49) -> (B, k), any real
-        self.decoder = nn.Sequential(
-            nn.Linear(latent_dim, self.n_features), act(),                  # (B, k) -> (B, c4*49)
-            nn.Unflatten(1, (c4, 7, 7)),                                    # -> (B, c4, 7, 7)
-            nn.ConvTranspose2d(c4, c3, 3, stride=1, padding=1), act(),      # -> (B, c3, 7, 7)
-            nn.ConvTranspose2d(c3, c2, 3, stride=2, padding=1, output_padding=1), act(),   # -> (B, c2, 14, 14)
-            nn.ConvTranspose2d(c2, c1, 3, stride=2, padding=1, output_padding=1), act(),   # -> (B, c1, 28, 28)
-            nn.ConvTranspose2d(c1, 1, 3, stride=1, padding=1),              # -> (B, 1, 28, 28) logits
-        )
-
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, 1, 28, 28) images -> (mu, logvar), each (B, latent_dim)."""
-        check_images(x, type(self).__name__)
-        h = self.encoder(x)                                                 # (B, c4*49)
-        return self.mu_head(h), self.logvar_head(h)                         # (B, k), (B, k)
-
-    def decode(self, z: torch.Tensor, logits: bool = False) -> torch.Tensor:
-        """(B, latent_dim) codes -> (B, 1, 28, 28): probabilities in (0, 1), or the raw logits if ``logits``."""
-        check_images(z, f"{type(self).__name__}.decode", expected=(self.latent_dim,), what="codes")
-        out = self.decoder(z)                                               # (B, 1, 28, 28) logits
-        return out if logits else torch.sigmoid(out)
+# Lesson 03: the sparse autoencoder
 
 
 HIDDEN_ACTIVATIONS = ("sigmoid", "relu")
 
 
 class SparseAutoencoder(nn.Module):
-    """One wide hidden layer: 784 -> n_hidden -> 784, meant to be trained with a sparsity penalty.
+    """One wide hidden layer, 784 -> n_hidden -> 784, to be trained with a sparsity penalty.
 
-    n_hidden: hidden units; 1024 by default, more than the 784 pixels (over-complete).
-        Without a penalty such a layer can learn to pass the image through almost
-        unchanged; the penalty (``losses.sparse_objective``) keeps most units near 0
-        for any one image.
-    activation: ``"sigmoid"`` gives activations in (0, 1), never exactly 0, which the
-        KL penalty needs; ``"relu"`` gives activations in [0, inf), exactly 0 when the
-        unit's input is negative, the usual partner of the L1 penalty.
+    n_hidden: hidden units (1024 by default, more than the 784 pixels: over-complete).
+    activation: ``"sigmoid"``, in (0, 1), for the KL penalty; ``"relu"``, in [0, inf) and exactly 0
+        for a negative input, for the L1 penalty.
     output: the decoder's last activation, ``"sigmoid"`` for images in [0, 1].
-    unit_norm_decoder: when True, the decoder uses each column of its weight V divided by
-        its length, V_j / ||V_j||, so every column it uses (unit j's feature, what the unit adds
-        to the output per unit of activation) has length 1 whatever V is; the optimiser updates
-        V freely. Without it a penalty on the size of the activations can be dodged: divide a
-        unit's activation by c and multiply its decoder column by c, and the reconstruction is
-        unchanged while an L1 penalty falls c-fold. With columns of length 1, an activation's
-        size is the size of what the unit adds to the output. (``decode`` computes
-        sum_j (h_j / ||V_j||) V_j, the same sum as sum_j h_j (V_j / ||V_j||) with the same
-        gradients, because dividing B x n_hidden activations is cheaper than dividing the
-        784 x n_hidden matrix at every step. So call ``decode``, not ``self.decoder``.)
+    unit_norm_decoder: when True, the decoder uses each column V_j of its weight as V_j / ||V_j||, of
+        length 1, so that an L1 penalty cannot be dodged by shrinking activations and growing columns
+        (lesson 03 explains). ``decode`` divides the activations by the lengths instead, the same sum:
+        call ``decode``, not ``self.decoder``.
 
     ``encode`` returns the hidden activations (B, n_hidden): the code is the layer.
     """
@@ -546,9 +353,213 @@ class SparseAutoencoder(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------
-# Lesson 10: the conditional VAE, whose encoder and decoder are both told the class
+# Lessons 04-07: the variational autoencoder
 
-__all__ += ["check_labels", "ConditionalVAE"]
+
+class VAEOutput(NamedTuple):
+    """What a VAE's ``forward`` returns: everything its loss needs, by name (and unpackable in this order).
+
+    logits: (B, 1, 28, 28) decoder outputs *before* the sigmoid; ``torch.sigmoid(logits)`` are the
+        pixel probabilities. The loss takes logits because BCE computed from them is numerically stable.
+    mu, logvar: (B, k) mean and log-variance of the encoder's Gaussian q(z | x), one per latent dimension.
+    """
+
+    logits: torch.Tensor
+    mu: torch.Tensor
+    logvar: torch.Tensor
+
+
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """Draw z ~ N(mu, sigma^2) as z = mu + sigma * eps, with eps ~ N(0, 1) and sigma = exp(0.5 * logvar).
+
+    mu, logvar: tensors of the same shape, (B, k) in a VAE; z has that shape. Gradients reach both
+    (eps depends on no parameter). generator: a ``torch.Generator`` on mu's device, for draws that
+    repeat; None draws eps with ``torch.randn_like(mu)``. Lesson 05 explains the trick and has you
+    write it (``ah.checks.check_reparameterize``).
+    """
+    if not (torch.is_tensor(mu) and torch.is_tensor(logvar)):
+        raise TypeError(f"reparameterize expects two tensors (mu, logvar), got {type(mu).__name__} and "
+                        f"{type(logvar).__name__}")
+    if mu.shape != logvar.shape:
+        raise ValueError(f"mu has shape {tuple(mu.shape)} but logvar has {tuple(logvar.shape)}; they must match")
+    sigma = torch.exp(0.5 * logvar)                                                   # (B, k), always > 0
+    if generator is None:
+        eps = torch.randn_like(mu)                                                    # (B, k), no gradient
+    else:   # the same numbers randn_like would draw, from the given generator (randn_like takes none in older torch)
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+    return mu + sigma * eps                                                           # (B, k)
+
+
+class _GaussianVAE(nn.Module):
+    """What every VAE of the course shares, given its own ``encode`` and ``decode``.
+
+    A subclass defines ``encode(x) -> (mu, logvar)`` and ``decode(z, logits=False)``; this base adds
+    ``forward`` (z sampled), ``reconstruct`` (z = mu) and ``sample`` (z from the prior).
+    """
+
+    latent_dim: int
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> VAEOutput:
+        """(B, 1, 28, 28) images -> VAEOutput(logits (B, 1, 28, 28), mu (B, k), logvar (B, k)), z sampled."""
+        mu, logvar = self.encode(x)                                         # (B, k), (B, k)
+        z = reparameterize(mu, logvar, generator)                           # (B, k)
+        return VAEOutput(self.decode(z, logits=True), mu, logvar)
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 1, 28, 28) images -> (B, 1, 28, 28) probabilities of decode(mu): no sampling."""
+        return self.decode(self.encode(x)[0])
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n images decoded from z ~ N(0, I), the prior: (n, 1, 28, 28) probabilities."""
+        z = torch.randn(n, self.latent_dim, generator=generator, device=model_device(self))   # (n, k)
+        return self.decode(z)
+
+
+class MLPVAE(_GaussianVAE):
+    """A fully connected VAE: 784 -> hidden... -> (mu, logvar); z -> ...hidden -> 784 logits.
+
+    latent_dim: size of z (2 by default, so the latent space can be drawn).
+    hidden: widths of the encoder's hidden layers, mirrored by the decoder; ``hidden=(400,),
+        latent_dim=20`` is the 784-400-20 VAE of pytorch/examples ``vae/main.py``.
+
+    The interface every VAE of the course shares:
+
+    - ``encode(x)`` -> ``(mu, logvar)``, each (B, latent_dim): the Gaussian q(z | x);
+    - ``decode(z, logits=False)`` -> (B, 1, 28, 28) pixel probabilities in (0, 1); ``logits=True``
+      gives the logits before the sigmoid (for ``ah.bce_with_logits``);
+    - ``forward(x, generator=None)`` -> :class:`VAEOutput`, z sampled by :func:`reparameterize` in
+      eval mode too (the ELBO is defined with a sample);
+    - ``reconstruct(x)`` -> probabilities of decode(mu); ``sample(n)`` -> n images decoded from z ~ N(0, I).
+
+    Lesson 04 builds it step by step.
+    """
+
+    def __init__(self, latent_dim: int = 2, hidden: Sequence[int] = (512, 256)):
+        super().__init__()
+        if not isinstance(latent_dim, int) or isinstance(latent_dim, bool) or latent_dim <= 0:
+            raise ValueError(f"latent_dim must be a positive int, got {latent_dim!r}")
+        hidden = tuple(hidden)
+        if any(not isinstance(h, int) or h <= 0 for h in hidden):
+            raise ValueError(f"hidden sizes must be positive ints, got {hidden!r}")
+        self.latent_dim, self.hidden = latent_dim, hidden
+        n_pixels = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]        # 784
+
+        widths = (n_pixels, *hidden)
+        layers: list[nn.Module] = [nn.Flatten()]                            # (B, 1, 28, 28) -> (B, 784)
+        for w_in, w_out in zip(widths[:-1], widths[1:]):
+            layers += [nn.Linear(w_in, w_out), nn.ReLU()]                   # (B, w_in) -> (B, w_out)
+        self.encoder = nn.Sequential(*layers)                               # -> (B, widths[-1])
+        self.mu_head = nn.Linear(widths[-1], latent_dim)                    # (B, widths[-1]) -> (B, k)
+        self.logvar_head = nn.Linear(widths[-1], latent_dim)                # (B, widths[-1]) -> (B, k), any real
+
+        back = (latent_dim, *reversed(hidden))
+        layers = []
+        for w_in, w_out in zip(back[:-1], back[1:]):
+            layers += [nn.Linear(w_in, w_out), nn.ReLU()]                   # (B, w_in) -> (B, w_out)
+        layers += [nn.Linear(back[-1], n_pixels),                            # (B, back[-1]) -> (B, 784) logits
+                   nn.Unflatten(1, IMAGE_SHAPE)]                             # (B, 784) -> (B, 1, 28, 28)
+        self.decoder = nn.Sequential(*layers)   # no sigmoid here: decode() applies it unless logits=True
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 1, 28, 28) images -> (mu, logvar), each (B, latent_dim)."""
+        check_images(x, type(self).__name__)
+        h = self.encoder(x)                                                 # (B, hidden[-1])
+        return self.mu_head(h), self.logvar_head(h)                         # (B, k), (B, k)
+
+    def decode(self, z: torch.Tensor, logits: bool = False) -> torch.Tensor:
+        """(B, latent_dim) codes -> (B, 1, 28, 28): probabilities in (0, 1), or the raw logits if ``logits``."""
+        check_images(z, f"{type(self).__name__}.decode", expected=(self.latent_dim,), what="codes")
+        out = self.decoder(z)                                               # (B, 1, 28, 28) logits
+        return out if logits else torch.sigmoid(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# Lesson 08: the convolutional VAE
+
+
+def _check_conv_channels(channels) -> tuple[int, int, int, int]:
+    """``channels`` as a tuple (c1, c2, c3, c4) of four positive ints, or a ValueError naming it."""
+    channels = tuple(channels)
+    if len(channels) != 4 or any(isinstance(c, bool) or not isinstance(c, int) or c <= 0 for c in channels):
+        raise ValueError(f"channels must be four positive ints (c1, c2, c3, c4), got {channels!r}")
+    return channels
+
+
+def _conv_down(channels: Sequence[int], negative_slope: float) -> list[nn.Module]:
+    """The convolutional trunk of lesson 08's encoder (and of ``vq.VQVAE``'s): four 3x3 convolutions with
+    padding 1, each followed by a LeakyReLU, so that only the stride changes the size.
+
+    (B, 1, 28, 28) -> (B, c1, 28, 28) -> (B, c2, 14, 14) -> (B, c3, 7, 7) -> (B, c4, 7, 7)
+    """
+    c1, c2, c3, c4 = channels
+    return [nn.Conv2d(1, c1, 3, stride=1, padding=1), nn.LeakyReLU(negative_slope),    # -> (B, c1, 28, 28)
+            nn.Conv2d(c1, c2, 3, stride=2, padding=1), nn.LeakyReLU(negative_slope),   # -> (B, c2, 14, 14)
+            nn.Conv2d(c2, c3, 3, stride=2, padding=1), nn.LeakyReLU(negative_slope),   # -> (B, c3, 7, 7)
+            nn.Conv2d(c3, c4, 3, stride=1, padding=1), nn.LeakyReLU(negative_slope)]   # -> (B, c4, 7, 7)
+
+
+def _conv_up(channels: Sequence[int], negative_slope: float) -> list[nn.Module]:
+    """The mirror image of :func:`_conv_down` with transposed convolutions, ending in logits (no activation).
+
+    (B, c4, 7, 7) -> (B, c3, 7, 7) -> (B, c2, 14, 14) -> (B, c1, 28, 28) -> (B, 1, 28, 28)
+    """
+    c1, c2, c3, c4 = channels
+    return [nn.ConvTranspose2d(c4, c3, 3, stride=1, padding=1), nn.LeakyReLU(negative_slope),   # -> (B, c3, 7, 7)
+            nn.ConvTranspose2d(c3, c2, 3, stride=2, padding=1, output_padding=1),
+            nn.LeakyReLU(negative_slope),                                                     # -> (B, c2, 14, 14)
+            nn.ConvTranspose2d(c2, c1, 3, stride=2, padding=1, output_padding=1),
+            nn.LeakyReLU(negative_slope),                                                     # -> (B, c1, 28, 28)
+            nn.ConvTranspose2d(c1, 1, 3, stride=1, padding=1)]                                # -> (B, 1, 28, 28)
+
+
+class ConvVAE(_GaussianVAE):
+    """A convolutional variational autoencoder, with MLPVAE's interface.
+
+    latent_dim: size of z. channels: (c1, c2, c3, c4), the widths of the four convolutions; the
+    default (32, 64, 64, 64) flattens to 64 x 7 x 7 = 3136 features. negative_slope: of the LeakyReLU
+    after every convolution (0.01, PyTorch's default).
+
+    Encoder: :func:`_conv_down`, then flatten (B, c4*49) and two linear heads, mu (B, k) and logvar (B, k).
+    Decoder: linear (B, k) -> (B, c4*49) -> (B, c4, 7, 7), then :func:`_conv_up` to (B, 1, 28, 28) logits;
+    ``decode`` applies the sigmoid unless ``logits=True``. Lesson 08 builds it and explains the sizes.
+    """
+
+    def __init__(self, latent_dim: int = 2, channels: Sequence[int] = (32, 64, 64, 64), negative_slope: float = 0.01):
+        super().__init__()
+        if not isinstance(latent_dim, int) or isinstance(latent_dim, bool) or latent_dim <= 0:
+            raise ValueError(f"latent_dim must be a positive int, got {latent_dim!r}")
+        channels = _check_conv_channels(channels)
+        self.latent_dim, self.channels = latent_dim, channels
+        c4 = channels[3]
+        self.n_features = c4 * 7 * 7                                        # 3136 for the default channels
+        self.encoder = nn.Sequential(
+            *_conv_down(channels, negative_slope),                          # (B, 1, 28, 28) -> (B, c4, 7, 7)
+            nn.Flatten(),                                                   # -> (B, c4*49)
+        )
+        self.mu_head = nn.Linear(self.n_features, latent_dim)               # (B, c4*49) -> (B, k)
+        self.logvar_head = nn.Linear(self.n_features, latent_dim)           # (B, c4*49) -> (B, k), any real
+        self.decoder = nn.Sequential(
+            nn.Linear(latent_dim, self.n_features), nn.LeakyReLU(negative_slope),   # (B, k) -> (B, c4*49)
+            nn.Unflatten(1, (c4, 7, 7)),                                    # -> (B, c4, 7, 7)
+            *_conv_up(channels, negative_slope),                            # -> (B, 1, 28, 28) logits
+        )
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 1, 28, 28) images -> (mu, logvar), each (B, latent_dim)."""
+        check_images(x, type(self).__name__)
+        h = self.encoder(x)                                                 # (B, c4*49)
+        return self.mu_head(h), self.logvar_head(h)                         # (B, k), (B, k)
+
+    def decode(self, z: torch.Tensor, logits: bool = False) -> torch.Tensor:
+        """(B, latent_dim) codes -> (B, 1, 28, 28): probabilities in (0, 1), or the raw logits if ``logits``."""
+        check_images(z, f"{type(self).__name__}.decode", expected=(self.latent_dim,), what="codes")
+        out = self.decoder(z)                                               # (B, 1, 28, 28) logits
+        return out if logits else torch.sigmoid(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# Lesson 10: the conditional VAE, whose encoder and decoder are both told the class
 
 
 def check_labels(y, n_classes: int, who: str, batch: int | None = None) -> torch.Tensor:
@@ -586,31 +597,18 @@ def check_labels(y, n_classes: int, who: str, batch: int | None = None) -> torch
 class ConditionalVAE(nn.Module):
     """A conditional VAE: encoder and decoder both receive the class label as a one-hot vector.
 
-    latent_dim: size of z. The label already says *which* class an image is, so z is free to hold
-        the rest, the "style" (width, brightness, sleeve length...); 2 by default, so it can be drawn.
+    latent_dim: size of z, the "style" the label does not give (2 by default, so it can be drawn).
     n_classes: how many classes the labels run over (10 for Fashion-MNIST and MNIST).
-    hidden: widths of the encoder's hidden layers; the decoder mirrors them (784-512-256-z as MLPVAE).
+    hidden: widths of the encoder's hidden layers, mirrored by the decoder (784-512-256-z as MLPVAE)::
 
-    Encoder: the 784 pixels and the one-hot label, side by side::
+        encoder: [x flattened (B, 784), one_hot(y) (B, n)] -> hidden... -> mu (B, k), logvar (B, k)
+        decoder: [z (B, k), one_hot(y) (B, n)] -> ...hidden -> (B, 784) -> (B, 1, 28, 28) logits
 
-        x (B, 1, 28, 28) -> flatten (B, 784) -> concat one_hot(y) (B, 784 + n_classes)
-        -> hidden... -> two heads: mu (B, k) and logvar (B, k)
-
-    Decoder: the code and the same one-hot label::
-
-        z (B, k) -> concat one_hot(y) (B, k + n_classes) -> ...hidden -> (B, 784) -> (B, 1, 28, 28) logits
-
-    The interface is MLPVAE's with a label added to every call:
-
-    - ``encode(x, y)`` -> ``(mu, logvar)``, each (B, latent_dim);
-    - ``decode(z, y, logits=False)`` -> (B, 1, 28, 28) probabilities, or logits with ``logits=True``;
-    - ``forward(x, y, generator=None)`` -> :class:`VAEOutput` with z sampled, what ``vae_objective``
-      needs (train with ``ah.fit(..., objective=ah.vae_objective(), with_labels=True)``);
-    - ``reconstruct(x, y)``, and ``sample(n, y)``: n images of class y (an int, or one label per image)
-      decoded from z ~ N(0, I).
-
-    Labels are (B,) tensors of class indices; a float, out-of-range or one-hot label raises an error
-    that names it (:func:`check_labels`). Built in notebook 10.
+    MLPVAE's interface with a label in every call: ``encode(x, y)``, ``decode(z, y, logits=False)``,
+    ``forward(x, y, generator=None)`` -> :class:`VAEOutput` (train with ``ah.fit(...,
+    objective=ah.vae_objective(), with_labels=True)``), ``reconstruct(x, y)``, and ``sample(n, y)``
+    with y one class (an int) or one label per image. Labels are (B,) class indices, checked by
+    :func:`check_labels`. Lesson 10 builds it.
     """
 
     def __init__(self, latent_dim: int = 2, n_classes: int = 10, hidden: Sequence[int] = (512, 256)):
@@ -693,9 +691,6 @@ class ConditionalVAE(nn.Module):
 # right answers. A conditional VAE with a prior network (Sohn, Lee & Yan 2015) draws several of them;
 # a deterministic network trained on the same loss can only draw their blurry average.
 
-__all__ += ["SPLIT_ROW", "HALF_SHAPE", "split_halves", "join_halves", "CompletionOutput", "HalfImageCVAE",
-            "HalfImageRegressor"]
-
 SPLIT_ROW = 14                       # rows 0..13 are the top half, rows 14..27 the bottom half
 HALF_SHAPE = (1, SPLIT_ROW, 28)      # each half: (1, 14, 28), 392 pixels
 _HALF_PIXELS = SPLIT_ROW * 28        # 392
@@ -716,21 +711,6 @@ def join_halves(top: torch.Tensor, bottom: torch.Tensor) -> torch.Tensor:
     return torch.cat([top, bottom], dim=2)                                  # (B, 1, 28, 28)
 
 
-def _mlp(widths: Sequence[int]) -> nn.Sequential:
-    """Linear layers between consecutive widths, each followed by a ReLU: (B, widths[0]) -> (B, widths[-1])."""
-    layers: list[nn.Module] = []
-    for w_in, w_out in zip(widths[:-1], widths[1:]):
-        layers += [nn.Linear(w_in, w_out), nn.ReLU()]
-    return nn.Sequential(*layers)
-
-
-def _check_hidden(hidden) -> tuple[int, ...]:
-    hidden = tuple(hidden)
-    if not hidden or any(isinstance(h, bool) or not isinstance(h, int) or h <= 0 for h in hidden):
-        raise ValueError(f"hidden sizes must be one or more positive ints, got {hidden!r}")
-    return hidden
-
-
 class CompletionOutput(NamedTuple):
     """What :class:`HalfImageCVAE`'s ``forward`` returns: everything its loss needs, by name.
 
@@ -747,39 +727,22 @@ class CompletionOutput(NamedTuple):
 
 
 class HalfImageCVAE(nn.Module):
-    """A conditional VAE for structured output (Sohn, Lee & Yan 2015): the bottom half of an image given its top half.
+    """The structured-output conditional VAE of Sohn, Lee & Yan (2015): bottom halves given the top half.
 
-    The condition is the top half (rows 0..13, 392 pixels), the output the bottom half (rows 14..27).
-    One top half has many plausible bottom halves (a top of a dress: long or short, plain or
-    patterned), and z chooses among them. Three networks, as in Sohn et al.:
+    Three networks, whose roles lesson 10 explains::
 
-    - **prior network** p(z | top): what the top half says about z (at test time, the only one we have)::
-
-          top (B, 1, 14, 28) -> flatten (B, 392) -> hidden... -> prior_mu (B, k), prior_logvar (B, k)
-
-    - **recognition network** q(z | top, bottom): the encoder, which sees the whole image in training::
-
-          x (B, 1, 28, 28) -> flatten (B, 784) -> hidden... -> mu (B, k), logvar (B, k)
-
-    - **generation network** p(bottom | top, z): the decoder, Bernoulli pixels for the bottom half::
-
-          [z (B, k), top (B, 392)] (B, k + 392) -> ...hidden -> (B, 392) -> (B, 1, 14, 28) logits
-
-    The loss (``ah.completion_objective()``) is the conditional negative ELBO of the bottom half, in
-    nats per image: the BCE of the bottom half's 392 pixels at z drawn from q, plus
-    KL(q(z | top, bottom) || p(z | top)), the KL *between two Gaussians* (the prior is no longer N(0, I)).
-
-    Interface:
+        prior p(z | top):                top (B, 1, 14, 28) -> (B, 392) -> hidden... -> prior_mu, prior_logvar (B, k)
+        recognition q(z | top, bottom):  x (B, 1, 28, 28) -> (B, 784) -> hidden... -> mu, logvar (B, k)
+        generation p(bottom | top, z):   [z, top] (B, k + 392) -> ...hidden -> (B, 1, 14, 28) logits
 
     - ``prior(top)`` -> ``(prior_mu, prior_logvar)``; ``encode(top, bottom)`` -> ``(mu, logvar)``;
     - ``decode(z, top, logits=False)`` -> (B, 1, 14, 28) bottom-half probabilities (or logits);
-    - ``forward(x, generator=None)`` -> :class:`CompletionOutput`, z drawn from q; x are whole images,
-      split here, so the model trains with ``ah.fit(model, train, objective=ah.completion_objective())``;
-    - ``sample(top, generator=None)`` -> one bottom half per top half, z drawn from the prior network:
-      call it several times for several completions.
+    - ``forward(x, generator=None)`` -> :class:`CompletionOutput` for whole images x, z drawn from q
+      (train with ``ah.fit(model, train, objective=ah.completion_objective())``);
+    - ``sample(top, generator=None)`` -> one bottom half per top half, z drawn from the prior network.
 
-    latent_dim: size of z. hidden: widths of the hidden layers of the recognition and prior networks;
-    the generation network mirrors them. Built in notebook 10.
+    latent_dim: size of z. hidden: widths of the recognition and prior networks; the generation
+    network mirrors them.
     """
 
     def __init__(self, latent_dim: int = 16, hidden: Sequence[int] = (512, 256)):
@@ -839,15 +802,11 @@ class HalfImageCVAE(nn.Module):
 
 
 class HalfImageRegressor(nn.Module):
-    """The deterministic baseline: a network from the top half straight to the bottom half, no z.
+    """Lesson 10's deterministic baseline: a network from the top half straight to the bottom half, no z.
 
-    ``[top (B, 392)] -> hidden... -> (B, 392) -> (B, 1, 14, 28)`` logits of Bernoulli pixels. Trained on
-    the same reconstruction loss as :class:`HalfImageCVAE` (BCE summed over the bottom half's 392 pixels,
-    ``ah.completion_objective()``), it can give only one answer per top half: the one that costs least on
-    average over all the bottom halves that go with it, a blurry mean of them.
-
-    ``forward(x)`` takes whole (B, 1, 28, 28) images and uses only their top half; ``predict(top)``
-    gives the bottom-half probabilities. Built in notebook 10.
+    ``[top (B, 392)] -> hidden... -> (B, 392) -> (B, 1, 14, 28)`` logits of Bernoulli pixels, trained on
+    the same loss as :class:`HalfImageCVAE` (``ah.completion_objective()``). ``forward(x)`` takes whole
+    (B, 1, 28, 28) images and uses only their top half; ``predict(top)`` gives bottom-half probabilities.
     """
 
     def __init__(self, hidden: Sequence[int] = (512, 256)):

@@ -30,7 +30,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .losses import bce_with_logits
-from .models import check_images, model_device
+from .models import _check_conv_channels, _conv_down, _conv_up, check_images, model_device
 
 __all__ = ["nearest_code", "quantize", "code_usage", "perplexity", "grid_bits", "VQOutput", "VectorQuantizer",
            "VQVAEOutput", "VQVAE", "vq_objective", "code_grids", "MaskedConv2d", "CodePrior", "prior_objective"]
@@ -75,15 +75,10 @@ def quantize(z_e: torch.Tensor, codebook: torch.Tensor) -> tuple[torch.Tensor, t
     """Snap each position of an encoder output to its nearest code, with a straight-through gradient.
 
     z_e: (B, D, H, W) encoder outputs, one D-vector per position. codebook: (K, D).
-    Returns ``(z_q, indices)``: z_q (B, D, H, W) holds the chosen codebook vectors, and indices
-    (B, H, W) int64 their numbers.
-
-    The lookup has no useful gradient: a small change of z_e changes no index, so d z_q / d z_e = 0
-    almost everywhere. The straight-through estimator copies the gradient that arrives at z_q to z_e
-    unchanged, as if the quantiser were the identity: z_q = z_e + (e - z_e).detach() is e in the
-    forward pass and has gradient 1 with respect to z_e. The codebook gets no gradient through z_q;
-    it learns from the codebook loss (:func:`vq_objective`). Written by hand in notebook 11 (the
-    exercise that ``ah.checks.check_quantize`` checks).
+    Returns ``(z_q, indices)``: z_q (B, D, H, W) holds the chosen codebook vectors, computed as
+    z_e + (e - z_e).detach(), so its gradient passes to z_e unchanged and none reaches the codebook
+    (which learns from :func:`vq_objective`'s codebook loss); indices (B, H, W) int64 their numbers.
+    Lesson 11 explains the straight-through estimator and has you write this (``ah.checks.check_quantize``).
     """
     _check_codebook(codebook, "quantize")
     if not torch.is_tensor(z_e) or z_e.dim() != 4 or z_e.shape[1] != codebook.shape[1]:
@@ -153,14 +148,11 @@ class VQOutput(NamedTuple):
 class VectorQuantizer(nn.Module):
     """A codebook of ``n_codes`` vectors of size ``code_dim``, and the nearest-code lookup.
 
-    The codebook starts uniform in [-1/K, 1/K] (the start of many public implementations), small
-    next to the encoder's outputs. ``forward(z_e)`` returns :class:`VQOutput`.
-
-    restart_dead: the remedy for dead codes (a code no encoder output chooses gets no gradient from the
-        codebook loss, so it never moves and stays unused). After each optimiser step ``ah.fit`` calls
-        :meth:`after_step`: each code that no position of the last ``dead_after`` training batches chose
-        is moved onto a randomly chosen encoder output of the current batch, where it will be chosen.
-        (Dhariwal et al. 2020, "Jukebox", restart codes whose usage falls below a threshold in the same way.)
+    The codebook starts uniform in [-1/K, 1/K]. ``forward(z_e)`` returns :class:`VQOutput`.
+    restart_dead: after each optimiser step (``ah.fit`` calls :meth:`after_step`), move each code that no
+        position of the last ``dead_after`` training batches chose onto a randomly chosen encoder output
+        of the current batch (as Dhariwal et al. 2020, "Jukebox", restart rarely used codes). Lesson 11
+        explains why unused codes stay dead.
     dead_after: training batches without a single use before a code counts as dead.
     """
 
@@ -234,13 +226,12 @@ class VQVAEOutput(NamedTuple):
 class VQVAE(nn.Module):
     """A vector-quantised autoencoder: a 7x7 grid of codes, each one of ``n_codes`` learned vectors.
 
-    The network is lesson 08's ``ConvVAE`` with the bottleneck replaced. There the 64x7x7 features are
-    flattened into two linear heads (mu and logvar of a Gaussian); here a 1x1 convolution turns them
-    into one ``code_dim``-vector per position, and each snaps to its nearest codebook entry::
+    Lesson 08's ``ConvVAE`` with the bottleneck replaced: the same convolutions
+    (``models._conv_down``/``_conv_up``), and instead of the Gaussian's two linear heads a 1x1
+    convolution to one ``code_dim``-vector per position, each snapped to its nearest codebook entry::
 
-        (B, 1, 28, 28) -> (B, c1, 28, 28) -> (B, c2, 14, 14) -> (B, c3, 7, 7) -> (B, c4, 7, 7)
-        -> 1x1 conv (B, D, 7, 7) = z_e -> nearest codes: indices (B, 7, 7), z_q (B, D, 7, 7)
-        z_q -> 1x1 conv (B, c4, 7, 7) -> (B, c3, 7, 7) -> (B, c2, 14, 14) -> (B, c1, 28, 28) -> (B, 1, 28, 28) logits
+        (B, 1, 28, 28) -> ... -> (B, c4, 7, 7) -> 1x1 conv (B, D, 7, 7) = z_e -> indices (B, 7, 7), z_q (B, D, 7, 7)
+        z_q -> 1x1 conv (B, c4, 7, 7) -> ... -> (B, 1, 28, 28) logits
 
     n_codes: K, the codebook size. code_dim: D, the size of each codebook vector.
     channels: (c1, c2, c3, c4), the convolutions' widths, as in ``ConvVAE``.
@@ -251,7 +242,7 @@ class VQVAE(nn.Module):
     - ``forward(x)`` -> :class:`VQVAEOutput`; ``reconstruct(x)`` -> decode(encode(x));
     - ``after_step()``: called by ``ah.fit`` after each optimiser step (the dead-code restarts).
 
-    Built in notebook 11.
+    Lesson 11 builds it.
     """
 
     grid_shape = (7, 7)
@@ -259,30 +250,18 @@ class VQVAE(nn.Module):
     def __init__(self, n_codes: int = 64, code_dim: int = 16, channels=(16, 32, 32, 32), *,
                  restart_dead: bool = False, dead_after: int = 20, negative_slope: float = 0.01):
         super().__init__()
-        channels = tuple(channels)
-        if len(channels) != 4 or any(isinstance(c, bool) or not isinstance(c, int) or c <= 0 for c in channels):
-            raise ValueError(f"channels must be four positive ints (c1, c2, c3, c4), got {channels!r}")
+        channels = _check_conv_channels(channels)
         self.channels = channels
-        c1, c2, c3, c4 = channels
+        c4 = channels[3]
         self.quantizer = VectorQuantizer(n_codes, code_dim, restart_dead=restart_dead, dead_after=dead_after)
         self.n_codes, self.code_dim = self.quantizer.n_codes, self.quantizer.code_dim
-
-        def act() -> nn.Module:
-            return nn.LeakyReLU(negative_slope)
-
         self.encoder = nn.Sequential(
-            nn.Conv2d(1, c1, 3, stride=1, padding=1), act(),                # (B, 1, 28, 28) -> (B, c1, 28, 28)
-            nn.Conv2d(c1, c2, 3, stride=2, padding=1), act(),               # -> (B, c2, 14, 14)
-            nn.Conv2d(c2, c3, 3, stride=2, padding=1), act(),               # -> (B, c3, 7, 7)
-            nn.Conv2d(c3, c4, 3, stride=1, padding=1), act(),               # -> (B, c4, 7, 7)
+            *_conv_down(channels, negative_slope),                          # (B, 1, 28, 28) -> (B, c4, 7, 7)
             nn.Conv2d(c4, code_dim, 1),                                     # -> (B, D, 7, 7) = z_e
         )
         self.decoder = nn.Sequential(
-            nn.Conv2d(code_dim, c4, 1), act(),                              # (B, D, 7, 7) -> (B, c4, 7, 7)
-            nn.ConvTranspose2d(c4, c3, 3, stride=1, padding=1), act(),      # -> (B, c3, 7, 7)
-            nn.ConvTranspose2d(c3, c2, 3, stride=2, padding=1, output_padding=1), act(),   # -> (B, c2, 14, 14)
-            nn.ConvTranspose2d(c2, c1, 3, stride=2, padding=1, output_padding=1), act(),   # -> (B, c1, 28, 28)
-            nn.ConvTranspose2d(c1, 1, 3, stride=1, padding=1),              # -> (B, 1, 28, 28) logits
+            nn.Conv2d(code_dim, c4, 1), nn.LeakyReLU(negative_slope),       # (B, D, 7, 7) -> (B, c4, 7, 7)
+            *_conv_up(channels, negative_slope),                            # -> (B, 1, 28, 28) logits
         )
 
     @property
