@@ -34,6 +34,7 @@ from torch import nn
 from .data import ImageSet
 from .losses import squared_error
 from .models import check_images, eval_mode, model_device
+from .validate import integer, number, positive_int
 
 __all__ = ["reconstruction_scores", "train_validation_split", "threshold_at_false_alarm_rate", "detection_rates",
            "roc", "few_labels", "linear_probe_accuracy", "PROBE_CS", "tuned_linear_probe"]
@@ -84,9 +85,7 @@ def train_validation_split(data: ImageSet, n_validation: int, *, seed: int = 0) 
     """
     if not isinstance(data, ImageSet):
         raise TypeError(f"train_validation_split expects an ImageSet, got {type(data).__name__}")
-    if isinstance(n_validation, bool) or not isinstance(n_validation, int) or not 0 < n_validation < len(data):
-        raise ValueError(f"n_validation must be an int between 1 and {len(data) - 1} (the set has {len(data):,} "
-                         f"images), got {n_validation!r}")
+    integer(n_validation, "n_validation", low=1, high=len(data) - 1, why=f"the set has {len(data):,} images")
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
     return (data.subset(order[n_validation:].sort().values, "training part"),
             data.subset(order[:n_validation].sort().values, "validation part"))
@@ -100,8 +99,7 @@ def threshold_at_false_alarm_rate(normal_scores, rate: float) -> float:
     quantile of the scores (linear interpolation between neighbours); an image is flagged as an
     anomaly when its score is *above* it. Written by hand in exercise 2 of notebook 09.
     """
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate < 1:
-        raise ValueError(f"rate is a fraction of normal images in (0, 1), e.g. 0.05 for 5%, got {rate!r}")
+    number(rate, "rate", above=0, below=1, why="a fraction of normal images, e.g. 0.05 for 5%")
     values = _scores(normal_scores, "threshold_at_false_alarm_rate")
     return float(np.quantile(values, 1 - rate))
 
@@ -147,8 +145,7 @@ def few_labels(labels: torch.Tensor, per_class: int, *, seed: int = 0) -> torch.
     """
     if not torch.is_tensor(labels) or labels.dim() != 1 or labels.is_floating_point():
         raise ValueError("few_labels expects a 1-D tensor of class indices")
-    if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class <= 0:
-        raise ValueError(f"per_class must be a positive int, got {per_class!r}")
+    positive_int(per_class, "per_class")
     labels = labels.cpu()
     generator = torch.Generator().manual_seed(seed)
     chosen = []
@@ -251,9 +248,7 @@ def tuned_linear_probe(train_features, train_labels, test_features, test_labels,
         raise ValueError(f"Cs must be one or more positive numbers, got {Cs!r}")
     present = np.unique(y_train)
     smallest = int(min((y_train == c).sum() for c in present)) if present.size else 0
-    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2 or folds > smallest:
-        raise ValueError(f"folds must be an int from 2 to {smallest} (the smallest class has {smallest} labelled "
-                         f"images), got {folds!r}")
+    integer(folds, "folds", low=2, high=smallest, why=f"the smallest class has {smallest} labelled images")
 
     correct = np.zeros(len(Cs))                                             # right answers on held-out parts
     with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():

@@ -38,6 +38,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .validate import positive_int
+
 __all__ = [
     "DATASETS",
     "SPLITS",
@@ -154,12 +156,6 @@ def _check_name_split(name: str, split: str) -> tuple[str, str]:
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r} for {key}; expected one of {SPLITS}")
     return key, split
-
-
-def _check_positive(value, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{what} must be a positive whole number, got {value!r}")
-    return int(value)
 
 
 def _find(folder: Path, stem: str) -> Path | None:
@@ -313,8 +309,8 @@ def make_circles(n: int, *, seed: int = 0, size: int = 28, r_min: float = 0.03, 
 
     Returns images (n, 1, size, size) float32 in [0, 1] and radii (n,) float32.
     """
-    n = _check_positive(n, "n")
-    size = _check_positive(size, "size")
+    n = positive_int(n, "n")
+    size = positive_int(size, "size")
     _check_memory(3 * n * size * size * 4, f"make_circles(n={n:,}, size={size})")   # images and two temporaries
     if not 0 < r_min < r_max <= 0.5:
         raise ValueError(f"need 0 < r_min < r_max <= 0.5 (fractions of the image side), "
@@ -350,7 +346,7 @@ def load_dataset(name: str = "fashion_mnist", split: str = "train", *, n: int | 
     """
     key, split = _check_name_split(name, split)
     if n is not None:
-        n = _check_positive(n, "n")
+        n = positive_int(n, "n")
     if key == "circles":
         images, radii = make_circles(n or _CIRCLES_DEFAULT_SIZE[split], seed=_CIRCLES_SEED[split])
         out = ImageSet(images.to(device), radii.to(device), None, key, split, f"generated, seed {_CIRCLES_SEED[split]}")
@@ -406,8 +402,8 @@ def batch_indices(n: int, batch_size: int, *, shuffle: bool, generator: torch.Ge
     Index the in-memory data with them (``x[idx]``); on a GPU the whole epoch
     then runs without a host-to-device copy per batch.
     """
-    n = _check_positive(n, "n")
-    batch_size = _check_positive(batch_size, "batch_size")
+    n = positive_int(n, "n")
+    batch_size = positive_int(batch_size, "batch_size")
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     order = order.to(device)
     for start in range(0, n, batch_size):

@@ -14,6 +14,8 @@ import random
 import numpy as np
 import torch
 
+from .validate import integer
+
 __all__ = ["CHOICES", "get_device", "set_seed", "describe_device"]
 
 CHOICES = ("auto", "cpu", "cuda", "mps")
@@ -86,8 +88,7 @@ def set_seed(seed: int = 0) -> torch.Generator:
     Returns a CPU ``torch.Generator`` seeded the same way, for code that wants
     its own stream of random numbers.
     """
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    integer(seed, "seed", low=0)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)  # also seeds every CUDA device

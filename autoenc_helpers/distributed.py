@@ -50,6 +50,7 @@ from .device import get_device, set_seed
 from .losses import vae_objective
 from .models import ConvVAE
 from .training import History
+from .validate import index, positive_int
 
 __all__ = ["OPTIMIZERS", "shard_indices", "noise_seed", "train_distributed", "main"]
 
@@ -65,11 +66,9 @@ def shard_indices(n: int, world_size: int, rank: int, *, epoch: int, seed: int =
     ``world_size``-th entry starting at ``rank``. The shards are disjoint apart from the padding,
     and together they cover every image once per epoch.
     """
-    for name, value in (("n", n), ("world_size", world_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ValueError(f"{name}={value!r}; expected a positive int")
-    if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank < world_size:
-        raise ValueError(f"rank={rank!r}; expected an int from 0 to world_size - 1 = {world_size - 1}")
+    positive_int(n, "n")
+    positive_int(world_size, "world_size")
+    index(rank, "rank", world_size, "an int (one process of world_size)")
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch))     # (n,)
     total = math.ceil(n / world_size) * world_size
     order = torch.cat([order, order[:total - n]]) if total > n else order              # padded to (total,)
@@ -102,7 +101,7 @@ def train_distributed(model: nn.Module, train: torch.Tensor, test: torch.Tensor 
     :class:`History` of the whole run (the same on every process); the model is left in eval mode, on ``device``.
     """
     rank, world = dist.get_rank(), dist.get_world_size()
-    if isinstance(global_batch, bool) or not isinstance(global_batch, int) or global_batch % world:
+    if positive_int(global_batch, "global_batch") % world:
         raise ValueError(f"global_batch={global_batch!r} must be a whole multiple of the {world} processes")
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer={optimizer!r}; expected one of {sorted(OPTIMIZERS)}")

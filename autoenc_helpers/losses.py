@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from .models import check_images, eval_mode, model_device, reparameterize
+from .validate import number, positive_int
 
 __all__ = ["REDUCTIONS", "squared_error", "psnr_db", "mse_objective",
            # lesson 03
@@ -111,8 +112,7 @@ def _check_activations(h, who: str) -> None:
 
 
 def _check_rate(rho, who: str) -> None:
-    if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not 0 < rho < 1:
-        raise ValueError(f"{who}: the target rate rho must be a number strictly between 0 and 1, got {rho!r}")
+    number(rho, f"{who}: the target rate rho", above=0, below=1)
 
 
 def l1_activation_penalty(h: torch.Tensor) -> torch.Tensor:
@@ -142,8 +142,7 @@ def bernoulli_kl(rho: float, rho_hat, *, eps: float = 1e-6) -> torch.Tensor:
     low, high = (float(rho_hat.detach().min()), float(rho_hat.detach().max())) if rho_hat.numel() else (0, 0)
     if low < 0 or high > 1:
         raise ValueError(f"bernoulli_kl: rho_hat must lie in [0, 1], got values from {low:.3g} to {high:.3g}")
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 <= eps < 0.5:
-        raise ValueError(f"bernoulli_kl: eps must be a number in [0, 0.5), got {eps!r}")
+    number(eps, "bernoulli_kl: eps", low=0, below=0.5)
     rho_hat = rho_hat.clamp(eps, 1 - eps)
     return rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))
 
@@ -192,8 +191,7 @@ def sparse_objective(penalty: str = "kl", *, weight: float, rho: float | None = 
     """
     if penalty not in SPARSITY_PENALTIES:
         raise ValueError(f"penalty={penalty!r}; expected one of {SPARSITY_PENALTIES}")
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight < 0:
-        raise ValueError(f"weight must be a finite number >= 0, got {weight!r}")
+    number(weight, "weight", low=0)
     if penalty == "l1" and rho is not None:
         raise ValueError(f"rho={rho!r} is the target of the KL penalty; the L1 penalty has none")
     if penalty == "kl":
@@ -328,9 +326,7 @@ def _reduce_kl(kl: torch.Tensor, dims: str, batch: str) -> torch.Tensor:
 
 
 def _check_number(name: str, value, *, minimum: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < minimum:
-        raise ValueError(f"{name}={value!r}; expected a finite number >= {minimum:g}")
-    return float(value)
+    return number(value, name, low=minimum)
 
 
 def kl_warmup_weight(epochs_done: float | None, warmup_epochs: float, final: float = 1.0) -> float:
@@ -451,8 +447,7 @@ def _images_and_labels(data, labels, who: str) -> torch.Tensor:
 
 def _check_count(name: str, value, meaning: str = "") -> None:
     """Refuse anything but a positive int (``meaning``, when given, says what it counts)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name}={value!r}; expected a positive int" + (f" ({meaning})" if meaning else ""))
+    positive_int(value, name, meaning)
 
 
 def _check_iw_reduction(reduction: str) -> None:

@@ -25,7 +25,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from .validate import positive_int, positive_ints
+from .validate import integer, positive_int, positive_ints
 
 __all__ = ["IMAGE_SHAPE", "OUTPUT_ACTIVATIONS", "check_images", "model_device", "eval_mode", "count_parameters",
            # lesson 01
@@ -104,10 +104,7 @@ def _mlp(widths: Sequence[int]) -> nn.Sequential:
 
 
 def _check_hidden(hidden) -> tuple[int, ...]:
-    hidden = tuple(hidden)
-    if not hidden or any(isinstance(h, bool) or not isinstance(h, int) or h <= 0 for h in hidden):
-        raise ValueError(f"hidden sizes must be one or more positive ints, got {hidden!r}")
-    return hidden
+    return positive_ints(hidden, "hidden sizes")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -247,8 +244,7 @@ class PCA(nn.Module):
 
     def first(self, k: int) -> "PCA":
         """A PCA that keeps only the first k of these components (no refit: they are nested)."""
-        if isinstance(k, bool) or not isinstance(k, int) or not 0 < k <= self.latent_dim:
-            raise ValueError(f"k must be an int in 1..{self.latent_dim}, got {k!r}")
+        integer(k, "k", low=1, high=self.latent_dim)
         smaller = PCA(k).to(self.mean.device)
         smaller.mean.copy_(self.mean)
         smaller.components.copy_(self.components[:, :k])
@@ -294,8 +290,7 @@ class SparseAutoencoder(nn.Module):
     def __init__(self, n_hidden: int = 1024, activation: str = "sigmoid", output: str = "sigmoid",
                  unit_norm_decoder: bool = False):
         super().__init__()
-        if isinstance(n_hidden, bool) or not isinstance(n_hidden, int) or n_hidden <= 0:
-            raise ValueError(f"n_hidden must be a positive int, got {n_hidden!r}")
+        positive_int(n_hidden, "n_hidden")
         if activation not in HIDDEN_ACTIVATIONS:
             raise ValueError(f"hidden activation {activation!r} is not one of {HIDDEN_ACTIVATIONS}")
         if not isinstance(unit_norm_decoder, bool):
@@ -437,11 +432,8 @@ class MLPVAE(_GaussianVAE):
 
     def __init__(self, latent_dim: int = 2, hidden: Sequence[int] = (512, 256)):
         super().__init__()
-        if not isinstance(latent_dim, int) or isinstance(latent_dim, bool) or latent_dim <= 0:
-            raise ValueError(f"latent_dim must be a positive int, got {latent_dim!r}")
-        hidden = tuple(hidden)
-        if any(not isinstance(h, int) or h <= 0 for h in hidden):
-            raise ValueError(f"hidden sizes must be positive ints, got {hidden!r}")
+        positive_int(latent_dim, "latent_dim")
+        hidden = _check_hidden(hidden)
         self.latent_dim, self.hidden = latent_dim, hidden
         n_pixels = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]        # 784
 
@@ -480,10 +472,7 @@ class MLPVAE(_GaussianVAE):
 
 def _check_conv_channels(channels) -> tuple[int, int, int, int]:
     """``channels`` as a tuple (c1, c2, c3, c4) of four positive ints, or a ValueError naming it."""
-    channels = tuple(channels)
-    if len(channels) != 4 or any(isinstance(c, bool) or not isinstance(c, int) or c <= 0 for c in channels):
-        raise ValueError(f"channels must be four positive ints (c1, c2, c3, c4), got {channels!r}")
-    return channels
+    return positive_ints(channels, "channels (c1, c2, c3, c4)", count=4)
 
 
 def _conv_down(channels: Sequence[int], negative_slope: float) -> list[nn.Module]:
@@ -527,8 +516,7 @@ class ConvVAE(_GaussianVAE):
 
     def __init__(self, latent_dim: int = 2, channels: Sequence[int] = (32, 64, 64, 64), negative_slope: float = 0.01):
         super().__init__()
-        if not isinstance(latent_dim, int) or isinstance(latent_dim, bool) or latent_dim <= 0:
-            raise ValueError(f"latent_dim must be a positive int, got {latent_dim!r}")
+        positive_int(latent_dim, "latent_dim")
         channels = _check_conv_channels(channels)
         self.latent_dim, self.channels = latent_dim, channels
         c4 = channels[3]
@@ -613,13 +601,9 @@ class ConditionalVAE(nn.Module):
 
     def __init__(self, latent_dim: int = 2, n_classes: int = 10, hidden: Sequence[int] = (512, 256)):
         super().__init__()
-        if not isinstance(latent_dim, int) or isinstance(latent_dim, bool) or latent_dim <= 0:
-            raise ValueError(f"latent_dim must be a positive int, got {latent_dim!r}")
-        if not isinstance(n_classes, int) or isinstance(n_classes, bool) or n_classes < 2:
-            raise ValueError(f"n_classes must be an int >= 2, got {n_classes!r}")
-        hidden = tuple(hidden)
-        if not hidden or any(isinstance(h, bool) or not isinstance(h, int) or h <= 0 for h in hidden):
-            raise ValueError(f"hidden sizes must be one or more positive ints, got {hidden!r}")
+        positive_int(latent_dim, "latent_dim")
+        integer(n_classes, "n_classes", low=2)
+        hidden = _check_hidden(hidden)
         self.latent_dim, self.n_classes, self.hidden = latent_dim, n_classes, hidden
         n_pixels = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]        # 784
 
@@ -677,8 +661,7 @@ class ConditionalVAE(nn.Module):
 
         y: one class index (an int) for all n images, or a (n,) tensor of labels, one per image.
         """
-        if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-            raise ValueError(f"n must be a positive int, got {n!r}")
+        positive_int(n, "n")
         device = model_device(self)
         if not torch.is_tensor(y):                                          # one class for all n images
             y = check_labels(y, self.n_classes, f"{type(self).__name__}.sample").expand(n)   # (n,)
@@ -747,8 +730,7 @@ class HalfImageCVAE(nn.Module):
 
     def __init__(self, latent_dim: int = 16, hidden: Sequence[int] = (512, 256)):
         super().__init__()
-        if not isinstance(latent_dim, int) or isinstance(latent_dim, bool) or latent_dim <= 0:
-            raise ValueError(f"latent_dim must be a positive int, got {latent_dim!r}")
+        positive_int(latent_dim, "latent_dim")
         hidden = _check_hidden(hidden)
         self.latent_dim, self.hidden = latent_dim, hidden
         n_pixels = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]         # 784

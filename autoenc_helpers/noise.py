@@ -30,11 +30,12 @@ import hashlib
 
 from collections.abc import Mapping
 
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .validate import integer, number
 
 __all__ = ["NOISE_KINDS", "LEVEL_NAMES", "gaussian_noise", "masking_noise", "salt_and_pepper", "corrupt",
            "Corruption", "RandomCorruption", "expected_mse", "gaussian_blur", "median_filter", "FILTERS",
@@ -251,8 +252,7 @@ def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
     images: (B, C, H, W) -> (B, C, H, W); values in [0, 1] stay in [0, 1].
     """
     _check_batch(images, "gaussian_blur")
-    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not math.isfinite(sigma) or sigma <= 0:
-        raise ValueError(f"gaussian_blur: sigma must be a positive number of pixels, got {sigma!r}")
+    number(sigma, "gaussian_blur: sigma", above=0, why="in pixels")
     radius = int(3 * sigma + 0.5)
     x = torch.arange(-radius, radius + 1, device=images.device, dtype=images.dtype)
     kernel = torch.exp(-0.5 * (x / sigma) ** 2)
@@ -269,7 +269,7 @@ def median_filter(images: torch.Tensor, size: int) -> torch.Tensor:
     images: (B, C, H, W) -> (B, C, H, W). Pixels beyond the border count as 0 (black).
     """
     _check_batch(images, "median_filter")
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1 or size % 2 == 0:
+    if integer(size, "median_filter: size", low=1, why="an odd number of pixels") % 2 == 0:
         raise ValueError(f"median_filter: size must be an odd whole number >= 1, got {size!r}")
     b, c, h, w = images.shape
     windows = F.unfold(images.reshape(b * c, 1, h, w), size, padding=size // 2)   # (B*C, size*size, H*W)

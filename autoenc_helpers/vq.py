@@ -31,15 +31,14 @@ from torch.nn import functional as F
 
 from .losses import bce_with_logits
 from .models import _check_conv_channels, _conv_down, _conv_up, check_images, model_device
+from .validate import integer, number
 
 __all__ = ["nearest_code", "quantize", "code_usage", "perplexity", "grid_bits", "VQOutput", "VectorQuantizer",
            "VQVAEOutput", "VQVAE", "vq_objective", "code_grids", "MaskedConv2d", "CodePrior", "prior_objective"]
 
 
 def _positive_int(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
+    return integer(value, name, low=minimum)
 
 
 def _check_codebook(codebook, who: str) -> None:
@@ -307,9 +306,7 @@ class VQVAE(nn.Module):
 
 
 def _check_weight(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
+    return number(value, name, low=0)
 
 
 def vq_objective(*, beta: float = 0.25, codebook_weight: float = 1.0):

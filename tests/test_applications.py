@@ -85,7 +85,8 @@ def test_threshold_flags_the_asked_share():
         threshold = app.threshold_at_false_alarm_rate(scores, rate)
         assert float((scores > threshold).float().mean()) == pytest.approx(rate, abs=1e-3)
     assert app.threshold_at_false_alarm_rate(np.array([3.0, 1.0, 2.0]), 0.5) == 2.0
-    with pytest.raises(ValueError, match=r"fraction .* in \(0, 1\), e.g. 0.05 for 5%, got 5"):
+    with pytest.raises(ValueError, match=r"rate must be a finite number in \(0, 1\) "
+                                         r"\(a fraction of normal images, e.g. 0.05 for 5%\), got 5"):
         app.threshold_at_false_alarm_rate(scores, 5)
     with pytest.raises(ValueError, match="NaN or infinity"):
         app.threshold_at_false_alarm_rate(torch.tensor([1.0, math.nan]), 0.1)
@@ -120,7 +121,8 @@ def test_train_validation_split_is_disjoint_and_repeatable(fashion):
     assert torch.unique(together, dim=0).shape[0] == torch.unique(train.images.flatten(1), dim=0).shape[0]
     again, _ = app.train_validation_split(train, 1_000, seed=3)
     assert torch.equal(again.images, part.images) and torch.equal(again.labels, part.labels)
-    with pytest.raises(ValueError, match=r"n_validation must be an int between 1 and 9999 .* got 10000"):
+    with pytest.raises(ValueError, match=r"n_validation must be an int from 1 to 9999 "
+                                         r"\(the set has 10,000 images\), got 10000"):
         app.train_validation_split(train, 10_000)
 
 

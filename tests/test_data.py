@@ -55,9 +55,9 @@ def test_unknown_dataset_and_split_names():
 
 @pytest.mark.parametrize("bad", [0, -5, 2.5, True])
 def test_sizes_must_be_positive_whole_numbers(bad):
-    with pytest.raises(ValueError, match="n must be a positive whole number"):
+    with pytest.raises(ValueError, match="n must be a positive int, got"):
         ah.load_dataset("fashion_mnist", "test", n=bad)
-    with pytest.raises(ValueError, match="n must be a positive whole number"):
+    with pytest.raises(ValueError, match="n must be a positive int, got"):
         ah.make_circles(bad)
 
 

@@ -581,10 +581,10 @@ def test_image_filter_is_a_model_for_evaluate():
 
 
 @pytest.mark.parametrize("call, words", [
-    (lambda: noise.gaussian_blur(images(2), 0.0), "sigma must be a positive number"),
+    (lambda: noise.gaussian_blur(images(2), 0.0), "sigma must be a finite number in (0, inf) (in pixels)"),
     (lambda: noise.gaussian_blur(images(2)[0], 1.0), "(B, C, H, W)"),
     (lambda: noise.median_filter(images(2), 4), "odd whole number"),
-    (lambda: noise.median_filter(images(2), 3.0), "odd whole number"),
+    (lambda: noise.median_filter(images(2), 3.0), "size must be an int >= 1 (an odd number of pixels), got 3.0"),
     (lambda: noise.ImageFilter("bilateral", 3), "not one of"),
     (lambda: noise.ImageFilter("median", 2), "odd whole number"),
 ])

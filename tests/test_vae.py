@@ -87,7 +87,7 @@ def test_vae_checks_shapes_and_arguments():
         vae.decode(torch.rand(4, 2))
     with pytest.raises(ValueError, match="latent_dim must be a positive int, got 0"):
         ah.MLPVAE(latent_dim=0)
-    with pytest.raises(ValueError, match=r"hidden sizes must be positive ints, got \(512, -1\)"):
+    with pytest.raises(ValueError, match=r"hidden sizes must be one or more positive ints, got \(512, -1\)"):
         ah.MLPVAE(hidden=(512, -1))
 
 
@@ -293,9 +293,9 @@ def test_free_bits_only_change_what_is_paid():
 @pytest.mark.parametrize("kwargs, match", [
     ({"recon": "l1"}, r"recon='l1'; expected one of \('bce', 'mse'\)"),
     ({"reduction": "none"}, r"reduction='none'; expected one of \('sum', 'mean'\)"),
-    ({"recon_factor": -1}, r"recon_factor=-1; expected a finite number >= 0"),
-    ({"kl_weight": math.nan}, r"kl_weight=nan"),
-    ({"free_bits": "0.5"}, r"free_bits='0.5'"),
+    ({"recon_factor": -1}, r"recon_factor must be a finite number in \[0, inf\), got -1"),
+    ({"kl_weight": math.nan}, r"kl_weight must be a finite number .*, got nan"),
+    ({"free_bits": "0.5"}, r"free_bits must be a finite number .*, got '0.5'"),
 ])
 def test_objective_bad_arguments_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -329,7 +329,7 @@ def test_negative_elbo_samples_z():
     # in batches and with several samples: the same kind of number
     several = ah.negative_elbo(vae, x, n_samples=4, generator=torch.Generator().manual_seed(0), batch_size=7)
     assert several == pytest.approx(a, rel=0.01)
-    with pytest.raises(ValueError, match="n_samples=0; expected a positive int"):
+    with pytest.raises(ValueError, match="n_samples must be a positive int, got 0"):
         ah.negative_elbo(vae, x, n_samples=0)
 
 

@@ -148,7 +148,7 @@ def test_vqvae_bad_inputs_are_named():
         model(torch.zeros(2, 28, 28))
     with pytest.raises(ValueError, match="n_codes must be an int >= 2"):
         vq.VQVAE(n_codes=1)
-    with pytest.raises(ValueError, match="channels must be four"):
+    with pytest.raises(ValueError, match=r"channels \(c1, c2, c3, c4\) must be 4 positive ints"):
         vq.VQVAE(channels=(4, 4))
 
 
@@ -164,7 +164,7 @@ def test_the_objective_and_its_settings():
                                                        + 1.5 * terms["codebook_loss_per_image"].item(), rel=1e-5)
     assert 1 <= terms["perplexity"].item() <= terms["codes_used"].item() <= 16
     assert vq.vq_objective(beta=0.5).settings == {"beta": 0.5, "codebook_weight": 1.0}
-    with pytest.raises(ValueError, match="beta must be a finite number >= 0"):
+    with pytest.raises(ValueError, match=r"beta must be a finite number in \[0, inf\)"):
         vq.vq_objective(beta=-1)
     with pytest.raises(TypeError, match="VQVAEOutput"):
         vq.vq_objective()(ah.MLPAutoencoder(), x, x)

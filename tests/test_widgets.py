@@ -252,7 +252,7 @@ def _ae():
     (dict(images=np.zeros((10, 1, 28, 28), dtype=np.float32)), "images must be .* torch tensor.*torch.from_numpy"),
     (dict(labels=torch.arange(10) + 5, classes=[str(i) for i in range(10)]), "label 14 names no class"),
     (dict(labels=torch.arange(4)), "labels must be an \\(10,\\) tensor"),
-    (dict(margin=-0.5), "margin must be a finite number in \\[0, inf\\]"),
+    (dict(margin=-0.5), r"margin must be a finite number in \[0, inf\)"),
 ])
 def test_latent_explorer_names_a_bad_argument(kwargs, message):
     arguments = {"codes": torch.randn(10, 2), **kwargs}
