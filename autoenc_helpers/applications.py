@@ -33,17 +33,11 @@ from torch import nn
 
 from .data import ImageSet
 from .losses import squared_error
-from .models import check_images, eval_mode, model_device
+from .models import checked_images, eval_batches
 from .validate import integer, number, positive_int
 
 __all__ = ["reconstruction_scores", "train_validation_split", "threshold_at_false_alarm_rate", "detection_rates",
            "roc", "few_labels", "linear_probe_accuracy", "PROBE_CS", "tuned_linear_probe"]
-
-
-def _images(data, who: str) -> torch.Tensor:
-    images = data.images if isinstance(data, ImageSet) else data
-    check_images(images, who)
-    return images
 
 
 def _scores(scores, who: str) -> np.ndarray:
@@ -67,13 +61,9 @@ def reconstruction_scores(model: nn.Module, data, *, batch_size: int = 1000) -> 
     the images identically. model: an autoencoder whose ``model(x)`` returns the reconstruction,
     (B, 1, 28, 28) in [0, 1]. data: an ImageSet or an (N, 1, 28, 28) tensor. Returns an (N,) float tensor on the CPU.
     """
-    images = _images(data, "reconstruction_scores")
-    device = model_device(model)
-    parts = []
-    with eval_mode(model):
-        for start in range(0, images.shape[0], batch_size):
-            x = images[start:start + batch_size].to(device)                          # (b, 1, 28, 28)
-            parts.append(squared_error(model(x), x, pixels="sum", batch="none").cpu())   # (b,)
+    images = checked_images(data, "reconstruction_scores")
+    parts = [squared_error(model(x), x, pixels="sum", batch="none").cpu()           # (b,) per batch of (b, 1, 28, 28)
+             for x, _ in eval_batches(model, images, batch_size)]
     return torch.cat(parts)                                                           # (N,)
 
 

@@ -40,7 +40,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .data import ImageSet, data_root
+from .data import data_root, images_of
 from .device import get_device
 from .training import History, fit, use_fast_layout
 
@@ -171,7 +171,7 @@ def _fingerprint_data(data) -> object:
     """Size and a digest of a data set: every 97th image, the sum of all of them, and the labels."""
     if data is None:
         return None
-    images = data.images if isinstance(data, ImageSet) else data
+    images = images_of(data)
     if not torch.is_tensor(images):
         raise TypeError(f"cached_fit expects an ImageSet or a tensor of images, got {type(data).__name__}")
     sample = images[::97].detach().float().cpu().contiguous()

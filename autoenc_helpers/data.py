@@ -54,6 +54,7 @@ __all__ = [
     "batch_indices",
     "dataset_files",
     "clear_cache",
+    "images_of",
 ]
 
 DATASETS = ("fashion_mnist", "mnist", "circles")
@@ -131,6 +132,11 @@ class ImageSet:
 
 # --------------------------------------------------------------------------------------
 # Where files live
+
+
+def images_of(data):
+    """The images of an ImageSet, or ``data`` itself: every helper that takes "an ImageSet or a tensor" reads this."""
+    return data.images if isinstance(data, ImageSet) else data
 
 
 def data_root() -> Path:

@@ -25,7 +25,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .models import check_images, eval_mode, model_device, reparameterize
+from .models import checked_images, eval_batches, model_device, reparameterize
 from .validate import number, positive_int
 
 __all__ = ["REDUCTIONS", "squared_error", "psnr_db", "mse_objective",
@@ -430,15 +430,9 @@ def vae_objective(*, recon: str = "bce", reduction: str = "sum", recon_factor: f
     return objective
 
 
-def _images_of(data, who: str) -> torch.Tensor:
-    images = getattr(data, "images", data)                                   # an ImageSet or a tensor
-    check_images(images, who)
-    return images
-
-
 def _images_and_labels(data, labels, who: str) -> torch.Tensor:
     """The (N, 1, 28, 28) images of ``data``, after checking that ``labels``, when given, are one per image."""
-    x_all = _images_of(data, who)
+    x_all = checked_images(data, who)
     if labels is not None and (not torch.is_tensor(labels) or labels.shape[:1] != x_all.shape[:1]):
         got = tuple(labels.shape) if torch.is_tensor(labels) else type(labels).__name__
         raise ValueError(f"{who}: labels must be a ({x_all.shape[0]},) tensor, one per image, got {got}")
@@ -472,18 +466,14 @@ def negative_elbo(model: torch.nn.Module, images, n_samples: int = 1, generator:
     """
     _check_count("n_samples", n_samples)
     x_all = _images_and_labels(images, labels, "negative_elbo")
-    device = model_device(model)
     total = 0.0
-    with eval_mode(model):
-        for start in range(0, x_all.shape[0], batch_size):
-            x = x_all[start:start + batch_size].to(device)                       # (b, 1, 28, 28)
-            given = () if labels is None else (labels[start:start + batch_size],)   # the condition, if any
-            mu, logvar = model.encode(x, *given)                                 # (b, k), (b, k)
-            kl = gaussian_kl(mu, logvar, dims="sum", batch="sum")                 # nats, summed over the b images
-            for _ in range(n_samples):
-                z = reparameterize(mu, logvar, generator)                        # (b, k)
-                logits = model.decode(z, *given, logits=True)                    # (b, 1, 28, 28)
-                total += float(bce_with_logits(logits, x, pixels="sum", batch="sum") + kl)
+    for x, given in eval_batches(model, x_all, batch_size, labels):             # (b, 1, 28, 28), the condition
+        mu, logvar = model.encode(x, *given)                                     # (b, k), (b, k)
+        kl = gaussian_kl(mu, logvar, dims="sum", batch="sum")                     # nats, summed over the b images
+        for _ in range(n_samples):
+            z = reparameterize(mu, logvar, generator)                            # (b, k)
+            logits = model.decode(z, *given, logits=True)                        # (b, 1, 28, 28)
+            total += float(bce_with_logits(logits, x, pixels="sum", batch="sum") + kl)
     return total / (x_all.shape[0] * n_samples)
 
 
@@ -516,28 +506,25 @@ def log_likelihood_iw(model: torch.nn.Module, images, k: int = 100, *, labels: t
     log_2pi = math.log(2 * math.pi)
     chunk = max(1, 20_000 // min(batch_size, x_all.shape[0]))                  # samples decoded at once
     estimates = []
-    with eval_mode(model):
-        for start in range(0, x_all.shape[0], batch_size):
-            x = x_all[start:start + batch_size].to(device)                       # (b, 1, 28, 28)
-            b = x.shape[0]
-            given = () if labels is None else (labels[start:start + batch_size].to(device),)
-            mu, logvar = model.encode(x, *given)                                 # (b, d), (b, d)
-            std = torch.exp(0.5 * logvar)
-            log_w = []
-            for first in range(0, k, chunk):
-                s = min(chunk, k - first)
-                eps = torch.randn((s, *mu.shape), generator=generator, device=device, dtype=mu.dtype)  # (s, b, d)
-                z = mu + std * eps                                               # (s, b, d)
-                log_q = -0.5 * (eps.pow(2) + logvar + log_2pi).sum(-1)           # (s, b) log q(z | x)
-                log_prior = -0.5 * (z.pow(2) + log_2pi).sum(-1)                  # (s, b) log p(z)
-                repeated = tuple(g.repeat(s, *([1] * (g.dim() - 1))) for g in given)   # labels for s copies
-                logits = model.decode(z.reshape(s * b, -1), *repeated, logits=True)      # (s*b, 1, 28, 28)
-                targets = x.repeat(s, 1, 1, 1)                                   # (s*b, 1, 28, 28)
-                log_px_z = -F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
-                log_px_z = log_px_z.flatten(1).sum(1).reshape(s, b)              # (s, b) log p(x | z)
-                log_w.append(log_px_z + log_prior - log_q)                       # (s, b)
-            log_w = torch.cat(log_w)                                             # (k, b)
-            estimates.append((torch.logsumexp(log_w, 0) - math.log(k)).cpu())   # (b,)
+    for x, given in eval_batches(model, x_all, batch_size, labels):             # (b, 1, 28, 28), the condition
+        b = x.shape[0]
+        mu, logvar = model.encode(x, *given)                                 # (b, d), (b, d)
+        std = torch.exp(0.5 * logvar)
+        log_w = []
+        for first in range(0, k, chunk):
+            s = min(chunk, k - first)
+            eps = torch.randn((s, *mu.shape), generator=generator, device=device, dtype=mu.dtype)  # (s, b, d)
+            z = mu + std * eps                                               # (s, b, d)
+            log_q = -0.5 * (eps.pow(2) + logvar + log_2pi).sum(-1)           # (s, b) log q(z | x)
+            log_prior = -0.5 * (z.pow(2) + log_2pi).sum(-1)                  # (s, b) log p(z)
+            repeated = tuple(g.repeat(s, *([1] * (g.dim() - 1))) for g in given)   # labels for s copies
+            logits = model.decode(z.reshape(s * b, -1), *repeated, logits=True)      # (s*b, 1, 28, 28)
+            targets = x.repeat(s, 1, 1, 1)                                   # (s*b, 1, 28, 28)
+            log_px_z = -F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+            log_px_z = log_px_z.flatten(1).sum(1).reshape(s, b)              # (s, b) log p(x | z)
+            log_w.append(log_px_z + log_prior - log_q)                       # (s, b)
+        log_w = torch.cat(log_w)                                             # (k, b)
+        estimates.append((torch.logsumexp(log_w, 0) - math.log(k)).cpu())   # (b,)
     per_image = torch.cat(estimates)                                             # (N,)
     return per_image if reduction == "none" else float(per_image.mean())
 
@@ -550,14 +537,12 @@ def kl_per_dimension(model: torch.nn.Module, data, *, batch_size: int = 1000) ->
     information about the image, the decoder ignores it (posterior collapse of that unit).
     The values add up to the KL term of the loss. Built step by step in notebook 07.
     """
-    x_all = _images_of(data, "kl_per_dimension")
-    device = model_device(model)
+    x_all = checked_images(data, "kl_per_dimension")
     total = None
-    with eval_mode(model):
-        for start in range(0, x_all.shape[0], batch_size):
-            mu, logvar = model.encode(x_all[start:start + batch_size].to(device))    # (b, k), (b, k)
-            part = gaussian_kl(mu, logvar, dims="none", batch="sum")               # (k,)
-            total = part if total is None else total + part
+    for x, _ in eval_batches(model, x_all, batch_size):
+        mu, logvar = model.encode(x)                                             # (b, k), (b, k)
+        part = gaussian_kl(mu, logvar, dims="none", batch="sum")                 # (k,)
+        total = part if total is None else total + part
     return total / x_all.shape[0]                                                  # (k,)
 
 
@@ -661,35 +646,29 @@ def completion_log_likelihood_iw(model: torch.nn.Module, images, k: int = 100, *
 
     _check_count("k", k, "importance samples per image")
     _check_iw_reduction(reduction)
-    x_all = _images_of(images, "completion_log_likelihood_iw")
+    x_all = checked_images(images, "completion_log_likelihood_iw")
     device = model_device(model)
     log_2pi = math.log(2 * math.pi)
-    was_training = model.training
-    model.eval()
     estimates = []
-    try:
-        for start in range(0, x_all.shape[0], batch_size):
-            x = x_all[start:start + batch_size].to(device)                        # (b, 1, 28, 28)
-            top, bottom = split_halves(x)                                         # (b, 1, 14, 28) each
-            if not hasattr(model, "prior"):                                      # no z: the likelihood is exact
-                estimates.append(-bce_with_logits(model(x), bottom, pixels="sum", batch="none").cpu())
-                continue
-            mu, logvar = model.encode(top, bottom)                                # (b, d) q(z | top, bottom)
-            prior_mu, prior_logvar = model.prior(top)                             # (b, d) p(z | top)
-            b = x.shape[0]
-            chunk = max(1, 20_000 // b)                                           # samples decoded at once
-            log_w = []
-            for first in range(0, k, chunk):
-                s = min(chunk, k - first)
-                eps = torch.randn((s, *mu.shape), generator=generator, device=device, dtype=mu.dtype)  # (s, b, d)
-                z = mu + torch.exp(0.5 * logvar) * eps                            # (s, b, d) from q
-                log_q = -0.5 * (eps.pow(2) + logvar + log_2pi).sum(-1)            # (s, b) log q(z | top, bottom)
-                log_prior = -0.5 * ((z - prior_mu).pow(2) / prior_logvar.exp() + prior_logvar + log_2pi).sum(-1)
-                logits = model.decode(z.reshape(s * b, -1), top.repeat(s, 1, 1, 1), logits=True)   # (s*b, 1, 14, 28)
-                log_p = -bce_with_logits(logits, bottom.repeat(s, 1, 1, 1), pixels="sum", batch="none")
-                log_w.append(log_p.reshape(s, b) + log_prior - log_q)             # (s, b)
-            estimates.append((torch.logsumexp(torch.cat(log_w), 0) - math.log(k)).cpu())   # (b,)
-    finally:
-        model.train(was_training)
+    for x, _ in eval_batches(model, x_all, batch_size):                          # (b, 1, 28, 28)
+        top, bottom = split_halves(x)                                         # (b, 1, 14, 28) each
+        if not hasattr(model, "prior"):                                      # no z: the likelihood is exact
+            estimates.append(-bce_with_logits(model(x), bottom, pixels="sum", batch="none").cpu())
+            continue
+        mu, logvar = model.encode(top, bottom)                                # (b, d) q(z | top, bottom)
+        prior_mu, prior_logvar = model.prior(top)                             # (b, d) p(z | top)
+        b = x.shape[0]
+        chunk = max(1, 20_000 // b)                                           # samples decoded at once
+        log_w = []
+        for first in range(0, k, chunk):
+            s = min(chunk, k - first)
+            eps = torch.randn((s, *mu.shape), generator=generator, device=device, dtype=mu.dtype)  # (s, b, d)
+            z = mu + torch.exp(0.5 * logvar) * eps                            # (s, b, d) from q
+            log_q = -0.5 * (eps.pow(2) + logvar + log_2pi).sum(-1)            # (s, b) log q(z | top, bottom)
+            log_prior = -0.5 * ((z - prior_mu).pow(2) / prior_logvar.exp() + prior_logvar + log_2pi).sum(-1)
+            logits = model.decode(z.reshape(s * b, -1), top.repeat(s, 1, 1, 1), logits=True)   # (s*b, 1, 14, 28)
+            log_p = -bce_with_logits(logits, bottom.repeat(s, 1, 1, 1), pixels="sum", batch="none")
+            log_w.append(log_p.reshape(s, b) + log_prior - log_q)             # (s, b)
+        estimates.append((torch.logsumexp(torch.cat(log_w), 0) - math.log(k)).cpu())   # (b,)
     per_image = torch.cat(estimates)                                              # (N,)
     return per_image if reduction == "none" else float(per_image.mean())

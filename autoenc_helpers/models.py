@@ -25,9 +25,11 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from .data import images_of
 from .validate import integer, positive_int, positive_ints
 
-__all__ = ["IMAGE_SHAPE", "OUTPUT_ACTIVATIONS", "check_images", "model_device", "eval_mode", "count_parameters",
+__all__ = ["IMAGE_SHAPE", "OUTPUT_ACTIVATIONS", "check_images", "checked_images", "model_device", "eval_mode",
+           "eval_batches", "count_parameters",
            # lesson 01
            "MLPAutoencoder", "ConvAutoencoder", "PCA",
            # lesson 03
@@ -63,6 +65,13 @@ def check_images(x, who: str, expected: tuple[int, ...] = IMAGE_SHAPE, what: str
         raise TypeError(f"{who} expects floating-point {what}, got dtype {x.dtype}")
 
 
+def checked_images(data, who: str) -> torch.Tensor:
+    """The (N, 1, 28, 28) float images of an ImageSet or a tensor, or the error :func:`check_images` gives."""
+    images = images_of(data)
+    check_images(images, who)
+    return images
+
+
 def _output_layer(name: str) -> nn.Module:
     if name not in OUTPUT_ACTIVATIONS:
         raise ValueError(f"output activation {name!r} is not one of {OUTPUT_ACTIVATIONS}")
@@ -88,6 +97,22 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
         yield model
     finally:
         model.train(was_training)
+
+
+def eval_batches(model: nn.Module, images: torch.Tensor, batch_size: int, labels: torch.Tensor | None = None, *,
+                 at_least_once: bool = False) -> Iterator[tuple[torch.Tensor, tuple]]:
+    """Batched inference, in one place: yield ``(x, given)`` per batch of ``images``, in order, in eval mode.
+
+    ``x`` is the batch on the model's device; ``given`` is ``()`` or, with ``labels``, the batch's labels
+    (a conditional model's condition), so the caller writes ``model.encode(x, *given)``. Run it under
+    ``torch.no_grad()``. ``at_least_once``: an empty set still gives one (empty) batch, so a result has its shape.
+    """
+    device = model_device(model)
+    batch_size = positive_int(batch_size, "batch_size")
+    with eval_mode(model):
+        for start in range(0, max(images.shape[0], int(at_least_once)), batch_size):
+            x = images[start:start + batch_size].to(device)
+            yield x, (() if labels is None else (labels[start:start + batch_size].to(device),))
 
 
 def count_parameters(model: nn.Module) -> int:

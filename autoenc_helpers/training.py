@@ -24,10 +24,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .data import ImageSet, batch_indices
+from .data import ImageSet, batch_indices, images_of
 from .device import get_device
 from .losses import mse_objective
-from .models import eval_mode, model_device
+from .models import eval_batches, eval_mode, model_device
 
 __all__ = ["History", "fit", "evaluate", "predict", "encode", "eval_mode", "model_device", "make_optimizer",
            "use_fast_layout", "FAST_LAYOUT"]
@@ -107,7 +107,7 @@ def use_fast_layout(model: nn.Module, device: torch.device) -> nn.Module:
 
 def _images(data, what: str, model: nn.Module | None = None) -> torch.Tensor:
     """The (N, C, H, W) image tensor of an ImageSet or tensor; its dtype must be the model's."""
-    images = data.images if isinstance(data, ImageSet) else data
+    images = images_of(data)
     if not torch.is_tensor(images) or images.dim() != 4:
         got = tuple(images.shape) if torch.is_tensor(images) else type(images).__name__
         raise ValueError(f"{what} must be an ImageSet or a (N, C, H, W) tensor of images, got {got}")
@@ -332,11 +332,9 @@ def predict(model: nn.Module, data, *, batch_size: int = 1000, fn: Callable | No
     of tensors (a VAE's ``encode`` gives ``(mu, logvar)``), each part is joined over the batches
     and the same kind of tuple comes back.
     """
-    device = model_device(model)
-    images = _images(data, "data", model).to(device)
-    fn = fn or model
-    with eval_mode(model):                      # an empty set still runs once, so the result has its shape
-        outs = [fn(images[i:i + batch_size]) for i in range(0, max(images.shape[0], 1), batch_size)]
+    images = _images(data, "data", model)
+    fn = fn or model                            # an empty set still runs once, so the result has its shape
+    outs = [fn(x) for x, _ in eval_batches(model, images, batch_size, at_least_once=True)]
     if isinstance(outs[0], tuple):
         parts = [torch.cat(part) for part in zip(*outs)]
         return type(outs[0])(*parts) if hasattr(outs[0], "_fields") else tuple(parts)   # a NamedTuple keeps its names

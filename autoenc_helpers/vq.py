@@ -22,7 +22,6 @@ Built in notebook 11.
 from __future__ import annotations
 
 import math
-import numbers
 from typing import NamedTuple
 
 import torch
@@ -30,7 +29,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .losses import bce_with_logits
-from .models import _check_conv_channels, _conv_down, _conv_up, check_images, model_device
+from .models import _check_conv_channels, _conv_down, _conv_up, check_images, eval_mode, model_device
 from .validate import integer, number
 
 __all__ = ["nearest_code", "quantize", "code_usage", "perplexity", "grid_bits", "VQOutput", "VectorQuantizer",
@@ -461,17 +460,14 @@ class CodePrior(nn.Module):
     def sample(self, n: int, *, temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
         """Draw n code grids, (n, 7, 7) int64, one position at a time in raster order."""
         n = _positive_int("n", n)
-        if not isinstance(temperature, numbers.Real) or not temperature > 0:
-            raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
-        was_training = self.training
-        self.eval()
+        number(temperature, "temperature", above=0)
         grids = torch.zeros(n, *self.grid_shape, dtype=torch.long, device=model_device(self))
-        for r in range(self.grid_shape[0]):
-            for c in range(self.grid_shape[1]):
-                logits = self(grids)[:, :, r, c] / temperature              # (n, K): depends on earlier codes only
-                probs = torch.softmax(logits.float(), 1)
-                grids[:, r, c] = torch.multinomial(probs, 1, generator=generator)[:, 0]
-        self.train(was_training)
+        with eval_mode(self):
+            for r in range(self.grid_shape[0]):
+                for c in range(self.grid_shape[1]):
+                    logits = self(grids)[:, :, r, c] / temperature          # (n, K): depends on earlier codes only
+                    probs = torch.softmax(logits.float(), 1)
+                    grids[:, r, c] = torch.multinomial(probs, 1, generator=generator)[:, 0]
         return grids
 
 

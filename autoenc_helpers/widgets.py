@@ -682,13 +682,8 @@ def code_grid_panels(model: torch.nn.Module, grid: torch.Tensor, edited: torch.T
         if not torch.is_tensor(g) or tuple(g.shape) != tuple(getattr(model, "grid_shape", (7, 7))):
             got = tuple(g.shape) if torch.is_tensor(g) else type(g).__name__
             raise ValueError(f"{name} must be one code grid of shape {getattr(model, 'grid_shape', (7, 7))}, got {got}")
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
-        both = model.decode(torch.stack([grid, edited]).to(device))           # (2, 1, 28, 28)
-    finally:
-        model.train(was_training)
+    with eval_mode(model):
+        both = model.decode(torch.stack([grid, edited]).to(model_device(model)))   # (2, 1, 28, 28)
     original, after = (x[0].clamp(0, 1).float().cpu().numpy() for x in both)  # (28, 28) each
     return {"original": original, "edited": after, "change": np.abs(after - original)}
 

@@ -265,7 +265,7 @@ def test_prior_bits_sample_and_bad_grids():
         prior(torch.rand(2, 1, 7, 7))
     with pytest.raises(ValueError, match=r"\(batch, 7, 7\) or \(batch, 1, 7, 7\), got \(2, 8, 8\)"):
         prior(torch.zeros(2, 8, 8, dtype=torch.long))
-    with pytest.raises(ValueError, match="temperature must be a number > 0"):
+    with pytest.raises(ValueError, match=r"temperature must be a finite number in \(0, inf\)"):
         prior.sample(2, temperature=0)
 
 
