@@ -21,7 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 COLAB_WIDGETS = ["ipywidgets==7.7.1", "widgetsnbextension==3.6.10", "ipython_genutils==0.2.0"]
 # The headless widget tests: every widget class is built and driven in these files.
-WIDGET_TESTS = ["tests/test_widgets.py", "tests/test_conditional_vae.py", "tests/test_noise.py"]
+WIDGET_TESTS = ["tests/test_widgets.py", "tests/test_models_conditional.py", "tests/test_noise.py"]
 
 
 def _pip(*args, env=None, timeout=600):

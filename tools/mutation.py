@@ -38,14 +38,18 @@ WORK = ROOT / ".mutmut"
 # distributed tests are left out: they execute notebooks or need hardware, and the unit tests here
 # reach the same code.
 MODULES: dict[str, list[str]] = {
-    "losses": ["tests/test_models_losses.py", "tests/test_noise.py", "tests/test_vae.py", "tests/test_sparse.py",
-               "tests/test_log_likelihood_iw.py", "tests/test_conditional_vae.py", "tests/test_conv_vae.py"],
+    "losses": ["tests/test_models_losses.py", "tests/test_noise.py", "tests/test_models_vae.py",
+               "tests/test_models_sparse.py", "tests/test_losses_log_likelihood_iw.py",
+               "tests/test_losses_kl_warmup.py",
+               "tests/test_models_conditional.py", "tests/test_models_conv_vae.py", "tests/test_models_completion.py"],
     "noise": ["tests/test_noise.py", "tests/test_models_losses.py"],
-    "checks": ["tests/test_checks.py", "tests/test_checks_lesson08.py"],
+    "checks": ["tests/test_checks.py", "tests/test_checks_lesson01.py", "tests/test_checks_lesson03.py",
+               "tests/test_checks_lesson04.py", "tests/test_checks_lesson07.py", "tests/test_checks_lesson08.py",
+               "tests/test_models_completion.py"],
     "cache": ["tests/test_cache.py"],
     "training": ["tests/test_training.py", "tests/test_models_losses.py"],
-    "models": ["tests/test_models_losses.py", "tests/test_vae.py", "tests/test_conv_vae.py",
-               "tests/test_conditional_vae.py", "tests/test_sparse.py"],
+    "models": ["tests/test_models_losses.py", "tests/test_models_vae.py", "tests/test_models_conv_vae.py",
+               "tests/test_models_conditional.py", "tests/test_models_sparse.py", "tests/test_models_completion.py"],
     "applications": ["tests/test_applications.py"],
     "data": ["tests/test_data.py"],
     "widgets": ["tests/test_widgets.py", "tests/test_widgets_display.py"],
