@@ -129,3 +129,13 @@ def test_the_package_holds_only_what_lessons_import():
         text = path.read_text()
         assert not re.search(r"^\s*(from|import) (tools|benchmarks)\b", text, re.M), f"{path.name} imports the tooling"
     assert not {"notebooks", "benchmark"} & modules
+
+
+def test_test_files_are_named_after_what_they_test():
+    """tests/test_<module>[_<topic>].py: a package module, a tool, or one of the course-wide concerns."""
+    modules = {p.stem for p in (ROOT / "autoenc_helpers").glob("*.py")} - {"__init__"}
+    tools = {p.stem for p in (ROOT / "tools").glob("*.py")} | {p.stem for p in (ROOT / "benchmarks").glob("*.py")}
+    concerns = {"browser", "colab", "gpu", "repository", "baselines"}   # the course as a whole, and tests/baselines.py
+    strays = [p.name for p in (ROOT / "tests").glob("test_*.py")
+              if p.stem.removeprefix("test_").split("_")[0] not in modules | tools | concerns]
+    assert not strays, f"name these after the module they test: {strays}"
