@@ -117,15 +117,27 @@ def test_the_readme_command_rewrites_a_stale_table_and_names_a_notebook_without_
 
 def test_the_package_holds_only_what_lessons_import():
     """The maintainers' tooling lives in tools/ and benchmarks/, never in the installed package."""
-    import subprocess
-    import sys
+    import ast
 
-    modules = {p.stem for p in (ROOT / "autoenc_helpers").glob("*.py")} - {"__init__"}
-    loaded = subprocess.run([sys.executable, "-c", "import sys, autoenc_helpers; print(' '.join(sorted("
-                             "m.split('.')[1] for m in sys.modules if m.startswith('autoenc_helpers.'))))"],
-                            capture_output=True, text=True, check=True, cwd=ROOT).stdout.split()
-    assert modules == set(loaded), f"modules `import autoenc_helpers` never loads: {sorted(modules - set(loaded))}"
-    for path in sorted((ROOT / "autoenc_helpers").glob("*.py")):
+    package = ROOT / "autoenc_helpers"
+    modules = {p.stem for p in package.glob("*.py")} - {"__init__"}
+
+    def imported_by(name: str) -> set[str]:
+        """The package's modules that ``name`` imports (``from . import x``, ``from .x import y``)."""
+        tree = ast.parse((package / f"{name}.py").read_text())
+        found = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                found |= {node.module} if node.module else {alias.name for alias in node.names}
+        return found & modules
+
+    reached, todo = set(), ["__init__"]
+    while todo:                                     # what `import autoenc_helpers` loads, followed through
+        for name in imported_by(todo.pop()) - reached:
+            reached.add(name)
+            todo.append(name)
+    assert modules == reached, f"modules `import autoenc_helpers` never loads: {sorted(modules - reached)}"
+    for path in sorted(package.glob("*.py")):
         text = path.read_text()
         assert not re.search(r"^\s*(from|import) (tools|benchmarks)\b", text, re.M), f"{path.name} imports the tooling"
     assert not {"notebooks", "benchmark"} & modules

@@ -121,6 +121,25 @@ def test_conditional_explorer_shows_the_chosen_class_and_code(shown):
         assert _same(explorer.image, widgets.conditional_image(model, explorer.code, explorer.label))
 
 
+def test_code_grid_explorer_shows_the_edited_grid(shown, images):
+    torch.manual_seed(0)
+    model = ah.vq.VQVAE(n_codes=8, code_dim=2, channels=(4, 8, 8, 8))
+    explorer = widgets.CodeGridExplorer(model, images.images, labels=images.labels, classes=images.classes)
+    changes = (lambda: setattr(explorer.entry, "value", (explorer.entry.value + 3) % 8),
+               lambda: setattr(explorer.row, "value", 5),
+               lambda: setattr(explorer.entry, "value", (explorer.entry.value + 5) % 8),
+               lambda: explorer.reset_button.click(),
+               lambda: setattr(explorer.picker, "value", 2))
+    for change in changes:
+        before = len(shown.pngs)
+        change()
+        assert shown.changed(before)
+        panels = widgets.code_grid_panels(model, explorer.grid, explorer.edited)
+        assert any(a.shape == panels["edited"].shape and _same(a, panels["edited"]) for a in shown.arrays[-1]), \
+            "the edited image is the one shown"
+    assert torch.equal(explorer.edited, explorer.grids[2])          # a new image starts with its own grid
+
+
 def test_a_redraw_that_shows_nothing_is_caught(monkeypatch, shown, images):
     """The check itself: a widget whose figure keeps its first image fails the assertions above."""
     torch.manual_seed(0)
