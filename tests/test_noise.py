@@ -30,6 +30,17 @@ def test_corruption_keeps_shape_and_range_and_leaves_the_input_alone(kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_a_corruption_keeps_the_shape_and_precision_of_any_input(kind):
+    # one pixel as a 0-dim tensor, one image, a batch: the copy has the input's shape
+    for x in (torch.tensor(0.5), images(1)[0, 0], images(3)):
+        assert ah.corrupt(x, kind, 0.3).shape == x.shape
+    # half precision with one level per image: the levels meet the images' precision, not the other way
+    x = images(3).half()
+    levels = torch.tensor([0.1, 0.2, 0.3])
+    assert ah.corrupt(x, kind, levels, generator=torch.Generator().manual_seed(0)).dtype == torch.float16
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_level_zero_is_the_identity_and_a_seed_repeats_the_noise(kind):
     x = images()
     assert torch.equal(ah.corrupt(x, kind, 0.0), x)
@@ -578,6 +589,30 @@ def test_image_filter_is_a_model_for_evaluate():
     assert "size=3" in repr(f)
     mse = ah.evaluate(noise.ImageFilter("gaussian_blur", 1.0), x, device="cpu")["mse_per_pixel"]
     assert mse == pytest.approx(float(((noise.gaussian_blur(x, 1.0) - x) ** 2).mean()), rel=1e-5)
+
+
+def test_the_filters_treat_each_colour_channel_on_its_own_and_keep_float64():
+    from scipy import ndimage
+
+    x = torch.rand(2, 3, 12, 12, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    blurred = noise.gaussian_blur(x, 1.0)
+    assert blurred.dtype == torch.float64
+    reference = ndimage.gaussian_filter(x.numpy(), (0, 0, 1.0, 1.0), mode="constant", truncate=3.0)
+    assert np.abs(blurred.numpy() - reference).max() < 1e-12               # float64 all the way
+    median = noise.median_filter(x, 3)
+    for c in range(3):
+        assert median.dtype == torch.float64 and torch.equal(median[:, c:c + 1], noise.median_filter(x[:, c:c + 1], 3))
+
+
+@pytest.mark.parametrize("fn", [noise.gaussian_blur, noise.median_filter])
+def test_the_filters_name_themselves_and_what_they_got(fn):
+    start = rf"^{fn.__name__} expects a \(B, C, H, W\) floating-point tensor of images, got "
+    with pytest.raises(ValueError, match=start + r"shape \(1, 28, 28\), dtype torch.float32$"):
+        fn(images(1)[0], 1)                                                  # one image without its batch axis
+    with pytest.raises(ValueError, match=start + r"shape \(2, 1, 4, 4\), dtype torch.uint8$"):
+        fn(torch.zeros(2, 1, 4, 4, dtype=torch.uint8), 1)                    # bytes 0..255, not [0, 1]
+    with pytest.raises(ValueError, match=start + "list$"):
+        fn([[0.5]], 1)
 
 
 @pytest.mark.parametrize("call, words", [
