@@ -27,6 +27,11 @@ def test_warmup_weight_is_a_linear_ramp(epochs_done, warmup, final, expected):
     assert kl_warmup_weight(epochs_done, warmup, final) == pytest.approx(expected)
 
 
+def test_warmup_weight_rises_to_one_by_default():
+    assert kl_warmup_weight(1, 2) == 0.5                                      # half-way to the plain VAE's 1
+    assert kl_warmup_weight(None, 2) == 1.0
+
+
 @pytest.mark.parametrize("args, match", [
     ((1, -2), r"warmup_epochs must be a finite number in \[0, inf\), got -2"),
     ((-1, 2), r"epochs_done must be a finite number in \[0, inf\), got -1"),
@@ -56,6 +61,16 @@ def test_objective_pays_the_scheduled_weight_and_logs_it():
         assert terms["kl_weight"].item() == pytest.approx(weight)
         expected = 2.0 * terms["recon_nats_per_image"] + weight * terms["kl_nats_per_image"]
         assert terms["total_loss"].item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_a_warmup_shorter_than_an_epoch_is_logged_too():
+    vae, x = _batch()
+    objective = ah.vae_objective(kl_warmup_epochs=0.5)                        # full weight after half an epoch
+    objective.set_epoch(0.25)
+    terms = objective(vae, x, x)
+    assert terms["kl_weight"].item() == pytest.approx(0.5)
+    assert terms["total_loss"].item() == pytest.approx(
+        (terms["recon_nats_per_image"] + 0.5 * terms["kl_nats_per_image"]).item(), rel=1e-6)
 
 
 def test_objective_warms_up_to_its_own_kl_weight_and_keeps_free_bits():

@@ -38,8 +38,8 @@ WORK = ROOT / ".mutmut"
 # distributed tests are left out: they execute notebooks or need hardware, and the unit tests here
 # reach the same code.
 MODULES: dict[str, list[str]] = {
-    "losses": ["tests/test_models_losses.py", "tests/test_noise.py", "tests/test_models_vae.py",
-               "tests/test_models_sparse.py", "tests/test_losses_log_likelihood_iw.py",
+    "losses": ["tests/test_losses.py", "tests/test_models_losses.py", "tests/test_noise.py",
+               "tests/test_models_vae.py", "tests/test_models_sparse.py", "tests/test_losses_log_likelihood_iw.py",
                "tests/test_losses_kl_warmup.py",
                "tests/test_models_conditional.py", "tests/test_models_conv_vae.py", "tests/test_models_completion.py"],
     "noise": ["tests/test_noise.py", "tests/test_models_losses.py"],
