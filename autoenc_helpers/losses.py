@@ -433,7 +433,7 @@ def vae_objective(*, recon: str = "bce", reduction: str = "sum", recon_factor: f
 def _images_and_labels(data, labels, who: str) -> torch.Tensor:
     """The (N, 1, 28, 28) images of ``data``, after checking that ``labels``, when given, are one per image."""
     x_all = checked_images(data, who)
-    if labels is not None and (not torch.is_tensor(labels) or labels.shape[:1] != x_all.shape[:1]):
+    if labels is not None and (not torch.is_tensor(labels) or labels.shape != x_all.shape[:1]):
         got = tuple(labels.shape) if torch.is_tensor(labels) else type(labels).__name__
         raise ValueError(f"{who}: labels must be a ({x_all.shape[0]},) tensor, one per image, got {got}")
     return x_all

@@ -42,7 +42,7 @@ def test_the_likelihood_measures_say_what_the_wrong_labels_were():
     torch.manual_seed(0)
     cvae = ah.ConditionalVAE(latent_dim=2, hidden=(8,))
     x = torch.rand(4, 1, 28, 28)
-    for labels, got in ((torch.arange(3), r"\(3,\)"), ([0, 1, 2, 3], "list")):
+    for labels, got in ((torch.arange(3), r"\(3,\)"), (torch.arange(4)[:, None], r"\(4, 1\)"), ([0, 1, 2, 3], "list")):
         with pytest.raises(ValueError, match=rf"^negative_elbo: labels must be a \(4,\) tensor, one per image, "
                                              rf"got {got}$"):
             ah.negative_elbo(cvae, x, labels=labels)
