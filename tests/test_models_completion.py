@@ -3,6 +3,8 @@ bottom halves out. Shapes, the KL between two Gaussians against torch.distributi
 and the top half is used, the loss and its likelihood estimate, training that beats the mean-image baseline,
 and the exercise check."""
 
+import re
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -77,6 +79,52 @@ def test_samples_depend_on_z_and_on_the_top_half():
     again = model.sample(top, generator=torch.Generator().manual_seed(0))
     other = model.sample(top, generator=torch.Generator().manual_seed(1))
     assert torch.equal(one, again) and not torch.equal(one, other)
+
+
+_HALF = r"of shape \(batch, 1, 14, 28\), got \(3, 1, 28, 28\)"
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: split_halves(torch.rand(3, 1, 14, 28)),
+     r"split_halves expects images of shape \(batch, 1, 28, 28\), got \(3, 1, 14, 28\)"),
+    (lambda: join_halves(torch.rand(3, 1, 28, 28), torch.rand(3, 1, 14, 28)),
+     r"join_halves \(top\) expects top halves " + _HALF),
+    (lambda: join_halves(torch.rand(3, 1, 14, 28), torch.rand(3, 1, 28, 28)),
+     r"join_halves \(bottom\) expects bottom halves " + _HALF),
+    (lambda: HalfImageCVAE(2, (8,)).prior(torch.rand(3, 1, 28, 28)),
+     r"HalfImageCVAE\.prior expects top halves " + _HALF),
+    (lambda: HalfImageCVAE(2, (8,)).decode(torch.zeros(3, 4), torch.rand(3, 1, 14, 28)),
+     r"HalfImageCVAE\.decode expects codes of shape \(batch, 2\), got \(3, 4\)"),
+    (lambda: HalfImageCVAE(2, (8,)).decode(torch.zeros(3, 2), torch.rand(3, 1, 28, 28)),
+     r"HalfImageCVAE\.decode expects top halves " + _HALF),
+    (lambda: HalfImageCVAE(2, (8,)).decode(torch.zeros(4, 2), torch.rand(3, 1, 14, 28)),
+     r"HalfImageCVAE\.decode: 4 codes for 3 top halves"),                  # 4 codes of 2 numbers each
+    (lambda: HalfImageRegressor(hidden=(8,)).predict(torch.rand(3, 1, 28, 28)),
+     r"HalfImageRegressor\.predict expects top halves " + _HALF),
+])
+def test_every_message_names_the_call_the_thing_and_its_shape(call, message):
+    with pytest.raises(ValueError) as info:
+        call()
+    assert re.fullmatch(message, str(info.value)), str(info.value)
+
+
+def test_defaults_and_the_architecture_each_model_records():
+    model = HalfImageCVAE()
+    assert (model.latent_dim, model.hidden, model.mu_head.out_features) == (16, (512, 256), 16)
+    assert HalfImageRegressor().hidden == (512, 256)
+    assert HalfImageRegressor(hidden=[64, 32]).hidden == (64, 32)          # a list is kept as a tuple
+
+
+def test_a_generator_makes_the_training_draw_of_z_repeatable():
+    """forward(x, generator=g) draws z from q(z | top, bottom) with eps from g, so a seeded call repeats."""
+    torch.manual_seed(5)
+    model = HalfImageCVAE(latent_dim=3, hidden=(16,))
+    x = torch.rand(4, 1, 28, 28)
+    top, bottom = split_halves(x)
+    out = model(x, generator=torch.Generator().manual_seed(7))
+    z = ah.reparameterize(*model.encode(top, bottom), torch.Generator().manual_seed(7))
+    assert torch.allclose(out.logits, model.decode(z, top, logits=True))
+    assert not torch.allclose(out.logits, model(x, generator=torch.Generator().manual_seed(8)).logits)
 
 
 # -- the KL between two Gaussians, the objective, the likelihood -------------------------------------------

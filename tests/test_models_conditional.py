@@ -1,6 +1,8 @@
 """Lesson 10's conditional VAE: labels checked, the label really conditions the decoder, fit hands labels over,
 and the class selector widget, tested headlessly."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -202,3 +204,66 @@ def test_conditional_explorer_bad_inputs_are_named(trained):
         widgets.ConditionalExplorer(cvae, ah.data.FASHION_CLASSES, limits=(1, -1))
     with pytest.raises(TypeError, match="needs a conditional VAE"):
         widgets.ConditionalExplorer(ah.MLPVAE(), ah.data.FASHION_CLASSES)
+
+
+# -- what each message says, to the letter, and the draw of z -------------------------------------------
+
+@pytest.mark.parametrize("labels, message", [
+    (torch.tensor([2.5, 0.0]),
+     "who expects class labels as whole numbers (an int64 tensor of class indices), got dtype torch.float32 "
+     "with values such as 2.5"),                                          # the first value, the one a learner typed
+    (torch.tensor([]),
+     "who expects class labels as whole numbers (an int64 tensor of class indices), got dtype torch.float32"),
+    (torch.nn.functional.one_hot(torch.tensor([0, 1, 2, 3]), 10),
+     "who expects labels of shape (batch,), one class index per image, got (4, 10): pass class indices such as "
+     "tensor([3, 0, 7]), not one-hot rows; the model makes the one-hot itself"),
+    (torch.zeros(4, 3, dtype=torch.long),                                 # 2-D but not one-hot rows: no hint
+     "who expects labels of shape (batch,), one class index per image, got (4, 3)"),
+    (torch.tensor(3),                                                     # a 0-dim tensor: no hint either
+     "who expects labels of shape (batch,), one class index per image, got ()"),
+])
+def test_check_labels_messages_in_full(labels, message):
+    with pytest.raises((TypeError, ValueError)) as info:
+        check_labels(labels, 10, "who")
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda m: m.encode(torch.rand(3, 784), torch.tensor([0, 1, 2])), ValueError,
+     r"ConditionalVAE expects images of shape \(batch, 1, 28, 28\), got \(3, 784\)"),
+    (lambda m: m.encode(torch.rand(3, 1, 28, 28), torch.tensor([0, 1, 10])), ValueError,
+     r"ConditionalVAE\.encode: label 10 is out of range; the classes are 0\.\.9"),
+    (lambda m: m.decode(torch.zeros(3, 5), torch.tensor([0, 1, 2])), ValueError,
+     r"ConditionalVAE\.decode expects codes of shape \(batch, 2\), got \(3, 5\)"),
+    (lambda m: m.decode(torch.zeros(3, 2), torch.tensor([0, 1, 10])), ValueError,
+     r"ConditionalVAE\.decode: label 10 is out of range; the classes are 0\.\.9"),
+    (lambda m: m.decode(torch.zeros(3, 2), torch.tensor([0, 1])), ValueError,
+     r"ConditionalVAE\.decode: 2 labels for 3 images; give one label per image"),
+    (lambda m: m(torch.rand(2, 1, 28, 28)), TypeError,
+     r"ConditionalVAE needs each image's label: call model\(x, y\); to train it, ah\.fit\(\.\.\., "
+     r"with_labels=True\) hands the objective each batch's labels"),
+    (lambda m: m.sample(3, 12), ValueError,
+     r"ConditionalVAE\.sample: label 12 is out of range; the classes are 0\.\.9"),
+    (lambda m: m.sample(3, torch.tensor([1, 2])), ValueError,           # a tensor: one label per image, 3 wanted
+     r"ConditionalVAE\.decode: 2 labels for 3 images; give one label per image"),
+    (lambda m: m.sample(0, 3), ValueError, r"n must be a positive int, got 0"),
+    (lambda m: ConditionalVAE(latent_dim=0), ValueError, r"latent_dim must be a positive int, got 0"),
+])
+def test_conditional_vae_errors_name_the_method_and_the_value(call, error, message):
+    cvae = ConditionalVAE(latent_dim=2, hidden=(16,))
+    with pytest.raises(error) as info:
+        call(cvae)
+    assert re.fullmatch(message, str(info.value)), str(info.value)
+
+
+def test_a_generator_makes_the_draw_of_z_repeatable():
+    """forward(x, y, generator=g) draws z = mu + sigma * eps with eps from g, so a seeded call repeats."""
+    torch.manual_seed(0)
+    cvae = ConditionalVAE(latent_dim=2, hidden=(16,))
+    x, y = torch.rand(4, 1, 28, 28), torch.tensor([0, 1, 2, 3])
+    out = cvae(x, y, generator=torch.Generator().manual_seed(5))
+    mu, logvar = cvae.encode(x, y)
+    z = ah.reparameterize(mu, logvar, torch.Generator().manual_seed(5))
+    assert torch.allclose(out.logits, cvae.decode(z, y, logits=True))
+    other = cvae(x, y, generator=torch.Generator().manual_seed(6))
+    assert not torch.allclose(out.logits, other.logits)
