@@ -45,14 +45,16 @@ MODULES: dict[str, list[str]] = {
     "noise": ["tests/test_noise.py", "tests/test_models_losses.py"],
     "checks": ["tests/test_checks.py", "tests/test_checks_lesson01.py", "tests/test_checks_lesson03.py",
                "tests/test_checks_lesson04.py", "tests/test_checks_lesson07.py", "tests/test_checks_lesson08.py",
-               "tests/test_models_completion.py"],
+               "tests/test_models_completion.py", "tests/test_noise.py", "tests/test_applications.py",
+               "tests/test_vq.py", "tests/test_distributed.py"],
     "cache": ["tests/test_cache.py"],
     "training": ["tests/test_training.py", "tests/test_models_losses.py"],
     "models": ["tests/test_models_losses.py", "tests/test_models_vae.py", "tests/test_models_conv_vae.py",
                "tests/test_models_conditional.py", "tests/test_models_sparse.py", "tests/test_models_completion.py"],
     "applications": ["tests/test_applications.py"],
     "data": ["tests/test_data.py"],
-    "widgets": ["tests/test_widgets.py", "tests/test_widgets_display.py"],
+    "widgets": ["tests/test_widgets.py", "tests/test_widgets_display.py", "tests/test_models_conditional.py",
+                "tests/test_noise.py", "tests/test_vq.py", "tests/test_colab.py"],
 }
 
 
