@@ -92,3 +92,17 @@ def test_fit_trains_convolutions_channels_last_on_the_cpu():
     weight = conv.encoder[2].weight
     assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
     assert all(p.is_contiguous() for p in mlp.parameters())
+
+
+def test_defaults_and_every_layer_of_the_architecture():
+    vae = ah.ConvVAE()
+    assert vae.latent_dim == 2 and vae.channels == (32, 64, 64, 64)
+    slopes = [m.negative_slope for m in vae.modules() if isinstance(m, torch.nn.LeakyReLU)]
+    assert slopes == [0.01] * 8                                    # 4 down, 1 after the decoder's linear layer, 3 up
+    convs = [(m.kernel_size, m.stride, m.padding) for m in vae.encoder if isinstance(m, torch.nn.Conv2d)]
+    assert convs == [((3, 3), (s, s), (1, 1)) for s in (1, 2, 2, 1)]          # 3x3, padding 1: only the stride shrinks
+    ups = [(m.kernel_size, m.stride, m.padding, m.output_padding) for m in vae.decoder
+           if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert ups == [((3, 3), (s, s), (1, 1), (p, p)) for s, p in ((1, 0), (2, 1), (2, 1), (1, 0))]
+    assert [type(m).__name__ for m in vae.decoder] == ["Linear", "LeakyReLU", "Unflatten"] + [
+        "ConvTranspose2d", "LeakyReLU"] * 3 + ["ConvTranspose2d"]

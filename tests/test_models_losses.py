@@ -245,3 +245,93 @@ def test_the_vae_measures_name_themselves_when_the_images_are_wrong():
         ah.negative_elbo(_FixedPosterior(), flat)
     with pytest.raises(ValueError, match=r"^kl_per_dimension expects images of shape"):
         ah.losses.active_units(_FixedPosterior(), flat)
+
+
+# --- models: exact messages, bounds, architecture and devices (they kill mutants listed in tests/MUTATION.md) ---
+
+@pytest.mark.parametrize("model, code", [
+    (ah.MLPAutoencoder(latent_dim=3, hidden=(8,)), "codes of shape (batch, 3)"),
+    (ah.ConvAutoencoder(channels=(4, 2)), "codes of shape (batch, 2, 2, 2)"),
+    (ah.PCA(4), "codes of shape (batch, 4)"),
+    (ah.SparseAutoencoder(n_hidden=6), "hidden activations of shape (batch, 6)"),
+    (ah.MLPVAE(latent_dim=2, hidden=(8,)), "codes of shape (batch, 2)"),
+    (ah.ConvVAE(latent_dim=2, channels=(2, 2, 2, 2)), "codes of shape (batch, 2)"),
+], ids=["mlp", "conv", "pca", "sparse", "mlp_vae", "conv_vae"])
+def test_shape_errors_start_with_the_models_name_and_say_what_was_expected(model, code):
+    name = type(model).__name__
+    with pytest.raises(ValueError) as info:
+        model.encode(torch.rand(2, 784))
+    assert str(info.value) == f"{name} expects images of shape (batch, 1, 28, 28), got (2, 784)"
+    with pytest.raises(ValueError) as info:
+        model.decode(torch.rand(2, 5))
+    assert str(info.value) == f"{name}.decode expects {code}, got (2, 5)"
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: ah.MLPAutoencoder(latent_dim=0), "latent_dim must be a positive int, got 0"),
+    (lambda: ah.MLPAutoencoder(hidden=(8, 0)), "hidden must be one or more positive ints, got (8, 0)"),
+    (lambda: ah.ConvAutoencoder(channels=(16, 8, 4)), "channels (c1, c2) must be 2 positive ints, got (16, 8, 4)"),
+    (lambda: ah.PCA(0), "n_components must be a positive int, got 0"),
+    (lambda: ah.PCA(785), "n_components must be an int in 1..784, got 785"),
+])
+def test_lesson_01_models_name_the_bad_argument(make, message):
+    with pytest.raises(ValueError) as info:
+        make()
+    assert str(info.value) == message
+
+
+def test_pca_keeps_up_to_all_784_components():
+    assert ah.PCA(784).components.shape == (784, 784)
+
+
+def _layers(sequential):
+    """Each layer as (type, and for convolutions and pooling: channels, kernel, stride, padding)."""
+    out = []
+    for layer in sequential:
+        if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
+            out.append((type(layer).__name__, layer.in_channels, layer.out_channels, layer.kernel_size[0],
+                        layer.stride[0], layer.padding[0]))
+        elif isinstance(layer, nn.MaxPool2d):
+            out.append(("MaxPool2d", layer.kernel_size, layer.stride))
+        else:
+            out.append(type(layer).__name__)
+    return out
+
+
+def test_conv_autoencoder_is_the_drawn_architecture_with_its_output_activation():
+    model = ah.ConvAutoencoder()
+    assert _layers(model.encoder) == [("Conv2d", 1, 16, 3, 3, 1), "ReLU", ("MaxPool2d", 2, 2),
+                                      ("Conv2d", 16, 8, 3, 2, 1), "ReLU", ("MaxPool2d", 2, 1)]
+    assert _layers(model.decoder) == [("ConvTranspose2d", 8, 16, 3, 2, 0), "ReLU", ("ConvTranspose2d", 16, 8, 5, 3, 1),
+                                      "ReLU", ("ConvTranspose2d", 8, 1, 2, 2, 1), "Sigmoid"]
+    torch.manual_seed(0)
+    z = 10 * torch.randn(64, 8, 2, 2)                              # large codes: without the activation, out of range
+    out = model.decode(z)
+    assert 0 < out.min() and out.max() < 1
+    out = ah.ConvAutoencoder(output="tanh").decode(z)
+    assert -1 < out.min() and out.max() < 1
+    assert _layers(ah.ConvAutoencoder(output="none").decoder)[-1] == "Identity"
+
+
+def test_model_device_and_batches_follow_the_models_device():
+    # the meta device (shapes, no numbers) stands in for a GPU on a machine that has none
+    assert ah.models.model_device(nn.Identity()) == torch.device("cpu")       # no parameters and no buffers
+    assert ah.models.model_device(ah.PCA(2).to("meta")).type == "meta"        # PCA has buffers only
+    assert ah.PCA(5).to("meta").first(3).mean.device.type == "meta"
+    images, labels = torch.rand(5, 1, 28, 28), torch.arange(5)
+    batches = list(ah.models.eval_batches(nn.Linear(1, 1).to("meta"), images, 2, labels))
+    assert [tuple(x.shape) for x, _ in batches] == [(2, 1, 28, 28), (2, 1, 28, 28), (1, 1, 28, 28)]
+    assert all(x.device.type == "meta" and y.device.type == "meta" for x, (y,) in batches)
+
+
+def test_eval_batches_in_order_an_empty_set_only_when_asked_and_a_named_batch_size():
+    model, images = nn.Linear(1, 1), torch.rand(5, 1, 28, 28)
+    batches = list(ah.models.eval_batches(model, images, 2))
+    assert torch.equal(torch.cat([x for x, _ in batches]), images) and all(given == () for _, given in batches)
+    empty = torch.zeros(0, 1, 28, 28)
+    assert list(ah.models.eval_batches(model, empty, 4)) == []
+    (x, given), = ah.models.eval_batches(model, empty, 4, at_least_once=True)
+    assert x.shape == (0, 1, 28, 28) and given == ()
+    with pytest.raises(ValueError) as info:
+        next(ah.models.eval_batches(model, images, 0))
+    assert str(info.value) == "batch_size must be a positive int, got 0"

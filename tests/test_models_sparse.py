@@ -320,3 +320,21 @@ def test_activation_plots_draw_one_line_per_entry():
     fig = plots.plot_unit_means({"no penalty": h0.mean(0), "penalty": h1.mean(0)}, rho=0.05)
     lines = fig.axes[0].get_lines()
     assert len(lines) == 3 and list(lines[0].get_ydata()) == sorted(h0.mean(0).tolist(), reverse=True)
+
+
+def test_sparse_autoencoder_defaults_to_1024_hidden_units():
+    assert ah.SparseAutoencoder().n_hidden == 1024
+
+
+def test_unit_norm_decoder_divides_each_activation_by_its_columns_length():
+    torch.manual_seed(0)
+    model = ah.SparseAutoencoder(n_hidden=6, activation="relu", output="none", unit_norm_decoder=True)
+    with torch.no_grad():                                          # columns shorter and longer than 1
+        model.decoder[0].weight *= torch.tensor([0.01, 0.02, 0.1, 1.0, 2.0, 10.0]) / model.decoder[0].weight.norm(dim=0)
+    h = torch.rand(4, 6) + 0.5                                     # activations well away from 0
+    plain = ah.SparseAutoencoder(n_hidden=6, activation="relu", output="none")
+    plain.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        plain.decoder[0].weight /= plain.decoder[0].weight.norm(dim=0)   # each column V_j / ||V_j||
+    torch.testing.assert_close(model.decode(h), plain.decode(h))
+    assert (model.decode(h) - model.decode(2 * h)).abs().max() > 0.1   # the output does depend on h

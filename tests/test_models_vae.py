@@ -427,3 +427,33 @@ def test_conditional_samples_depend_on_the_class():
     g = lambda: torch.Generator().manual_seed(1)                                # noqa: E731  the same codes
     as_three, as_seven = cvae.sample(8, 3, generator=g()), cvae.sample(8, 7, generator=g())
     assert (as_three - as_seven).abs().mean() > 1e-3
+
+
+def test_reparameterize_names_what_is_not_a_tensor():
+    with pytest.raises(TypeError) as info:
+        ah.reparameterize(torch.zeros(2), 0.5)
+    assert str(info.value) == "reparameterize expects two tensors (mu, logvar), got Tensor and float"
+    with pytest.raises(TypeError) as info:
+        ah.reparameterize([0.0], torch.zeros(1))
+    assert str(info.value) == "reparameterize expects two tensors (mu, logvar), got list and Tensor"
+
+
+def test_reparameterize_draws_eps_in_mus_dtype_and_on_mus_device():
+    mu, logvar = torch.randn(5, 3, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)
+    z = ah.reparameterize(mu, logvar, torch.Generator().manual_seed(4))
+    eps = torch.randn(5, 3, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    assert z.dtype == torch.float64 and torch.equal(z, mu + torch.exp(0.5 * logvar) * eps)
+    # the meta device (shapes, no numbers) stands in for a GPU: eps must be drawn where mu lives
+    on_meta = torch.zeros(2, 3, device="meta")
+    assert ah.reparameterize(on_meta, on_meta, torch.Generator().manual_seed(0)).device.type == "meta"
+
+
+@pytest.mark.parametrize("make", [lambda: ah.MLPVAE(latent_dim=2, hidden=(4,)),
+                                  lambda: ah.ConvVAE(latent_dim=2, channels=(2, 2, 2, 2))], ids=["mlp", "conv"])
+def test_samples_are_drawn_on_the_models_device(make):
+    assert make().to("meta").sample(3).device.type == "meta"
+
+
+def test_mlp_vae_defaults_to_a_two_dimensional_code():
+    vae = ah.MLPVAE()
+    assert vae.latent_dim == 2 and vae.mu_head.out_features == vae.logvar_head.out_features == 2
