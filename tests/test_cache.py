@@ -561,3 +561,246 @@ def test_a_loaded_checkpoint_says_when_it_was_saved(tmp_path, data, capsys):
     capsys.readouterr()
     _run(tmp_path, data)
     assert re.search(r"on \d{4}-\d\d-\d\d \d\d:\d\d UTC\)\. Same settings", capsys.readouterr().out)
+
+
+# --- the key itself: what a checkpoint records, what must change it and what must not (tests/MUTATION.md) ---
+
+def test_the_settings_a_checkpoint_records_name_every_part_that_decides_the_weights():
+    torch.manual_seed(0)
+    images = torch.rand(8, 1, 28, 28)
+    settings = cache.settings_of(ah.MLPVAE(latent_dim=2, hidden=(8,)), images, images[:4], epochs=3)
+    assert set(settings) == {"format", "model", "architecture", "code", "initial_weights_sha256", "train", "test",
+                             "fit"}
+    assert settings["format"] == cache.FORMAT and settings["model"] == "MLPVAE"
+    assert settings["architecture"].startswith("MLPVAE(") and set(settings["code"]) == {"MLPVAE"}
+    assert {"MLPVAE.decode", "_GaussianVAE.forward"} <= set(settings["code"]["MLPVAE"])   # the package's code counts
+    assert set(settings["train"]) == {"shape", "labels_sha256", "sum", "sample_sha256"}
+    assert settings["train"]["shape"] == [8, 1, 28, 28] and settings["test"]["shape"] == [4, 1, 28, 28]
+    assert settings["train"]["sum"] == round(float(images.double().sum()), 3)
+    assert settings["fit"] == {"objective": {"name": "mse_objective", "settings": {}}, "epochs": 3, "batch_size": 128,
+                               "lr": 0.001, "weight_decay": 0.0, "corrupt": None, "with_labels": False, "seed": 0}
+    described = cache._describe_callable(ah.Corruption("gaussian", 0.3))
+    assert described == {"name": "Corruption", "settings": {"kind": "gaussian", "level": "0.3", "seed": 0,
+                                                            "stream": "fresh"}}
+
+
+def test_spelling_out_a_default_is_the_same_run():
+    torch.manual_seed(0)
+    model = ah.MLPAutoencoder(latent_dim=2, hidden=(8,))
+    images = torch.rand(8, 1, 28, 28)
+    implicit = cache.settings_of(model, images)
+    explicit = cache.settings_of(model, images, objective=ah.mse_objective, epochs=10, batch_size=128, lr=1e-3,
+                                 weight_decay=0.0, corrupt=None, with_labels=False, seed=0)
+    assert cache._digest(implicit) == cache._digest(explicit)
+    with pytest.raises(ValueError, match=r"^cached_fit cannot key a ready-made optimizer; pass lr and weight_decay "
+                                         r"instead$"):
+        cache.settings_of(model, images, optimizer=torch.optim.SGD(model.parameters(), 0.1))
+
+
+def _named(name):
+    def objective(model, inputs, targets):
+        return {"loss": ((model(inputs) - targets) ** 2).mean()}
+    objective.__name__ = objective.__qualname__ = name
+    objective.settings = {}
+    return objective
+
+
+def test_objectives_that_declare_the_same_settings_are_told_apart_by_name():
+    assert _key(objective=_named("mse_like")) == _key(objective=_named("mse_like"))
+    assert _key(objective=_named("mse_like")) != _key(objective=_named("bce_like"))
+
+
+def test_how_partials_and_functions_are_described():
+    import functools
+    assert cache._describe_callable(ah.noise.gaussian_noise) == {"function": "autoenc_helpers.noise.gaussian_noise"}
+    assert cache._describe_callable(functools.partial(ah.noise.gaussian_noise, sigma=0.5)) == {
+        "partial": {"function": "autoenc_helpers.noise.gaussian_noise"}, "args": [], "keywords": {"sigma": "0.5"}}
+    described = cache._describe_callable(_weighted)
+    assert set(described) == {"name", "code", "defaults", "kwdefaults", "closure", "globals"}
+    assert described["name"] == "_weighted" and described["defaults"] == ["1.0"]
+    assert described["kwdefaults"] == {} and described["closure"] == []
+
+
+def _square(x):
+    return x * x
+
+
+def _uses_helpers_everywhere(model, inputs, targets, extra=_square, *, kw=_square):
+    inner = _square                                                    # a global function
+    return {"loss": (inner(model(inputs) - targets) + extra(inputs) * 0 + kw(inputs) * 0).mean()}
+
+
+def test_an_objective_that_calls_other_functions_is_keyed_through_them():
+    import functools
+    closure_fn = (lambda f: (lambda model, x, y: {"loss": f(model(x) - y).mean()}))(_square)
+    for objective in (_uses_helpers_everywhere, closure_fn,
+                      functools.partial(_weighted, _square), functools.partial(_weighted, weight=_square),
+                      _named_with_settings({"f": _square})):
+        assert _key(objective=objective) == _key(objective=objective)     # keyable, and stable
+
+
+def _named_with_settings(settings):
+    objective = _named("with_a_function_setting")
+    objective.settings = settings
+    return objective
+
+
+def _chain(length):
+    """length functions, each calling the next (the last reads nothing): how deep the key follows."""
+    scope = {"__name__": "__main__"}
+    exec("def f0(model, x, y):\n    return x\n", scope)
+    for i in range(1, length):
+        exec(f"def f{i}(model, x, y):\n    return f{i - 1}(model, x, y)\n", scope)
+    return scope[f"f{length - 1}"]
+
+
+def test_the_key_follows_five_levels_of_functions_and_says_so_beyond():
+    import functools
+    cache._describe_callable(_chain(5))
+    with pytest.raises(cache.Unkeyable, match="^it calls functions nested too deeply to follow$"):
+        cache._describe_callable(_chain(6))
+    cache._describe_callable(functools.partial(_chain(4), None))       # a partial is one level too
+    with pytest.raises(cache.Unkeyable, match="^it calls functions nested too deeply to follow$"):
+        cache._describe_callable(functools.partial(_chain(5), None))
+
+
+class _Loss:
+    def __call__(self, model, inputs, targets):
+        return {"loss": ((model(inputs) - targets) ** 2).mean()}
+
+    def compute(self, model, inputs, targets):
+        return self(model, inputs, targets)
+
+
+def test_an_unkeyable_objective_is_named_in_the_reason():
+    model, images = ah.MLPAutoencoder(latent_dim=2, hidden=(8,)), torch.rand(4, 1, 28, 28)
+    with pytest.raises(cache.Unkeyable) as err:
+        cache.settings_of(model, images, objective=_Loss())
+    assert str(err.value) == ("the settings of objective=_Loss object cannot be determined: "
+                              "_Loss objects declare no settings")
+    with pytest.raises(cache.Unkeyable) as err:
+        cache.settings_of(model, images, objective=_Loss().compute)
+    assert str(err.value) == ("the settings of objective=_Loss.compute cannot be determined: "
+                              "_Loss.compute is a method: what it computes depends on its object")
+
+
+def test_a_layer_without_weights_is_part_of_the_architecture():
+    def key(activation):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 784), activation,
+                                    torch.nn.Unflatten(1, (1, 28, 28)))
+        return _key(model=model)
+    assert key(torch.nn.Sigmoid()) != key(torch.nn.ReLU())             # the same weights, another model
+    assert key(torch.nn.Sigmoid()) == key(torch.nn.Sigmoid())
+
+
+def test_the_data_fingerprint_sees_every_97th_image_and_the_sum():
+    def key(images):
+        torch.manual_seed(0)
+        return cache._digest(cache.settings_of(ah.MLPAutoencoder(latent_dim=2, hidden=(8,)), images))
+
+    torch.manual_seed(1)
+    images = torch.rand(100, 1, 28, 28)
+    shuffled = images.clone()                                         # image 97's pixels reordered: same sum
+    shuffled[97] = shuffled[97].flatten().flip(0).reshape(1, 28, 28)
+    nudged = images.clone()                                           # image 1 (not sampled): the sum moves
+    nudged[1, 0, 0, 0] += 0.01
+    assert len({key(images), key(shuffled), key(nudged)}) == 3
+    with pytest.raises(TypeError, match=r"^cached_fit expects an ImageSet or a tensor of images, got list$"):
+        cache.settings_of(ah.MLPAutoencoder(latent_dim=2, hidden=(8,)), [images])
+
+
+def test_the_models_code_counts_its_names_constants_nested_code_and_static_helpers():
+    def model(forward, helper="return x.sigmoid()", mixin="return x"):
+        scope = {"nn": torch.nn, "__name__": "__main__"}
+        exec("class Mixin:\n    def post(self, x):\n        " + mixin + "\n"
+             "class Tiny(nn.Module, Mixin):\n"
+             "    def __init__(self):\n        super().__init__()\n        self.layer = nn.Linear(784, 784)\n"
+             "    @staticmethod\n    def squash(x):\n        " + helper + "\n"
+             "    def forward(self, x):\n        " + forward + "\n", scope)
+        torch.manual_seed(0)
+        return scope["Tiny"]()
+
+    plain = "return self.post(self.squash(self.layer(x.flatten(1)))).reshape(x.shape)"
+    nested = "return (lambda y: 2 * y)(self.layer(x.flatten(1))).reshape(x.shape)"
+    base = _key(model=model(plain))
+    assert _key(model=model(plain)) == base                                          # a rerun: the same key
+    assert _key(model=model(nested)) == _key(model=model(nested))                    # nested code too
+    changed = {"a name": _key(model=model(plain.replace("flatten", "ravel"))),       # only co_names differ
+               "a constant": _key(model=model(nested.replace("2 *", "3 *"))),
+               "a static helper": _key(model=model(plain, helper="return x.tanh()")),
+               "a mixin after nn.Module": _key(model=model(plain, mixin="return 2 * x"))}
+    assert all(value != base for value in changed.values()), [n for n, v in changed.items() if v == base]
+    assert changed["a constant"] != _key(model=model(nested))
+    assert set(cache._class_code(_UserLayer)) == {"_UserLayer.forward"}              # torch's classes: no code
+    torch.manual_seed(0)
+    assert set(cache.settings_of(model(plain), torch.rand(4, 1, 28, 28))["code"]) == {"Tiny"}
+
+
+def test_an_unreadable_pickle_gets_the_friendly_message_only_when_it_holds_code(tmp_path, monkeypatch):
+    import pickle
+    path = _save_record(tmp_path)
+    friendly = ("the file cannot be read: it holds Python objects other than tensors and plain values, which "
+                "loading with weights_only=True refuses to run")
+    for message, reason in [("Unsupported global: GLOBAL builtins.eval", friendly),        # torch 2.4's words
+                            ("Weights only load failed: re-run with weights_only=False", friendly),
+                            ("invalid load key, 'x'.", "the file cannot be read (UnpicklingError: invalid load "
+                                                       "key, 'x'.)")]:
+        def refuse(*args, message=message, **kwargs):
+            raise pickle.UnpicklingError(message)
+        monkeypatch.setattr(torch, "load", refuse)
+        with pytest.raises(ValueError) as err:
+            cache._load(path, _three_layers(), None, torch.device("cpu"))
+        assert str(err.value) == reason, message
+
+
+def test_extra_weights_are_named_three_at_most_and_none_is_called_missing(tmp_path):
+    def extra(record):
+        for i in range(4):
+            record["state_dict"][f"extra{i}"] = torch.zeros(1)
+    path = _save_record(tmp_path, extra)
+    with pytest.raises(ValueError) as err:
+        cache.load_checkpoint(path, _three_layers(), device="cpu")
+    assert str(err.value).endswith("its weights do not fit the model (missing [], unexpected "
+                                   "['extra0', 'extra1', 'extra2'])")
+
+
+def test_the_saved_time_is_utc_on_a_machine_in_another_zone(tmp_path, monkeypatch):
+    import time
+    from datetime import datetime, timedelta, timezone
+    monkeypatch.setenv("TZ", "XYZ-9")                                  # nine hours ahead of UTC, no tzdata needed
+    time.tzset()
+    try:
+        before = datetime.now(timezone.utc).replace(second=0, microsecond=0, tzinfo=None)
+        path = _save_record(tmp_path)
+        saved = datetime.strptime(torch.load(path, weights_only=True)["saved"], "%Y-%m-%d %H:%M UTC")
+        assert before <= saved <= before + timedelta(minutes=1)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_a_failed_save_says_why_and_loading_without_a_device_prints_nothing_more(tmp_path, monkeypatch, capsys):
+    path = _save_record(tmp_path)
+    capsys.readouterr()
+    cache.load_checkpoint(path, _three_layers())
+    assert capsys.readouterr().out == ""
+
+    def full(obj, f, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(torch, "save", full)
+    history = ah.History(train={"loss": [1.0]}, test={}, seconds=[0.1])
+    assert not cache.save_checkpoint(tmp_path / "again.pt", _three_layers(), history, {})
+    assert capsys.readouterr().out == ("could not save the checkpoint again.pt "
+                                       "([Errno 28] No space left on device)\n").replace("([", "(OSError: [")
+
+
+def test_a_record_without_a_saved_time_is_loaded_with_a_question_mark(tmp_path, data, capsys):
+    _run(tmp_path, data)
+    (path,) = tmp_path.iterdir()
+    record = torch.load(path, weights_only=True)
+    del record["saved"]
+    torch.save(record, path)
+    capsys.readouterr()
+    _run(tmp_path, data)
+    assert " on ?). Same settings" in capsys.readouterr().out
