@@ -398,8 +398,8 @@ def refuse_unknown_kinds(max_levels):
         raise ValueError(f"unknown noise kind(s) {unknown}")
 
 
-def right_pipeline(images, max_levels, generator):
-    refuse_unknown_kinds(max_levels)
+def _draw_and_corrupt(images, max_levels, generator):
+    """The right answer's drawing and corrupting, without its check of the kinds."""
     kinds = list(max_levels)
     which = torch.randint(len(kinds), (images.shape[0],), generator=generator)
     fraction = torch.rand(images.shape[0], generator=generator)
@@ -409,6 +409,11 @@ def right_pipeline(images, max_levels, generator):
         if rows.any():
             out[rows] = ah.corrupt(images[rows], kind, fraction[rows] * max_levels[kind], generator=generator)
     return out
+
+
+def right_pipeline(images, max_levels, generator):
+    refuse_unknown_kinds(max_levels)
+    return _draw_and_corrupt(images, max_levels, generator)
 
 
 def right_pipeline_one_image_at_a_time(images, max_levels, generator):
@@ -489,15 +494,7 @@ def unclipped_gaussian(images, max_levels, generator):
 
 
 def refuses_unknown_kinds_only_when_drawn(images, max_levels, generator):
-    kinds = list(max_levels)                                               # ah.corrupt raises, but only if drawn
-    which = torch.randint(len(kinds), (images.shape[0],), generator=generator)
-    fraction = torch.rand(images.shape[0], generator=generator)
-    out = images.clone()
-    for k, kind in enumerate(kinds):
-        rows = which == k
-        if rows.any():
-            out[rows] = ah.corrupt(images[rows], kind, fraction[rows] * max_levels[kind], generator=generator)
-    return out
+    return _draw_and_corrupt(images, max_levels, generator)               # ah.corrupt raises, but only if drawn
 
 
 def silent_on_unknown_kinds(images, max_levels, generator):
