@@ -82,6 +82,8 @@ def prepare(module: str) -> Path:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
     shutil.copytree(ROOT / "autoenc_helpers", work / "autoenc_helpers", ignore=ignore)
     shutil.copytree(ROOT / "tests", work / "tests", ignore=ignore)
+    for helper in ("tools", "benchmarks"):         # imported by some test files; never mutated
+        shutil.copytree(ROOT / helper, work / helper, ignore=ignore)
     shutil.copy2(ROOT / "conftest.py", work / "conftest.py")
     with open(work / "conftest.py", "a") as conftest:
         conftest.write(CONFTEST_EXTRA)
@@ -90,7 +92,7 @@ def prepare(module: str) -> Path:
         "[tool.mutmut]",
         'source_paths = ["autoenc_helpers"]',
         f'only_mutate = ["autoenc_helpers/{module}.py"]',
-        'also_copy = ["conftest.py"]',
+        'also_copy = ["conftest.py", "tools", "benchmarks"]',
         f"pytest_add_cli_args_test_selection = {_toml_list(MODULES[module])}",
         "",
     ])
