@@ -688,8 +688,11 @@ class ConditionalVAE(nn.Module):
         """
         positive_int(n, "n")
         device = model_device(self)
-        if not torch.is_tensor(y):                                          # one class for all n images
-            y = check_labels(y, self.n_classes, f"{type(self).__name__}.sample").expand(n)   # (n,)
+        who = f"{type(self).__name__}.sample"
+        if torch.is_tensor(y):                                              # one label per image
+            y = check_labels(y, self.n_classes, who, batch=n)               # (n,)
+        else:                                                               # one class for all n images
+            y = check_labels(y, self.n_classes, who).expand(n)              # (n,)
         z = torch.randn(n, self.latent_dim, generator=generator, device=device)            # (n, k)
         return self.decode(z, y)
 

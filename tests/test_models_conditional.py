@@ -245,7 +245,9 @@ def test_check_labels_messages_in_full(labels, message):
     (lambda m: m.sample(3, 12), ValueError,
      r"ConditionalVAE\.sample: label 12 is out of range; the classes are 0\.\.9"),
     (lambda m: m.sample(3, torch.tensor([1, 2])), ValueError,           # a tensor: one label per image, 3 wanted
-     r"ConditionalVAE\.decode: 2 labels for 3 images; give one label per image"),
+     r"ConditionalVAE\.sample: 2 labels for 3 images; give one label per image"),
+    (lambda m: m.sample(2, torch.tensor([1, 10])), ValueError,
+     r"ConditionalVAE\.sample: label 10 is out of range; the classes are 0\.\.9"),
     (lambda m: m.sample(0, 3), ValueError, r"n must be a positive int, got 0"),
     (lambda m: ConditionalVAE(latent_dim=0), ValueError, r"latent_dim must be a positive int, got 0"),
 ])
