@@ -1,15 +1,17 @@
 """Mutation testing of the package's core modules with mutmut (a development tool, not a CI step).
 
-    python3 tools/mutation.py                    # every core module, one after the other
+    python3 tools/mutation.py                    # every core module, two at a time (one per core)
     python3 tools/mutation.py losses noise       # only these
+    python3 tools/mutation.py --jobs 1 models    # one module at a time
     python3 tools/mutation.py --list             # the modules and the test files that cover each
 
 For each module it builds a scratch copy of the package and the tests in ``.mutmut/<module>/``
 (git-ignored; the checkout itself, notebooks included, is never written to), writes mutmut's
 settings for that module into the copy's ``pyproject.toml`` (mutate only ``autoenc_helpers/<module>.py``;
 run only the test files listed in ``MODULES``), and runs ``mutmut run`` there with one worker, in
-smoke mode, on the CPU, with one thread. mutmut then runs, for each mutant, only the tests that
-reached the mutated function in its first clean run.
+smoke mode, on the CPU, with one thread. ``--jobs`` modules run at once (default 2, one per core of
+the course's development machine), the modules with the most mutants first. mutmut then runs, for
+each mutant, only the tests that reached the mutated function in its first clean run.
 
 At the end it prints one line per module: killed, survived, timeouts, mutants no test reached,
 and the mutation score, ``killed / (killed + survived + no tests)`` in percent (a timeout counts
@@ -27,7 +29,9 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,6 +60,10 @@ MODULES: dict[str, list[str]] = {
     "widgets": ["tests/test_widgets.py", "tests/test_widgets_display.py", "tests/test_models_conditional.py",
                 "tests/test_noise.py", "tests/test_vq.py", "tests/test_colab.py"],
 }
+
+# About how many mutants each module has (mutmut 3.8.1, 2026-11-30): the order in which modules start.
+SIZE = {"checks": 5941, "widgets": 1937, "models": 1440, "losses": 782, "cache": 665, "noise": 568,
+        "training": 462}
 
 
 # Appended to the scratch copy's conftest.py: under mutmut every call of the package goes through a trampoline,
@@ -142,11 +150,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("modules", nargs="*", help=f"modules to mutate (default: all of {', '.join(MODULES)})")
     parser.add_argument("--list", action="store_true", help="print the modules and their test files")
+    parser.add_argument("--jobs", type=int, default=2, metavar="N",
+                        help="modules to run at once, each on one core (default 2)")
     args = parser.parse_args(argv)
     if args.list:
         for module, tests in MODULES.items():
             print(f"{module}: {' '.join(tests)}")
         return 0
+    if args.jobs < 1:
+        parser.error(f"--jobs must be a positive int, got {args.jobs}")
     unknown = [m for m in args.modules if m not in MODULES]
     if unknown:
         parser.error(f"unknown module(s) {unknown}; expected some of {list(MODULES)}")
@@ -155,21 +167,31 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     (WORK / "stop").unlink(missing_ok=True)
-    failed = False
-    for module in args.modules or list(MODULES):
-        if (WORK / "stop").exists():                 # touch .mutmut/stop: finish after the module running now
+    modules = args.modules or list(MODULES)
+    modules.sort(key=lambda m: -SIZE.get(m, 0))      # the longest first, so two jobs end close together
+    lock = threading.Lock()
+
+    def one(module: str) -> bool:
+        """Run one module, print and record its line; True when it failed."""
+        if (WORK / "stop").exists():                 # touch .mutmut/stop: no module starts after that
             print(f"{module}: not run (.mutmut/stop exists)", flush=True)
-            continue
+            return False
         stats = run(module)
         s = score(stats)
-        failed |= stats["exit_code"] != 0 or s is None
         line = (f"{module}: killed {stats.get('killed')}, timeout {stats.get('timeout')}, "
                 f"survived {stats.get('survived')}, no tests {stats.get('no_tests')}, "
                 f"suspicious {stats.get('suspicious')}, total {stats.get('total')}, "
                 f"score {'n/a' if s is None else f'{s:.1f}%'}, {stats['minutes']} min")
-        print(line, flush=True)
-        with open(WORK / "summary.txt", "a") as f:
-            f.write(time.strftime("%Y-%m-%d %H:%M UTC ", time.gmtime()) + line + "\n")
+        with lock:
+            print(line, flush=True)
+            with open(WORK / "summary.txt", "a") as f:
+                f.write(time.strftime("%Y-%m-%d %H:%M UTC ", time.gmtime()) + line + "\n")
+        return stats["exit_code"] != 0 or s is None
+
+    start = time.monotonic()
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        failed = any(list(pool.map(one, modules)))
+    print(f"{len(modules)} module(s), {args.jobs} at a time: {(time.monotonic() - start) / 60:.1f} min", flush=True)
     return 1 if failed else 0
 
 
