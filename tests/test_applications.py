@@ -32,11 +32,7 @@ class _Zeros(_Identity):
         return torch.zeros_like(x)
 
 
-@pytest.fixture(scope="module")
-def fashion():
-    train = ah.load_dataset("fashion_mnist", "train", n=10_000, verbose=False)
-    test = ah.load_dataset("fashion_mnist", "test", n=2_000, verbose=False)
-    return train, test
+FASHION_SIZES = (10_000, 2_000)          # the fashion fixture (tests/conftest.py): training and held-out images
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,7 @@ import autoenc_helpers as ah
 from autoenc_helpers import cache
 
 
-@pytest.fixture(scope="module")
-def data():
-    train = ah.load_dataset("fashion_mnist", "train", n=1_000, verbose=False)
-    test = ah.load_dataset("fashion_mnist", "test", n=200, verbose=False)
-    return train, test
+FASHION_SIZES = (1_000, 200)          # the fashion fixture (tests/conftest.py): training and held-out images
 
 
 def _model(seed=0, latent_dim=2):
@@ -22,11 +18,11 @@ def _model(seed=0, latent_dim=2):
     return ah.MLPVAE(latent_dim=latent_dim, hidden=(32,))
 
 
-def _run(folder, data, *, seed=0, latent_dim=2, **kwargs):
+def _run(folder, fashion, *, seed=0, latent_dim=2, **kwargs):
     settings = dict(objective=ah.vae_objective(), epochs=1, device="cpu", progress=False, log=False)
     settings.update(kwargs)
     model = _model(seed, latent_dim)
-    history = ah.cached_fit("tiny_vae", model, *data, folder=folder, **settings)
+    history = ah.cached_fit("tiny_vae", model, *fashion, folder=folder, **settings)
     return model, history
 
 
@@ -34,13 +30,13 @@ def _weights(model):
     return torch.cat([p.detach().flatten() for p in model.parameters()])
 
 
-def test_first_run_trains_and_saves_then_a_second_run_loads(tmp_path, data, capsys):
-    trained, first = _run(tmp_path, data)
+def test_first_run_trains_and_saves_then_a_second_run_loads(tmp_path, fashion, capsys):
+    trained, first = _run(tmp_path, fashion)
     assert "saved checkpoint tiny_vae-" in capsys.readouterr().out
     files = list(tmp_path.glob("tiny_vae-*.pt"))
     assert len(files) == 1
 
-    loaded, second = _run(tmp_path, data)
+    loaded, second = _run(tmp_path, fashion)
     out = capsys.readouterr().out
     assert "loaded tiny_vae from checkpoint" in out and "no training" in out
     assert torch.equal(_weights(trained), _weights(loaded))          # the trained weights, not the fresh ones
@@ -53,68 +49,68 @@ def test_first_run_trains_and_saves_then_a_second_run_loads(tmp_path, data, caps
 @pytest.mark.parametrize("change", [dict(epochs=2), dict(lr=3e-3), dict(seed=1), dict(latent_dim=3),
                                     dict(objective=ah.vae_objective(recon_factor=2.0)), dict(batch_size=64)],
                          ids=lambda c: next(iter(c)))
-def test_a_changed_setting_retrains(tmp_path, data, capsys, change):
-    _run(tmp_path, data)
+def test_a_changed_setting_retrains(tmp_path, fashion, capsys, change):
+    _run(tmp_path, fashion)
     capsys.readouterr()
-    _run(tmp_path, data, **change)
+    _run(tmp_path, fashion, **change)
     out = capsys.readouterr().out
     assert "saved checkpoint" in out and "loaded" not in out
     assert len(list(tmp_path.glob("tiny_vae-*.pt"))) == 2
 
 
-def test_a_different_data_set_retrains(tmp_path, data, capsys):
-    train, test = data
-    _run(tmp_path, data)
+def test_a_different_data_set_retrains(tmp_path, fashion, capsys):
+    train, test = fashion
+    _run(tmp_path, fashion)
     _run(tmp_path, (train.images[:900], test))
     assert capsys.readouterr().out.count("saved checkpoint") == 2
 
 
-def test_where_and_how_loudly_do_not_count(data):
+def test_where_and_how_loudly_do_not_count(fashion):
     model = _model()
-    a = cache.settings_of(model, *data, epochs=1, device="cpu", progress=False, log=False)
-    b = cache.settings_of(model, *data, epochs=1)
+    a = cache.settings_of(model, *fashion, epochs=1, device="cpu", progress=False, log=False)
+    b = cache.settings_of(model, *fashion, epochs=1)
     assert a == b
 
 
-def test_a_corrupt_checkpoint_is_reported_and_retrained(tmp_path, data, capsys):
-    trained, _ = _run(tmp_path, data)
+def test_a_corrupt_checkpoint_is_reported_and_retrained(tmp_path, fashion, capsys):
+    trained, _ = _run(tmp_path, fashion)
     (path,) = tmp_path.glob("tiny_vae-*.pt")
     path.write_bytes(path.read_bytes()[:200])                        # a truncated download, say
     capsys.readouterr()
-    retrained, _ = _run(tmp_path, data)
+    retrained, _ = _run(tmp_path, fashion)
     out = capsys.readouterr().out
     assert f"checkpoint {path.name} cannot be used: the file cannot be read" in out
     assert "Training again" in out and "saved checkpoint" in out
     assert torch.equal(_weights(trained), _weights(retrained))       # same settings, same seed: same model
-    _, _ = _run(tmp_path, data)
+    _, _ = _run(tmp_path, fashion)
     assert "loaded tiny_vae" in capsys.readouterr().out               # the rewritten file is good
 
 
-def test_a_checkpoint_for_other_settings_is_reported_and_retrained(tmp_path, data, capsys):
-    _run(tmp_path, data)
+def test_a_checkpoint_for_other_settings_is_reported_and_retrained(tmp_path, fashion, capsys):
+    _run(tmp_path, fashion)
     (path,) = tmp_path.glob("tiny_vae-*.pt")
     record = torch.load(path, weights_only=True)
     record["settings"] = record["settings"].replace('"epochs": 1', '"epochs": 7')
     torch.save(record, path)
     capsys.readouterr()
-    _run(tmp_path, data)
+    _run(tmp_path, fashion)
     assert "cannot be used: it was saved for other settings. Training again." in capsys.readouterr().out
 
 
-def test_weights_that_do_not_fit_are_reported_and_retrained(tmp_path, data, capsys):
-    _run(tmp_path, data)
+def test_weights_that_do_not_fit_are_reported_and_retrained(tmp_path, fashion, capsys):
+    _run(tmp_path, fashion)
     (path,) = tmp_path.glob("tiny_vae-*.pt")
     record = torch.load(path, weights_only=True)
     record["state_dict"].pop("mu_head.bias")
     torch.save(record, path)
     capsys.readouterr()
-    model, history = _run(tmp_path, data)
+    model, history = _run(tmp_path, fashion)
     assert "its weights do not fit the model" in capsys.readouterr().out
     assert history.epochs == 1 and not model.training
 
 
-def test_a_file_that_is_not_data_is_refused_without_running_it(tmp_path, data, capsys):
-    _run(tmp_path, data)
+def test_a_file_that_is_not_data_is_refused_without_running_it(tmp_path, fashion, capsys):
+    _run(tmp_path, fashion)
     (path,) = tmp_path.glob("tiny_vae-*.pt")
 
     class Payload:                                                   # unpickling this would call print
@@ -123,15 +119,15 @@ def test_a_file_that_is_not_data_is_refused_without_running_it(tmp_path, data, c
 
     torch.save({"format": cache.FORMAT, "payload": Payload()}, path)
     capsys.readouterr()
-    _run(tmp_path, data)
+    _run(tmp_path, fashion)
     out = capsys.readouterr().out
     assert "code ran from a checkpoint" not in out
     assert "the file cannot be read" in out and "saved checkpoint" in out
 
 
-def test_retrain_forces_training(tmp_path, data, capsys):
-    _run(tmp_path, data)
-    _run(tmp_path, data, retrain=True)
+def test_retrain_forces_training(tmp_path, fashion, capsys):
+    _run(tmp_path, fashion)
+    _run(tmp_path, fashion, retrain=True)
     assert capsys.readouterr().out.count("saved checkpoint") == 2
 
 
@@ -142,14 +138,14 @@ def test_default_folder_follows_the_environment(tmp_path, monkeypatch):
     assert cache.checkpoint_dir() == ah.data.data_root() / "checkpoints"
 
 
-def test_bad_arguments_are_named(tmp_path, data):
+def test_bad_arguments_are_named(tmp_path, fashion):
     with pytest.raises(ValueError, match="checkpoint name 'my model/1'"):
-        ah.cached_fit("my model/1", _model(), *data, folder=tmp_path, epochs=1)
+        ah.cached_fit("my model/1", _model(), *fashion, folder=tmp_path, epochs=1)
     with pytest.raises(TypeError, match=r"no argument\(s\) \['epoch'\]"):
-        ah.cached_fit("ok", _model(), *data, folder=tmp_path, epoch=1)
+        ah.cached_fit("ok", _model(), *fashion, folder=tmp_path, epoch=1)
     with pytest.raises(ValueError, match="ready-made optimizer"):
         model = _model()
-        ah.cached_fit("ok", model, *data, folder=tmp_path, optimizer=torch.optim.SGD(model.parameters(), 0.1))
+        ah.cached_fit("ok", model, *fashion, folder=tmp_path, optimizer=torch.optim.SGD(model.parameters(), 0.1))
 
 
 # -- reliability: never a wrong model, never a lost run -----------------------------------------------------------
@@ -237,7 +233,7 @@ def test_the_models_code_is_in_the_key():
 
 @pytest.mark.parametrize("failure", [RuntimeError("PytorchStreamWriter failed writing file: file write failed"),
                                      OSError(28, "No space left on device")])
-def test_a_failed_save_keeps_the_trained_model_and_leaves_no_partial_file(tmp_path, data, monkeypatch, capsys,
+def test_a_failed_save_keeps_the_trained_model_and_leaves_no_partial_file(tmp_path, fashion, monkeypatch, capsys,
                                                                           failure):
     real_save = torch.save
 
@@ -246,35 +242,35 @@ def test_a_failed_save_keeps_the_trained_model_and_leaves_no_partial_file(tmp_pa
         raise failure                                            # ...and then the disk gives up
 
     monkeypatch.setattr(torch, "save", save_then_fail)
-    model, history = _run(tmp_path, data)
+    model, history = _run(tmp_path, fashion)
     assert history.epochs == 1 and not model.training
     out = capsys.readouterr().out
     assert "could not save the checkpoint" in out and "trained but will be trained again next time" in out
     assert not list(tmp_path.iterdir())
 
 
-def test_a_folder_that_is_a_file_does_not_stop_the_lesson(tmp_path, data, capsys):
+def test_a_folder_that_is_a_file_does_not_stop_the_lesson(tmp_path, fashion, capsys):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
-    model, history = _run(blocker / "checkpoints", data)
+    model, history = _run(blocker / "checkpoints", fashion)
     assert history.epochs == 1
     assert "could not save the checkpoint" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("content", [b"", b"PK\x03\x04 truncated zip", bytes(range(256)) * 8])
-def test_empty_truncated_and_garbage_checkpoints_are_reported_and_retrained(tmp_path, data, capsys, content):
-    _run(tmp_path, data)
+def test_empty_truncated_and_garbage_checkpoints_are_reported_and_retrained(tmp_path, fashion, capsys, content):
+    _run(tmp_path, fashion)
     (path,) = tmp_path.glob("tiny_vae-*.pt")
     path.write_bytes(content)
     capsys.readouterr()
-    _, history = _run(tmp_path, data)
+    _, history = _run(tmp_path, fashion)
     out = capsys.readouterr().out
     assert "cannot be used: the file cannot be read" in out and "Training again" in out and history.epochs == 1
 
 
 @pytest.mark.parametrize("damage", ["no history", "one tensor of the wrong size", "a missing tensor"])
-def test_a_checkpoint_that_cannot_be_used_leaves_the_model_untouched(tmp_path, data, damage):
-    _run(tmp_path, data)
+def test_a_checkpoint_that_cannot_be_used_leaves_the_model_untouched(tmp_path, fashion, damage):
+    _run(tmp_path, fashion)
     (path,) = tmp_path.glob("tiny_vae-*.pt")
     record = torch.load(path, weights_only=True)
     if damage == "no history":
@@ -293,16 +289,16 @@ def test_a_checkpoint_that_cannot_be_used_leaves_the_model_untouched(tmp_path, d
         assert torch.equal(value, initial[name]), name
 
 
-def test_a_file_holding_code_gets_the_friendly_message(tmp_path, data, capsys):
-    _run(tmp_path, data)
+def test_a_file_holding_code_gets_the_friendly_message(tmp_path, fashion, capsys):
+    _run(tmp_path, fashion)
     (path,) = tmp_path.glob("tiny_vae-*.pt")
     torch.save({"format": cache.FORMAT, "payload": cache.Unkeyable("not data")}, path)   # a pickled object
     capsys.readouterr()
-    _run(tmp_path, data)
+    _run(tmp_path, fashion)
     assert "it holds Python objects other than tensors and plain values" in capsys.readouterr().out
 
 
-def test_stopped_training_is_returned_but_never_saved(tmp_path, data, capsys):
+def test_stopped_training_is_returned_but_never_saved(tmp_path, fashion, capsys):
     calls = {"n": 0}
 
     def stops_in_the_second_epoch(model, inputs, targets):
@@ -311,7 +307,7 @@ def test_stopped_training_is_returned_but_never_saved(tmp_path, data, capsys):
             raise KeyboardInterrupt
         return ah.vae_objective()(model, inputs, targets)
 
-    history = ah.cached_fit("stopped", _model(), *data, objective=stops_in_the_second_epoch, epochs=3,
+    history = ah.cached_fit("stopped", _model(), *fashion, objective=stops_in_the_second_epoch, epochs=3,
                             folder=tmp_path, device="cpu", progress=False, log=False)
     assert history.interrupted and history.epochs == 1
     assert "so no checkpoint is saved" in capsys.readouterr().out and not list(tmp_path.iterdir())
@@ -329,8 +325,8 @@ def test_a_reused_corruption_is_keyed_by_where_its_stream_stands():
                                                     corrupt=used), default=repr)
 
 
-def test_each_setting_that_decides_the_weights_changes_the_key(data):
-    train, test = data
+def test_each_setting_that_decides_the_weights_changes_the_key(fashion):
+    train, test = fashion
 
     def key(train=train, test=test, **kwargs):
         torch.manual_seed(0)
@@ -501,8 +497,8 @@ def test_checkpoint_path_spells_the_name_and_twelve_hex_digits_and_defaults_to_t
         cache.checkpoint_path("-x", {})
 
 
-def test_cached_fit_keys_by_the_held_out_set_and_prints_one_line_without_a_device(tmp_path, data, capsys):
-    train, test = data
+def test_cached_fit_keys_by_the_held_out_set_and_prints_one_line_without_a_device(tmp_path, fashion, capsys):
+    train, test = fashion
     settings = dict(objective=ah.vae_objective(), epochs=1, progress=False, log=False)   # no device given
     ah.cached_fit("tiny_vae", _model(), train, test, folder=tmp_path, **settings)
     assert len(capsys.readouterr().out.strip().splitlines()) == 1
@@ -555,11 +551,11 @@ def test_the_digest_ignores_the_order_of_settings_and_spells_other_values_by_rep
     assert cache.checkpoint_path("x", {"folder": tmp_path}).name.startswith("x-")
 
 
-def test_a_loaded_checkpoint_says_when_it_was_saved(tmp_path, data, capsys):
+def test_a_loaded_checkpoint_says_when_it_was_saved(tmp_path, fashion, capsys):
     import re
-    _run(tmp_path, data)
+    _run(tmp_path, fashion)
     capsys.readouterr()
-    _run(tmp_path, data)
+    _run(tmp_path, fashion)
     assert re.search(r"on \d{4}-\d\d-\d\d \d\d:\d\d UTC\)\. Same settings", capsys.readouterr().out)
 
 
@@ -795,12 +791,12 @@ def test_a_failed_save_says_why_and_loading_without_a_device_prints_nothing_more
                                        "([Errno 28] No space left on device)\n").replace("([", "(OSError: [")
 
 
-def test_a_record_without_a_saved_time_is_loaded_with_a_question_mark(tmp_path, data, capsys):
-    _run(tmp_path, data)
+def test_a_record_without_a_saved_time_is_loaded_with_a_question_mark(tmp_path, fashion, capsys):
+    _run(tmp_path, fashion)
     (path,) = tmp_path.iterdir()
     record = torch.load(path, weights_only=True)
     del record["saved"]
     torch.save(record, path)
     capsys.readouterr()
-    _run(tmp_path, data)
+    _run(tmp_path, fashion)
     assert " on ?). Same settings" in capsys.readouterr().out

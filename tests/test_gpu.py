@@ -13,11 +13,7 @@ from autoenc_helpers.cache import load_checkpoint
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 
 
-@pytest.fixture(scope="module")
-def data():
-    train = ah.load_dataset("fashion_mnist", "train", n=4000, verbose=False)
-    test = ah.load_dataset("fashion_mnist", "test", n=1000, verbose=False)
-    return train, test
+FASHION_SIZES = (4000, 1000)          # the fashion fixture (tests/conftest.py): training and held-out images
 
 
 def test_the_toggle_gives_the_gpu(monkeypatch):
@@ -27,8 +23,8 @@ def test_the_toggle_gives_the_gpu(monkeypatch):
     assert ah.get_device().type == "cuda"
 
 
-def test_fit_trains_on_the_gpu_and_beats_the_mean_image(data):
-    train, test = data
+def test_fit_trains_on_the_gpu_and_beats_the_mean_image(fashion):
+    train, test = fashion
     ah.set_seed(0)
     model = ah.MLPAutoencoder(latent_dim=16, hidden=(256, 128))
     history = ah.fit(model, train, test, epochs=3, device="cuda", progress=False, log=False)
@@ -38,8 +34,8 @@ def test_fit_trains_on_the_gpu_and_beats_the_mean_image(data):
     assert history.last("test") < 0.7 * baseline
 
 
-def test_a_vae_on_the_gpu_elbo_iw_and_sampling(data):
-    train, test = data
+def test_a_vae_on_the_gpu_elbo_iw_and_sampling(fashion):
+    train, test = fashion
     ah.set_seed(0)
     vae = ah.MLPVAE(latent_dim=8, hidden=(256,))
     ah.fit(vae, train, epochs=2, objective=ah.vae_objective(), device="cuda", progress=False, log=False)
@@ -51,16 +47,16 @@ def test_a_vae_on_the_gpu_elbo_iw_and_sampling(data):
     assert samples.device.type == "cuda" and samples.shape == (4, 1, 28, 28)
 
 
-def test_a_conv_vae_trains_on_the_gpu(data):
-    train, _ = data
+def test_a_conv_vae_trains_on_the_gpu(fashion):
+    train, _ = fashion
     ah.set_seed(0)
     vae = ah.ConvVAE(latent_dim=4, channels=(8, 16, 16, 16))
     history = ah.fit(vae, train, epochs=2, objective=ah.vae_objective(), device="cuda", progress=False, log=False)
     assert history.train["total_loss"][-1] < history.train["total_loss"][0]
 
 
-def test_a_checkpoint_saved_on_the_gpu_loads_on_the_cpu(data, tmp_path):
-    train, test = data
+def test_a_checkpoint_saved_on_the_gpu_loads_on_the_cpu(fashion, tmp_path):
+    train, test = fashion
     ah.set_seed(0)
     model = ah.MLPVAE(latent_dim=2, hidden=(64,))
     ah.cached_fit("gpu", model, train, test, objective=ah.vae_objective(), epochs=1, device="cuda", folder=tmp_path,
@@ -73,8 +69,8 @@ def test_a_checkpoint_saved_on_the_gpu_loads_on_the_cpu(data, tmp_path):
         assert torch.equal(value, on_gpu[name])
 
 
-def test_corruptions_and_widgets_take_gpu_tensors(data):
-    _, test = data
+def test_corruptions_and_widgets_take_gpu_tensors(fashion):
+    _, test = fashion
     images = test.images[:8].cuda()
     noisy = ah.Corruption("gaussian", 0.3, seed=0)(images)
     assert noisy.device.type == "cuda" and 0 <= float(noisy.min()) and float(noisy.max()) <= 1

@@ -159,11 +159,7 @@ def test_fit_rejects_a_set_epoch_that_is_not_callable():
                device="cpu", progress=False, log=False)
 
 
-@pytest.fixture(scope="module")
-def fashion():
-    train = ah.load_dataset("fashion_mnist", "train", n=2_000, verbose=False)
-    test = ah.load_dataset("fashion_mnist", "test", n=500, verbose=False)
-    return train, test
+FASHION_SIZES = (2_000, 500)          # the fashion fixture (tests/conftest.py): training and held-out images
 
 
 def test_warmup_in_a_real_fit_logs_the_ramp_and_lets_more_information_through(fashion):

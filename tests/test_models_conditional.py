@@ -13,11 +13,7 @@ from autoenc_helpers import widgets
 from autoenc_helpers.models import ConditionalVAE, check_labels
 
 
-@pytest.fixture(scope="module")
-def fashion():
-    train = ah.load_dataset("fashion_mnist", "train", n=6_000, verbose=False)
-    test = ah.load_dataset("fashion_mnist", "test", n=1_000, verbose=False)
-    return train, test
+FASHION_SIZES = (6_000, 1_000)          # the fashion fixture (tests/conftest.py): training and held-out images
 
 
 @pytest.fixture(scope="module")

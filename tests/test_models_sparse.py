@@ -269,11 +269,7 @@ def test_sparse_autoencoder_rejects_bad_arguments():
 
 # ------------------------------------------------------------------ on real data: the penalties make the code sparse
 
-@pytest.fixture(scope="module")
-def fashion():
-    train = ah.load_dataset("fashion_mnist", "train", n=3_000, verbose=False)
-    test = ah.load_dataset("fashion_mnist", "test", n=1_000, verbose=False)
-    return train, test
+FASHION_SIZES = (3_000, 1_000)          # the fashion fixture (tests/conftest.py): training and held-out images
 
 
 @pytest.mark.parametrize("penalty, activation, weight, lr", [("kl", "sigmoid", 1e-3, 3e-3), ("l1", "relu", 1e-4, 1e-3)])

@@ -42,11 +42,7 @@ def indexed_images(n, generator):
     return x
 
 
-@pytest.fixture(scope="module")
-def fashion():
-    train = ah.load_dataset("fashion_mnist", "train", n=3_000, verbose=False)
-    test = ah.load_dataset("fashion_mnist", "test", n=500, verbose=False)
-    return train, test
+FASHION_SIZES = (3_000, 500)          # the fashion fixture (tests/conftest.py): training and held-out images
 
 
 # -- the model ---------------------------------------------------------------------------------

@@ -8,11 +8,7 @@ import autoenc_helpers as ah
 from baselines import beats_mean_image, mean_image_mse
 
 
-@pytest.fixture(scope="module")
-def fashion():
-    train = ah.load_dataset("fashion_mnist", "train", n=6_000, verbose=False)
-    test = ah.load_dataset("fashion_mnist", "test", n=2_000, verbose=False)
-    return train, test
+FASHION_SIZES = (6_000, 2_000)          # the fashion fixture (tests/conftest.py): training and held-out images
 
 
 @pytest.mark.parametrize("make_model, epochs", [(ah.MLPAutoencoder, 3), (ah.ConvAutoencoder, 5)],

@@ -203,11 +203,7 @@ def test_cached_fit_keys_the_objective_and_the_remedy():
     assert len({ah.cache._digest(s) for s in (key, other_beta, restart)}) == 3
 
 
-@pytest.fixture(scope="module")
-def fashion():
-    train = ah.load_dataset("fashion_mnist", "train", n=4_000, verbose=False)
-    test = ah.load_dataset("fashion_mnist", "test", n=500, verbose=False)
-    return train, test
+FASHION_SIZES = (4_000, 500)          # the fashion fixture (tests/conftest.py): training and held-out images
 
 
 @pytest.fixture(scope="module")
