@@ -102,6 +102,9 @@ def prepare(module: str) -> Path:
         f'only_mutate = ["autoenc_helpers/{module}.py"]',
         'also_copy = ["conftest.py", "tools", "benchmarks"]',
         f"pytest_add_cli_args_test_selection = {_toml_list(MODULES[module])}",
+        # A mutant whose tests use more than 10x their clean run's CPU time (plus 1 s) is stopped as a timeout
+        # (killed). mutmut's default, 30x, spent over three minutes on each of training's slow kills.
+        "timeout_multiplier = 5.0",
         "",
     ])
     (work / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text() + settings)
