@@ -3,6 +3,7 @@
     python3 tools/mutation.py                    # every core module, two at a time (one per core)
     python3 tools/mutation.py losses noise       # only these
     python3 tools/mutation.py --jobs 1 models    # one module at a time
+    python3 tools/mutation.py --survivors checks # after new tests: only what the last run left alive
     python3 tools/mutation.py --list             # the modules and the test files that cover each
 
 For each module it builds a scratch copy of the package and the tests in ``.mutmut/<module>/``
@@ -81,17 +82,21 @@ def _toml_list(items: list[str]) -> str:
     return "[" + ", ".join(json.dumps(i) for i in items) + "]"
 
 
-def prepare(module: str) -> Path:
-    """A fresh copy of the package and the tests, with mutmut's settings for ``module``."""
+def prepare(module: str, keep_results: bool = False) -> Path:
+    """A fresh copy of the package and the tests, with mutmut's settings for ``module``.
+
+    keep_results: keep mutmut's results (``mutants/``) from the module's last run and refresh only the
+    copied sources, for ``--survivors``.
+    """
     work = WORK / module
-    if work.exists():
+    if work.exists() and not keep_results:
         shutil.rmtree(work)
-    work.mkdir(parents=True)
+    work.mkdir(parents=True, exist_ok=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
-    shutil.copytree(ROOT / "autoenc_helpers", work / "autoenc_helpers", ignore=ignore)
-    shutil.copytree(ROOT / "tests", work / "tests", ignore=ignore)
-    for helper in ("tools", "benchmarks"):         # imported by some test files; never mutated
-        shutil.copytree(ROOT / helper, work / helper, ignore=ignore)
+    for folder in ("autoenc_helpers", "tests", "tools", "benchmarks"):   # tools, benchmarks: imported by tests
+        if (work / folder).exists():
+            shutil.rmtree(work / folder)
+        shutil.copytree(ROOT / folder, work / folder, ignore=ignore)
     shutil.copy2(ROOT / "conftest.py", work / "conftest.py")
     with open(work / "conftest.py", "a") as conftest:
         conftest.write(CONFTEST_EXTRA)
@@ -120,22 +125,56 @@ def environment() -> dict[str, str]:
     return env
 
 
-def run(module: str) -> dict:
-    work = prepare(module)
-    env = environment()
+def _mutmut(work: Path, args: list[str], log) -> int:
+    return subprocess.call([sys.executable, "-m", "mutmut", *args], cwd=work, env=environment(),
+                           stdout=log, stderr=subprocess.STDOUT)
+
+
+def _listing(work: Path) -> dict[str, str]:
+    """mutmut's verdict for each mutant that has one: {name: "killed" | "survived" | "no tests" | ...}."""
+    out = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"], cwd=work,
+                         env=environment(), capture_output=True, text=True).stdout
+    return dict(line.strip().rsplit(": ", 1) for line in out.splitlines() if ": " in line)
+
+
+UNKILLED = ("survived", "no tests")
+
+
+def run(module: str, survivors: bool = False) -> dict:
+    """Run mutmut on ``module``; with ``survivors``, only what the module's last run left alive.
+
+    A survivors run keeps the last run's verdicts, copies the current package and tests, collects afresh
+    which tests reach which function, and runs again (1) every mutant of a function whose code changed
+    (mutmut resets those) and (2) every mutant that survived or had no tests. A killed mutant of an
+    unchanged function stays killed: the tests it failed are still there.
+    """
+    if survivors:
+        before = WORK / module / "survivors.txt"
+        if not before.exists():
+            raise SystemExit(f"{module}: no earlier run in {before.parent.relative_to(ROOT)}; run it in full first")
+        alive = [line.strip().rsplit(": ", 1)[0] for line in before.read_text().splitlines()
+                 if line.strip().endswith(UNKILLED)]
+    work = prepare(module, keep_results=survivors)
     start = time.monotonic()
-    log = work / "mutmut.log"
-    with open(log, "w") as out:
-        code = subprocess.call([sys.executable, "-m", "mutmut", "run", "--max-children", "1"],
-                               cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT)
+    log_path = work / "mutmut.log"
+    with open(log_path, "a" if survivors else "w") as log:
+        if survivors:
+            (work / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)   # which tests reach what: afresh
+            code = _mutmut(work, ["run", "--max-children", "1"], log)          # the changed functions' mutants
+            verdicts = _listing(work)
+            again = [name for name in alive if verdicts.get(name) in UNKILLED]
+            if code == 0 and again:
+                code = _mutmut(work, ["run", "--max-children", "1", *again], log)
+        else:
+            code = _mutmut(work, ["run", "--max-children", "1"], log)
     minutes = (time.monotonic() - start) / 60
     if code != 0:
-        print(f"{module}: mutmut exited with {code}; see {log.relative_to(ROOT)}", file=sys.stderr)
-    subprocess.call([sys.executable, "-m", "mutmut", "export-cicd-stats"], cwd=work, env=env,
-                    stdout=subprocess.DEVNULL)
+        print(f"{module}: mutmut exited with {code}; see {log_path.relative_to(ROOT)}", file=sys.stderr)
+    with open(os.devnull, "w") as quiet:
+        _mutmut(work, ["export-cicd-stats"], quiet)
     stats_file = work / "mutants" / "mutmut-cicd-stats.json"
     stats = json.loads(stats_file.read_text()) if stats_file.exists() else {}
-    listing = subprocess.run([sys.executable, "-m", "mutmut", "results"], cwd=work, env=env,
+    listing = subprocess.run([sys.executable, "-m", "mutmut", "results"], cwd=work, env=environment(),
                              capture_output=True, text=True).stdout
     (work / "survivors.txt").write_text(listing)
     stats["minutes"] = round(minutes, 1)
@@ -153,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("modules", nargs="*", help=f"modules to mutate (default: all of {', '.join(MODULES)})")
     parser.add_argument("--list", action="store_true", help="print the modules and their test files")
+    parser.add_argument("--survivors", action="store_true",
+                        help="run again only what each module's last run left alive (and the mutants of changed code)")
     parser.add_argument("--jobs", type=int, default=2, metavar="N",
                         help="modules to run at once, each on one core (default 2)")
     args = parser.parse_args(argv)
@@ -179,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         if (WORK / "stop").exists():                 # touch .mutmut/stop: no module starts after that
             print(f"{module}: not run (.mutmut/stop exists)", flush=True)
             return False
-        stats = run(module)
+        stats = run(module, survivors=args.survivors)
         s = score(stats)
         line = (f"{module}: killed {stats.get('killed')}, timeout {stats.get('timeout')}, "
                 f"survived {stats.get('survived')}, no tests {stats.get('no_tests')}, "
