@@ -93,7 +93,8 @@ def prepare(module: str, keep_results: bool = False) -> Path:
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
-    for folder in ("autoenc_helpers", "tests", "tools", "benchmarks"):   # tools, benchmarks: imported by tests
+    # tools, benchmarks: imported by tests; notebooks: read by test_colab (the copy's, never the checkout's)
+    for folder in ("autoenc_helpers", "tests", "tools", "benchmarks", "notebooks"):
         if (work / folder).exists():
             shutil.rmtree(work / folder)
         shutil.copytree(ROOT / folder, work / folder, ignore=ignore)
@@ -105,7 +106,7 @@ def prepare(module: str, keep_results: bool = False) -> Path:
         "[tool.mutmut]",
         'source_paths = ["autoenc_helpers"]',
         f'only_mutate = ["autoenc_helpers/{module}.py"]',
-        'also_copy = ["conftest.py", "tools", "benchmarks"]',
+        'also_copy = ["conftest.py", "tools", "benchmarks", "notebooks"]',
         f"pytest_add_cli_args_test_selection = {_toml_list(MODULES[module])}",
         # A mutant whose tests use more than 10x their clean run's CPU time (plus 1 s) is stopped as a timeout
         # (killed). mutmut's default, 30x, spent over three minutes on each of training's slow kills.
