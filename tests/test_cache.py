@@ -109,6 +109,21 @@ def test_weights_that_do_not_fit_are_reported_and_retrained(tmp_path, fashion, c
     assert history.epochs == 1 and not model.training
 
 
+def test_checkpoints_are_read_with_weights_only_whatever_torchs_default(tmp_path, fashion, monkeypatch):
+    """torch 2.4 and 2.5 (inside pyproject's range) load with weights_only=False by default, which would run a
+    pickled payload; the cache asks for weights_only=True itself, so the refusal above holds on every torch."""
+    _run(tmp_path, fashion)
+    asked, real_load = [], torch.load
+
+    def load(*args, **kwargs):
+        asked.append(kwargs.get("weights_only", "not given"))
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", load)
+    _run(tmp_path, fashion)
+    assert asked and all(value is True for value in asked), asked
+
+
 def test_a_file_that_is_not_data_is_refused_without_running_it(tmp_path, fashion, capsys):
     _run(tmp_path, fashion)
     (path,) = tmp_path.glob("tiny_vae-*.pt")
