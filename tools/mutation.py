@@ -59,7 +59,8 @@ MODULES: dict[str, list[str]] = {
     "applications": ["tests/test_applications.py"],
     "data": ["tests/test_data.py"],
     "widgets": ["tests/test_widgets.py", "tests/test_widgets_display.py", "tests/test_models_conditional.py",
-                "tests/test_noise.py", "tests/test_vq.py", "tests/test_colab.py"],
+                "tests/test_noise.py", "tests/test_vq.py",
+                "tests/test_colab.py::test_the_course_widgets_are_core_ipywidgets_models"],   # its widget test only
 }
 
 # About how many mutants each module has (mutmut 3.8.1, 2026-11-30): the order in which modules start.
