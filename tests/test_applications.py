@@ -2,6 +2,8 @@
 lesson's plots and exercise checks."""
 
 import math
+import re
+import warnings
 
 import matplotlib
 import numpy as np
@@ -313,3 +315,192 @@ def test_linear_probe_standardises_features_so_their_scale_does_not_decide_the_p
     assert accuracy >= 0.95
     rescaled = features * np.array([1e3, 1e-2])                               # any per-feature scale: same answer
     assert app.linear_probe_accuracy(rescaled[train], labels[train], rescaled[test], labels[test]) == accuracy
+
+
+# -- inputs, defaults and messages (added after the mutation run; tests/MUTATION.md) -------------------
+
+def test_scores_that_require_grad_or_come_as_float32_arrays_give_the_float64_answer():
+    """Scores computed outside torch.no_grad() are accepted, and float32 scores are compared in float64,
+    whether they come as a tensor or a numpy array."""
+    values = (np.random.default_rng(0).random(10) * 784).astype(np.float32)
+    exact = float(np.quantile(values.astype(np.float64), 0.95))              # 725.2233947753906, float32: 725.22339
+    with_grad = torch.tensor(values, requires_grad=True) * 1.0
+    assert app.threshold_at_false_alarm_rate(with_grad, 0.05) == exact
+    assert app.threshold_at_false_alarm_rate(values, 0.05) == exact
+    assert app.detection_rates(with_grad, with_grad + 1000, threshold=exact) == {
+        "false_alarm_rate": 0.1, "detection_rate": 1.0}                     # the largest of 10 is above
+    assert app.roc(with_grad, with_grad + 1000)[2] == 1.0
+
+
+@pytest.mark.parametrize("call, who", [
+    (lambda bad, good: app.threshold_at_false_alarm_rate(bad, 0.05), "threshold_at_false_alarm_rate"),
+    (lambda bad, good: app.detection_rates(bad, good, 1.0), "detection_rates"),
+    (lambda bad, good: app.detection_rates(good, bad, 1.0), "detection_rates"),
+    (lambda bad, good: app.roc(bad, good), "roc"),
+    (lambda bad, good: app.roc(good, bad), "roc"),
+])
+def test_the_score_functions_name_themselves_whichever_scores_are_wrong(call, who):
+    good = [1.0, 2.0]
+    with pytest.raises(ValueError, match=rf"^{who} expects a non-empty 1-D set of scores, one per image, "
+                                         r"got shape \(2, 2\)$"):
+        call(np.ones((2, 2)), good)
+    with pytest.raises(ValueError, match=rf"^{who}: the scores contain NaN or infinity"):
+        call([1.0, math.inf], good)
+
+
+def test_an_image_exactly_at_the_threshold_is_not_flagged():
+    rates = app.detection_rates([1.0, 3.0], [3.0, 3.0, 4.0, 5.0], threshold=3.0)   # flagged: strictly above
+    assert rates == {"false_alarm_rate": 0.0, "detection_rate": 0.5}
+
+
+def test_train_validation_split_names_its_parts_and_seeds_with_zero(fashion):
+    train, _ = fashion
+    part, validation = app.train_validation_split(train, 100)
+    assert part.source == f"{train.source}, training part" and validation.source == f"{train.source}, validation part"
+    same_part, _ = app.train_validation_split(train, 100, seed=0)
+    assert torch.equal(part.labels, same_part.labels) and torch.equal(part.images, same_part.images)
+    with pytest.raises(TypeError, match=r"^train_validation_split expects an ImageSet, got Tensor$"):
+        app.train_validation_split(train.images, 100)
+
+
+def test_few_labels_checks_its_input_seeds_with_zero_and_takes_a_class_that_has_just_enough():
+    labels = torch.tensor([0, 1, 1, 2, 2, 2, 0, 1, 2, 2])                   # class 0 has exactly 2 images
+    idx = app.few_labels(labels, 2)
+    assert torch.equal(idx, app.few_labels(labels, 2, seed=0)) and {0, 6} <= set(idx.tolist())
+    assert torch.bincount(labels[idx]).tolist() == [2, 2, 2]
+    for bad in (labels.float(), labels.view(2, 5), labels.tolist()):
+        with pytest.raises(ValueError, match=r"^few_labels expects a 1-D tensor of class indices$"):
+            app.few_labels(bad, 2)
+    with pytest.raises(ValueError, match=r"^per_class must be a positive int, got 0$"):
+        app.few_labels(labels, 0)
+
+
+@pytest.mark.parametrize("position, name, wanted, shape", [
+    (0, "train_features", 2, r"\(30,\)"), (1, "train_labels", 1, r"\(30, 1\)"),
+    (2, "test_features", 2, r"\(30,\)"), (3, "test_labels", 1, r"\(30, 1\)"),
+])
+def test_the_probes_name_the_input_of_the_wrong_shape(position, name, wanted, shape):
+    args = [torch.randn(30, 3), torch.arange(30) % 3, torch.randn(30, 3), torch.arange(30) % 3]
+    args[position] = args[position][:, 0] if wanted == 2 else args[position][:, None]
+    for probe in (app.linear_probe_accuracy, app.tuned_linear_probe):
+        with pytest.raises(ValueError, match=rf"^{name} must be {wanted}-D, got shape {shape}$"):
+            probe(*args)
+
+
+def test_the_probes_say_how_many_test_features_and_labels_there_are():
+    features, labels = torch.randn(30, 3), torch.arange(30) % 3
+    with pytest.raises(ValueError, match=r"^30 training features for 30 labels, or 30 test features for 29 labels; "
+                                         r"they must match$"):
+        app.linear_probe_accuracy(features, labels, features, labels[:29])
+
+
+def test_the_probes_accept_features_that_require_grad():
+    """Codes from ``model.encoder(x)`` outside torch.no_grad() carry gradients; the probes take them as they are."""
+    g = torch.Generator().manual_seed(4)
+    centres = torch.randn(3, 5, generator=g) * 10
+    labels = torch.arange(60) % 3
+    features = (centres[labels] + torch.randn(60, 5, generator=g)).requires_grad_()
+    assert app.linear_probe_accuracy(features, labels, features, labels) == 1.0
+    assert app.tuned_linear_probe(features, labels, features, labels, Cs=[1.0])["test_accuracy"] == 1.0
+
+
+def test_linear_probe_refuses_a_penalty_that_is_not_positive_and_defaults_to_c_one():
+    features, labels = torch.randn(6, 2), torch.arange(6) % 2
+    for C in (0, -1.0, math.inf, "1"):
+        with pytest.raises(ValueError, match=rf"^C must be a positive number, got {re.escape(repr(C))}$"):
+            app.linear_probe_accuracy(features, labels, features, labels, C=C)
+    g = torch.Generator().manual_seed(0)                                      # 4 overlapping classes in 20-D
+    labels = torch.arange(400) % 4
+    features = torch.randn(4, 20, generator=g)[labels] + 2 * torch.randn(400, 20, generator=g)
+    train, test = (features[:40], labels[:40]), (features[200:], labels[200:])
+    default = app.linear_probe_accuracy(*train, *test)
+    assert default == app.linear_probe_accuracy(*train, *test, C=1.0)      # 0.665; C = 2 gives 0.655 here
+
+
+def _overlapping_classes():
+    """60 labelled and 200 test images of 4 overlapping classes in 20-D: accuracies well below 1."""
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(400) % 4
+    features = torch.randn(4, 20, generator=g)[labels] + 2 * torch.randn(400, 20, generator=g)
+    return features[:60].numpy(), labels[:60].numpy(), features[200:].numpy(), labels[200:].numpy()
+
+
+def test_tuned_probe_cross_validates_as_documented_with_its_max_iter_in_every_fit():
+    """Step 1 and 2 of the docstring by hand, for one C: 3 stratified folds shuffled with seed 0, each scored by a fit
+    on the other two with ``max_iter`` iterations. Two iterations are far from convergence, so a fit that ignored
+    max_iter (and ran to scikit-learn's default of 100) would score differently; the warnings of those unfinished
+    fits are silenced in the tuned probe and shown by the fixed one."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.preprocessing import StandardScaler
+
+    x, y, test_x, test_y = _overlapping_classes()
+    right = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for fit_part, held_out in StratifiedKFold(3, shuffle=True, random_state=0).split(x, y):
+            scaler = StandardScaler().fit(x[fit_part])
+            fitted = LogisticRegression(C=1.0, max_iter=2).fit(scaler.transform(x[fit_part]), y[fit_part])
+            right += int((fitted.predict(scaler.transform(x[held_out])) == y[held_out]).sum())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                                        # no warning gets out
+        tuned = app.tuned_linear_probe(x, y, test_x, test_y, Cs=[1.0], max_iter=2)
+    assert tuned["cv_accuracy"] == right / len(y)                             # 0.7 here; 0.65 with 100 iterations
+    with pytest.warns(ConvergenceWarning):
+        fixed = app.linear_probe_accuracy(x, y, test_x, test_y, C=1.0, max_iter=2)
+    assert tuned["test_accuracy"] == fixed != app.linear_probe_accuracy(x, y, test_x, test_y, C=1.0, max_iter=100)
+
+
+def test_tuned_probe_works_with_three_labels_per_class_by_default():
+    g = torch.Generator().manual_seed(1)
+    labels = torch.arange(9) % 3
+    features = torch.randn(3, 4, generator=g)[labels] * 5 + torch.randn(9, 4, generator=g)
+    tuned = app.tuned_linear_probe(features, labels, features, labels)       # 3 folds: one image per class per fold
+    assert tuned["C"] in app.PROBE_CS and 0.0 <= tuned["cv_accuracy"] <= 1.0
+
+
+def test_tuned_probe_refuses_a_zero_penalty_and_an_empty_training_set():
+    features, labels = torch.randn(30, 3), torch.arange(30) % 3
+    with pytest.raises(ValueError, match=r"^Cs must be one or more positive numbers, got \[0.0, 1.0\]$"):
+        app.tuned_linear_probe(features, labels, features, labels, Cs=[1.0, 0.0])
+    with pytest.raises(ValueError, match=r"^folds must be an int from 2 to 0 \(the smallest class has 0 labelled "
+                                         r"images\), got 3$"):
+        app.tuned_linear_probe(features[:0], labels[:0], features, labels)
+
+
+def test_tuned_probe_picks_a_weak_penalty_when_only_a_weak_penalty_separates_the_classes():
+    """The class is in the difference of two strongly correlated features. A strong L2 penalty keeps the weights
+    near the class means' direction (the first feature alone, swamped by the shared noise); a weak one finds the
+    difference."""
+    rng = np.random.default_rng(0)
+    labels = np.arange(300) % 2
+    shared = rng.normal(0, 1, 300)
+    features = np.stack([shared + 0.3 * (2 * labels - 1) + 0.05 * rng.normal(0, 1, 300), shared], 1)
+    train, test = (features[:150], labels[:150]), (features[150:], labels[150:])
+    tuned = app.tuned_linear_probe(*train, *test)
+    assert tuned["C"] >= 1.0 and tuned["test_accuracy"] > 0.95              # 1.0 and 1.0 here
+    assert app.linear_probe_accuracy(*train, *test, C=min(app.PROBE_CS)) < 0.8   # 0.63 with the grid's strongest
+
+
+def test_the_probes_fit_with_one_blas_thread_even_where_the_caller_allows_more(monkeypatch):
+    """The docstrings' promise that makes a probe's accuracy the same on every machine: during every fit, each BLAS
+    library runs one thread, though the caller set two."""
+    from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    seen = []
+    fit = LogisticRegression.fit
+
+    def spy(self, *args, **kwargs):
+        seen.extend(pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas")
+        return fit(self, *args, **kwargs)
+
+    if not any(pool["user_api"] == "blas" for pool in threadpool_info()):
+        pytest.skip("no BLAS library that threadpoolctl can see")
+    monkeypatch.setattr(LogisticRegression, "fit", spy)
+    features, labels = torch.randn(30, 3, generator=torch.Generator().manual_seed(0)), torch.arange(30) % 3
+    with threadpool_limits(limits=2, user_api="blas"):
+        app.linear_probe_accuracy(features, labels, features, labels)
+        app.tuned_linear_probe(features, labels, features, labels, Cs=[0.1, 1.0])
+    assert seen and set(seen) == {1}, seen
