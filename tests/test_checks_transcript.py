@@ -15,6 +15,9 @@ When the change is meant, regenerate the transcripts and review the diff before 
     python3 tests/test_checks_transcript.py --write              # every check
     python3 tests/test_checks_transcript.py --write check_psnr   # only these
 
+A crash inside torch shows torch's own words ("mat1 and mat2 shapes cannot be multiplied"): after an upgrade of
+torch, regenerate and check that only such lines changed.
+
 Numbers that a message prints at full precision (``tensor.tolist()``, ``{value!r}``) are compared with a
 relative tolerance of 1e-5, so a last-digit difference of float32 sums on another CPU does not fail the test;
 everything else must match exactly. Only stdout is compared (a warning on stderr may name a machine path).
@@ -246,6 +249,10 @@ GAUSSIAN_NOISE = [
     Answer("2 * sigma", lambda x, s, g: (x + 2 * s * torch.randn(x.shape, generator=g)).clamp(0, 1)),
     Answer("uniform noise, torch.rand", lambda x, s, g: (x + s * torch.rand(x.shape, generator=g)).clamp(0, 1)),
     Answer("no clipping", lambda x, s, g: x + s * torch.randn(x.shape, generator=g)),
+    Answer("clips only above: .clamp(max=1)",
+           lambda x, s, g: (x + s * torch.randn(x.shape, generator=g)).clamp(max=1)),
+    Answer("clips the noise, not the noisy images",
+           lambda x, s, g: x + (s * torch.randn(x.shape, generator=g)).clamp(0, 1)),
     Answer("clips to [0.01, 0.99]", lambda x, s, g: (x + s * torch.randn(x.shape, generator=g)).clamp(0.01, 0.99)),
     Answer("adds in place", lambda x, s, g: x.add_(s * torch.randn(x.shape, generator=g)).clamp_(0, 1)),
     Answer("adds in place, only when sigma = 0.5", _noise_in_place_at_half),
@@ -259,6 +266,7 @@ PSNR = [
     Answer("right, as a tensor", lambda m: 10 * torch.log10(1 / torch.tensor(m))),
     *generic(),
     Answer("20 * log10", lambda m: 20 * math.log10(1 / m)),
+    Answer("20 * log10, in float32", lambda m: 20 * torch.log10(1 / torch.tensor(m, dtype=torch.float32))),
     Answer("the natural logarithm", lambda m: 10 * math.log(1 / m)),
     Answer("the sign flipped", lambda m: 10 * math.log10(m)),
     Answer("one dB too many", lambda m: 10 * math.log10(1 / m) + 1),
@@ -770,6 +778,10 @@ GAUSSIAN_KL = [
     Answer("shape (B, 1)", lambda mu, lv: _kl_terms(mu, lv).sum(1, keepdim=True)),
     Answer("the square root of logvar: NaN", lambda mu, lv: 0.5 * (mu ** 2 + lv.sqrt() - 1 - lv).sum(1)),
     Answer("detached", lambda mu, lv: _kl_terms(mu, lv).sum(1).detach()),
+    Answer("mu detached (passes: the check asks only for some gradient)",
+           lambda mu, lv: _kl_terms(mu.detach(), lv).sum(1)),
+    Answer("logvar detached (passes: the check asks only for some gradient)",
+           lambda mu, lv: _kl_terms(mu, lv.detach()).sum(1)),
     Answer("a list", lambda mu, lv: _kl_terms(mu, lv).sum(1).tolist()),
     Answer("three times the KL", lambda mu, lv: 3 * _kl_terms(mu, lv).sum(1)),
 ]
@@ -795,8 +807,11 @@ FREE_BITS_KL = [
     Answer("the mean over dimensions", lambda mu, lv, lam: _kl_terms(mu, lv).mean(0).clamp(min=lam).mean()),
     Answer("one value per dimension", lambda mu, lv, lam: _kl_terms(mu, lv).mean(0).clamp(min=lam)),
     Answer("one value per image", lambda mu, lv, lam: _kl_terms(mu, lv).clamp(min=lam).sum(1)),
+    Answer("one value per image, shape (B, 1)",
+           lambda mu, lv, lam: _kl_terms(mu, lv).clamp(min=lam).sum(1, keepdim=True)),
     Answer("one value per image and dimension", lambda mu, lv, lam: _kl_terms(mu, lv).clamp(min=lam)),
     Answer("detached", lambda mu, lv, lam: _free_bits(mu, lv, lam).detach()),
+    Answer("mu detached: the gradient reaches logvar only", lambda mu, lv, lam: _free_bits(mu.detach(), lv, lam)),
     Answer("a Python float", lambda mu, lv, lam: _free_bits(mu, lv, lam).item()),
     Answer("the gradient goes through the floor",
            lambda mu, lv, lam: (lambda d: (d + (d.clamp(min=lam) - d).detach()).sum())(_kl_terms(mu, lv).mean(0))),
@@ -942,6 +957,10 @@ FALSE_ALARM_THRESHOLD = [
     Answer("mean + z * std", lambda s, r: s.mean() + 1.6448536 * s.std()),
     Answer("the largest score", lambda s, r: s.max()),
     Answer("the median", lambda s, r: s.median()),
+    Answer("a threshold that flags one image more than rate * N (within one image: right)",
+           lambda s, r: torch.sort(s).values[int((1 - r) * len(s)) - 2]),
+    Answer("a threshold that flags two images more than rate * N",
+           lambda s, r: torch.sort(s).values[int((1 - r) * len(s)) - 3]),
     Answer("sorts the scores in place", _sorts_in_place),
     Answer("two quantiles", lambda s, r: torch.quantile(s, torch.tensor([1 - r, 0.5]))),
 ]
@@ -1053,6 +1072,11 @@ QUANTIZE = [
     Answer("z_q = z_e", lambda z, cb: (z, _nearest(z, cb))),
     Answer("z_q = 2 * the chosen codes", _quantize_variant(_nearest, scale=2.0)),
     Answer("z_q detached", _quantize_variant(_nearest, detach=True)),
+    Answer("no gradient through z_e: codebook[indices] + 0 * z_e",
+           lambda z, cb: (cb[_nearest(z, cb)].permute(0, 3, 1, 2) + 0 * z, _nearest(z, cb))),
+    Answer("the gradient scaled by 0.1 on the way",
+           lambda z, cb: (cb[_nearest(z, cb)].permute(0, 3, 1, 2) + 0.1 * (z - z.detach()), _nearest(z, cb))),
+    Answer("right for five calls, then raise NotImplementedError", make=counting(5, vq.quantize, _stub)),
     Answer("the gradient doubled on the way",
            lambda z, cb: (z + (cb[_nearest(z, cb)].permute(0, 3, 1, 2) - z).detach() * 1.0 + z * 1.0 - z.detach(),
                           _nearest(z, cb))),
@@ -1135,6 +1159,8 @@ SHARD_INDICES = [
     Answer("no shuffle", lambda n, world, rank, epoch, seed: _padded_every_kth(list(range(n)), n, world, rank)),
     Answer("the order reversed", lambda *a: _shard(*a).flip(0)),
     Answer("a string of positions", lambda *a: "0, 1"),
+    Answer("six positions, 0 to 5", lambda *a: list(range(6))),
+    Answer("seven positions, 0 to 6", lambda *a: list(range(7))),
 ]
 
 
