@@ -1544,12 +1544,12 @@ def check_conv_decoder(make_decoder: Callable[[int, tuple], nn.Module], *, even_
         number of stamps (no built-in checkerboard, Odena et al. 2016): kernel 4 with stride 2.
 
     Hidden tests, for five latent sizes and channel widths: the output shape, transposed convolutions
-    that start from 7 x 7 and reach 14 x 14 and 28 x 28, logits that are not squashed into (0, 1), a
-    gradient that reaches every parameter, and (``even_stamps``) the kernel sizes. The messages name
-    the usual slips: a missing ``output_padding=1`` with kernel 3 (13 x 13 instead of 14 x 14), a
-    padding that gives the wrong size (with the layer and the size it gave), the wrong number of
-    features for the first linear layer, a final sigmoid, a missing channel axis, kernel 3 with
-    stride 2 where even stamps are asked for.
+    that start from 7 x 7 and reach 14 x 14 and 28 x 28, logits that are neither squashed into (0, 1)
+    nor cut at 0, a gradient that reaches every parameter, and (``even_stamps``) the kernel sizes. The
+    messages name the usual slips: a missing ``output_padding=1`` with kernel 3 (13 x 13 instead of
+    14 x 14), a padding that gives the wrong size (with the layer and the size it gave), the wrong
+    number of features for the first linear layer, a final sigmoid or ReLU, a missing channel axis,
+    kernel 3 with stride 2 where even stamps are asked for.
     """
     title = "make_decoder"
     cases = [(1, (16, 32, 32, 32)), (2, (8, 16, 16, 16)), (5, (4, 8, 8, 12)), (16, (16, 32, 32, 32)),
@@ -1601,6 +1601,9 @@ def check_conv_decoder(make_decoder: Callable[[int, tuple], nn.Module], *, even_
             return (f"{name}: every output lies in [0, 1], as after a sigmoid. Return the logits "
                     "(no activation after the last layer): the VAE's decode applies the sigmoid, and "
                     "the loss works from logits")
+        if float(far.min()) >= 0:                   # a final ReLU: no logit below 0, and often no gradient at all
+            return (f"{name}: no output is below 0, as after a ReLU. Return the logits (no activation after the "
+                    "last layer): a pixel more likely dark than bright needs a logit below 0")
         out.square().mean().backward()
         silent = [n for n, p in decoder.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
         if silent:

@@ -6,8 +6,10 @@ answers (None, a number, a tensor of the wrong shape, a tuple, a string, the fir
 Python and one inside torch), and one answer for each hint in the check's tables of usual slips. One
 test per check calls the check on every answer, with ``checks.SHOWN`` raised so that every finding is
 printed, and compares what it printed, what it returned and whether it left the global torch random
-state alone with the stored transcript ``tests/transcripts/checks/<check name>.txt``. One answer runs
-again with the learner's ``SHOWN``, so the "... and N more" line is in the transcript too.
+state alone with the stored transcript ``tests/transcripts/checks/<check name>.txt``. The first answer
+with more findings than a learner is shown runs again with the learner's ``SHOWN``, so the "... and N more"
+line is in the transcript too. One test per check, because mutation testing (tools/mutation.py) runs for
+each mutant only the tests that reach the mutated function.
 
 So a change to any message, title, hidden case or seed of a check shows up as a diff of its transcript.
 When the change is meant, regenerate the transcripts and review the diff before committing it:
@@ -140,6 +142,7 @@ PER_IMAGE_SQUARED_ERROR = [
     Answer("sums over height and width only: shape (B, 1)", lambda a, b: ((a - b) ** 2).sum((2, 3))),
     Answer("the mean over pixels", lambda a, b: ((a - b) ** 2).flatten(1).mean(1)),
     Answer("the absolute error", lambda a, b: (a - b).abs().flatten(1).sum(1)),
+    Answer("computed in bfloat16", lambda a, b: _sq(a.bfloat16(), b.bfloat16())),
     Answer("a list, not a tensor", lambda a, b: _sq(a, b).tolist()),
     Answer("subtracts x from x_hat in place", _edits_x_hat),
     Answer(f"never returns (time limit {LOOP_LIMIT_S} s)", _forever, time_limit=LOOP_LIMIT_S),
@@ -282,7 +285,7 @@ def _refuse_unknown(max_levels):
 
 
 def _corrupt_with(images, max_levels, generator, *, kinds_from=None, levels_from=None, level_scale=True,
-                  clip=True):
+                  clip=True, clip_below_only=False):
     """Draw a kind and a level per image and corrupt it; the keywords make the usual slips."""
     kinds = list(max_levels)
     b = images.shape[0]
@@ -295,7 +298,8 @@ def _corrupt_with(images, max_levels, generator, *, kinds_from=None, levels_from
             continue
         levels = fraction[rows] * (max_levels[kind] if level_scale else 1.0)
         if kind == "gaussian" and not clip:
-            out[rows] = images[rows] + levels.view(-1, 1, 1, 1) * torch.randn(images[rows].shape, generator=generator)
+            noisy = images[rows] + levels.view(-1, 1, 1, 1) * torch.randn(images[rows].shape, generator=generator)
+            out[rows] = noisy.clamp(min=0) if clip_below_only else noisy
         else:
             out[rows] = ah.corrupt(images[rows], kind, levels, generator=generator)
     return out
@@ -367,6 +371,8 @@ RANDOM_CORRUPTION = [
     *generic(),
     Answer("values outside [0, 1]: Gaussian noise not clipped",
            lambda x, m, g: (_refuse_unknown(m), _corrupt_with(x, m, g, clip=False))[1]),
+    Answer("values above 1: Gaussian noise clipped at 0 only",
+           lambda x, m, g: (_refuse_unknown(m), _corrupt_with(x, m, g, clip=False, clip_below_only=True))[1]),
     Answer("draws from the global random state", _global_state_corruption),
     Answer("ignores the generator it is given: a fixed seed",
            lambda x, m, g: _right_corruption(x, m, torch.Generator().manual_seed(0))),
@@ -498,6 +504,8 @@ SPARSE_KL_OBJECTIVE = [
     Answer("the KL doubled", _objective_with(kl_sparsity_nats=lambda e: 2 * e["kl"])),
     Answer("the KL per unit",
            _objective_with(kl_sparsity_nats=lambda e: losses.bernoulli_kl(e["rho"], e["h"].mean(0)))),
+    Answer("the entries as Python floats",
+           lambda m, x, y, w, r: {k: v.item() for k, v in _objective(m, x, y, w, r).items()}),
     Answer("every entry detached", lambda m, x, y, w, r: {k: v.detach() for k, v in _objective(m, x, y, w, r).items()}),
     Answer("the entries in reverse order",
            lambda m, x, y, w, r: dict(reversed(list(_objective(m, x, y, w, r).items())))),
@@ -607,12 +615,31 @@ class NoParameters(nn.Module):
         return mu, logvar, mu
 
 
-class SpareLayer(TwoHeads):
-    """Right, but with a third layer that forward never uses."""
+class SpareLayers(TwoHeads):
+    """Right, but with three more layers that forward never uses."""
 
     def __init__(self, hidden, latent_dim):
         super().__init__(hidden, latent_dim)
-        self.spare = nn.Linear(hidden, latent_dim)
+        self.spare = nn.Sequential(nn.Linear(hidden, 4), nn.Linear(4, 4), nn.Linear(4, latent_dim))
+
+
+def _relu_logvar(self, h):
+    mu, logvar = self.mu(h), F.relu(self.logvar(h))
+    return mu, logvar, mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+
+
+def forward_raises_from(call: int):
+    """TwoHeads whose forward raises NotImplementedError from its ``call``-th call on (a fresh count per check)."""
+    def make():
+        calls = []
+
+        def forward(self, h):
+            calls.append(1)
+            if len(calls) >= call:
+                raise NotImplementedError
+            return TwoHeads.forward(self, h)
+        return head(forward)
+    return make
 
 
 def _frozen(hidden, k):
@@ -655,7 +682,12 @@ ENCODER_HEAD = [
     Answer("one head for mu and logvar", head(_same_head)),
     Answer("mu computed twice: z uses another tensor", head(_mu_twice)),
     Answer("logvar computed twice: z uses another tensor", head(_logvar_twice)),
-    Answer("a spare layer that forward never uses", SpareLayer),
+    Answer("three layers that forward never uses", SpareLayers),
+    Answer("ReLU on the logvar head", head(_relu_logvar)),
+    Answer("mu with one column", head(lambda self, h: (self.mu(h)[:, :1], *TwoHeads.forward(self, h)[1:]))),
+    Answer("forward raises NotImplementedError", make=forward_raises_from(1)),
+    Answer("forward raises NotImplementedError from its 4th call (the gradient test)", make=forward_raises_from(4)),
+    Answer("forward raises NotImplementedError from its 5th call (the statistics test)", make=forward_raises_from(5)),
     Answer("a module without parameters", NoParameters),
     Answer("every parameter frozen", _frozen),
     Answer("crashes in forward", head(lambda self, h: self.mu(h.T))),
@@ -697,6 +729,8 @@ REPARAMETERIZE = [
     Answer("2 * mu", lambda mu, lv: 2 * mu + torch.exp(0.5 * lv) * torch.randn_like(mu)),
     Answer("mu + 1", lambda mu, lv: mu + 1 + torch.exp(0.5 * lv) * torch.randn_like(mu)),
     Answer("summed over the last axis", lambda mu, lv: _reparam(mu, lv).sum(1)),
+    Answer("right for four calls, then raise NotImplementedError (the statistics test)",
+           make=counting(4, _reparam, _stub)),
 ]
 
 
@@ -871,15 +905,50 @@ def even_decoder(k, channels, *, padding=1, kernel=4):
 
 
 class SpareDecoder(nn.Module):
-    """Right, but with a layer that forward never uses."""
+    """Right, but with two layers that forward never uses."""
 
     def __init__(self, k, channels):
         super().__init__()
         self.net = even_decoder(k, channels)
-        self.spare = nn.Linear(k, 4)
+        self.spare = nn.Sequential(nn.Linear(k, 4), nn.Linear(4, 4))
 
     def forward(self, z):
         return self.net(z)
+
+
+class SigmoidInForward(nn.Module):
+    """Right layers, then torch.sigmoid in forward (no nn.Sigmoid module)."""
+
+    def __init__(self, k, channels):
+        super().__init__()
+        self.net = even_decoder(k, channels)
+
+    def forward(self, z):
+        return torch.sigmoid(self.net(z))
+
+
+class ViewDecoder(nn.Module):
+    """A first layer with 64 * 7 * 7 features, reshaped with .view to (B, c4, 7, 7): it crashes when c4 != 64."""
+
+    def __init__(self, k, channels):
+        super().__init__()
+        self.c4 = channels[3]
+        self.first = nn.Linear(k, 64 * 49)
+        self.rest = even_decoder(k, channels)[3:]
+
+    def forward(self, z):
+        return self.rest(self.first(z).view(z.shape[0], self.c4, 7, 7))
+
+
+def stride2_decoder(k, channels, *, kernel=3, padding=0, layers=2, stride=2, first=True):
+    """A decoder whose stride-2 (or stride-4) layers use the given kernel and padding."""
+    c1, c2, c3, c4 = channels
+    convs = [nn.ConvTranspose2d(c4, c3, 3, stride=1, padding=1), nn.LeakyReLU()] if first else []
+    widths = [c3 if first else c4, c2, c1][:layers + 1]
+    for a, b in zip(widths, widths[1:]):
+        convs += [nn.ConvTranspose2d(a, b, kernel, stride=stride, padding=padding), nn.LeakyReLU()]
+    return nn.Sequential(nn.Linear(k, c4 * 49), nn.LeakyReLU(), nn.Unflatten(1, (c4, 7, 7)), *convs,
+                         nn.ConvTranspose2d(widths[-1], 1, 3, stride=1, padding=1))
 
 
 def _decoder_answers(even: bool) -> list[Answer]:
@@ -903,7 +972,20 @@ def _decoder_answers(even: bool) -> list[Answer]:
                lambda k, ch: nn.Sequential(nn.Linear(k, 196), nn.Unflatten(1, (1, 14, 14)),
                                            nn.ConvTranspose2d(1, 1, 4, stride=2, padding=1)), kwargs=kw),
         Answer(f"no channel axis: (B, 28, 28){tag}", lambda k, ch: good_decoder(k, ch, flatten=True), kwargs=kw),
-        Answer(f"a layer that forward never uses{tag}", SpareDecoder, kwargs=kw),
+        Answer(f"two layers that forward never uses{tag}", SpareDecoder, kwargs=kw),
+        Answer(f"right: two transposed convolutions of kernel 4, 7 to 14 to 28{tag}",
+               lambda k, ch: stride2_decoder(k, ch, kernel=4, padding=1, first=False), kwargs=kw),
+        Answer(f"kernel 3, stride 2, padding 0: 7 to 15{tag}", lambda k, ch: stride2_decoder(k, ch), kwargs=kw),
+        Answer(f"kernel 5, stride 2, padding 2: 7 to 13{tag}",
+               lambda k, ch: stride2_decoder(k, ch, kernel=5, padding=2), kwargs=kw),
+        Answer(f"one doubling only: 7 to 14{tag}",
+               lambda k, ch: stride2_decoder(k, ch, kernel=4, padding=1, layers=1), kwargs=kw),
+        Answer(f"one transposed convolution of stride 4: 7 to 28{tag}",
+               lambda k, ch: stride2_decoder(k, ch, kernel=4, padding=0, layers=1, stride=4), kwargs=kw),
+        Answer(f"torch.sigmoid in forward{tag}", SigmoidInForward, kwargs=kw),
+        Answer(f"a final ReLU{tag}",
+               lambda k, ch: nn.Sequential(even_decoder(k, ch), nn.ReLU()), kwargs=kw),
+        Answer(f"reshapes with .view from the wrong number of features{tag}", ViewDecoder, kwargs=kw),
     ]
     return answers
 
