@@ -51,7 +51,7 @@ MODULES: dict[str, list[str]] = {
     "checks": ["tests/test_checks.py", "tests/test_checks_lesson01.py", "tests/test_checks_lesson03.py",
                "tests/test_checks_lesson04.py", "tests/test_checks_lesson07.py", "tests/test_checks_lesson08.py",
                "tests/test_models_completion.py", "tests/test_noise.py", "tests/test_applications.py",
-               "tests/test_vq.py", "tests/test_distributed.py"],
+               "tests/test_vq.py", "tests/test_distributed.py", "tests/test_checks_transcript.py"],
     "cache": ["tests/test_cache.py"],
     "training": ["tests/test_training.py", "tests/test_models_losses.py"],
     "models": ["tests/test_models_losses.py", "tests/test_models_vae.py", "tests/test_models_conv_vae.py",
