@@ -279,3 +279,217 @@ def test_circles_too_large_for_memory_are_refused_before_any_work():
     with pytest.raises(MemoryError, match="needs about .* GB, more than half of this machine's"):
         ah.load_dataset("circles", n=10**9)
     assert time.perf_counter() - start < 1.0
+
+
+# -- added after the mutation run (tests/MUTATION.md, data): what each part promises, exactly ---------------------
+
+
+def _idx_files(root, folder, split, n):
+    """n small images and labels in torchvision's layout under root (gzipped); returns the raw folder."""
+    raw = root / folder / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    stem = {"train": "train", "test": "t10k"}[split]
+    _write_idx(raw / f"{stem}-images-idx3-ubyte", np.arange(n * 784).reshape(n, 28, 28) % 256, True)
+    _write_idx(raw / f"{stem}-labels-idx1-ubyte", np.arange(n) % 10, True)
+    return raw
+
+
+def _four_images():
+    images = torch.arange(4, dtype=torch.float32).repeat_interleave(784).reshape(4, 1, 28, 28) / 4
+    return data.ImageSet(images, torch.arange(4) * 2, data.MNIST_CLASSES, "mnist", "test", "data folder")
+
+
+def test_subset_takes_masks_positions_and_plain_lists_and_keeps_everything_else():
+    four = _four_images()
+    for index in ([2, 0], np.array([2, 0]), torch.tensor([2, 0])):
+        picked = four.subset(index)
+        assert picked.labels.tolist() == [4, 0] and torch.equal(picked.images, four.images[[2, 0]])
+        assert (picked.classes, picked.name, picked.split, picked.source) == (data.MNIST_CLASSES, "mnist", "test",
+                                                                              "data folder")
+    every_other = four.subset([True, False, True, False], note="every other")
+    assert every_other.labels.tolist() == [0, 4] and every_other.source == "data folder, every other"
+    with pytest.raises(ValueError, match=r"^a boolean mask must have one entry per image, shape \(4,\), got \(2, 2\)$"):
+        four.subset(torch.ones(2, 2, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"^index must be a boolean mask or a 1-D tensor of whole-number positions, "
+                                         r"got dtype torch.int64 and shape \(1, 2\)$"):
+        four.subset([[0, 1]])
+    with pytest.raises(ValueError, match=r"got dtype torch.float32 and shape \(2,\)$"):
+        four.subset(torch.tensor([0.0, 1.0]))
+
+
+def test_an_imagesets_repr_and_images_of():
+    four = _four_images()
+    assert repr(four) == ("ImageSet(mnist/test: 4 images of shape (1, 28, 28), values in [0.00, 0.75], on cpu, "
+                          "from data folder)")
+    assert data.images_of(four) is four.images and data.images_of(four.images) is four.images
+
+
+def test_in_a_checkout_the_data_folder_is_the_checkouts_data(tmp_path, monkeypatch):
+    checkout = (tmp_path / "course").resolve()
+    (checkout / "autoenc_helpers").mkdir(parents=True)
+    (checkout / "pyproject.toml").write_text("")
+    monkeypatch.setattr(data, "__file__", str(checkout / "autoenc_helpers" / "data.py"))
+    monkeypatch.delenv("AUTOENC_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert data.data_root() == checkout / "data"
+    (checkout / "pyproject.toml").unlink()                     # no pyproject.toml next to the package: not a checkout
+    assert data.data_root() == tmp_path.resolve() / "data"
+
+
+_IDX_TAIL = "; delete it and run again, so that the next copy in the lookup order (or a fresh download) is used"
+
+
+@pytest.mark.parametrize("content, ndim, what", [
+    (b"\x00\x01\x08\x03" + bytes(20), 3, r"not an IDX file of unsigned bytes, header b'\x00\x01\x08\x03'"),
+    (b"\x01\x00\x08\x03" + bytes(20), 3, r"not an IDX file of unsigned bytes, header b'\x01\x00\x08\x03'"),
+    (b"\x00\x00\x08\x03", 3, "the file ends inside its header (4 bytes)"),
+    (b"\x00\x00\x08\x03" + bytes(12), 1, "the header says 3 axes, a labels file has 1"),
+    (b"\x00\x00\x08\x01" + (1 << 24).to_bytes(4, "big"), 1,
+     "the header promises [16777216] = 16,777,216 bytes, the file holds 0"),
+    (b"\x00\x00\x08\x03" + (5).to_bytes(4, "big") * 3 + b"short", 3,
+     "the header promises [5, 5, 5] = 125 bytes, the file holds 5"),
+])
+def test_what_is_wrong_with_a_damaged_idx_file_is_named(tmp_path, content, ndim, what):
+    path = tmp_path / "t10k-images-idx3-ubyte"
+    path.write_bytes(content)
+    with pytest.raises(data.CorruptDataFileError) as info:
+        data._read_idx(path, ndim)
+    assert str(info.value) == f"{path} is damaged or not a dataset file ({what}){_IDX_TAIL}"
+
+
+def test_a_broken_gzip_file_is_named_with_the_error_that_broke_it(tmp_path):
+    labels = b"\x00\x00\x08\x01" + (3).to_bytes(4, "big") + b"\x01\x02\x03"
+    cut = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    cut.write_bytes(gzip.compress(labels)[:-9])
+    with pytest.raises(data.CorruptDataFileError, match=r"\(EOFError: \w.*\); delete it"):
+        data._read_idx(cut, 1)
+    not_gzip = tmp_path / "train-labels-idx1-ubyte.gz"
+    not_gzip.write_bytes(labels)
+    with pytest.raises(data.CorruptDataFileError, match=r"\(BadGzipFile: \w.*\); delete it"):
+        data._read_idx(not_gzip, 1)
+
+
+def test_idx_sizes_are_four_big_endian_bytes_per_axis(tmp_path):
+    path = tmp_path / "wide-idx3-ubyte"
+    path.write_bytes(b"\x00\x00\x08\x03" + b"".join(d.to_bytes(4, "big") for d in (1, 1, 65_536)) + bytes(65_536))
+    assert data._read_idx(path, 3).shape == (1, 1, 65_536)
+
+
+def test_the_not_found_message_names_each_folder_in_full(offline):
+    root = offline / "data"
+    with pytest.raises(ah.DatasetNotFoundError) as info:
+        ah.load_dataset("fashion_mnist", "test", root=root)
+    assert (f"Looked in: the data folder ({root.resolve() / 'FashionMNIST' / 'raw'}); "
+            f"the system copy ({offline / 'no-system-copy'}); ") in str(info.value)
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_the_download_is_asked_for_the_split_being_loaded(offline, monkeypatch, split):
+    import torchvision
+
+    monkeypatch.setattr(data, "_download", _real_download)                # undo the fixture's "no network"
+    asked = []
+
+    class FakeMNIST:                                                      # what torchvision's download leaves
+        def __init__(self, root, train, download):
+            asked.append(train)
+            _idx_files(Path(root), "MNIST", "train" if train else "test", 2)
+
+    monkeypatch.setattr(torchvision.datasets, "MNIST", FakeMNIST)
+    loaded = ah.load_dataset("mnist", split, root=offline, verbose=False)
+    assert asked == [split == "train"] and len(loaded) == 2 and loaded.source == "torchvision download"
+
+
+@pytest.mark.parametrize("images_shape, n_labels", [((5, 28, 28), 3), ((5, 32, 32), 5)])
+def test_images_and_labels_that_do_not_belong_together_are_named(offline, images_shape, n_labels):
+    raw = (offline / "MNIST" / "raw").resolve()
+    raw.mkdir(parents=True)
+    _write_idx(raw / "t10k-images-idx3-ubyte", np.zeros(images_shape), False)
+    _write_idx(raw / "t10k-labels-idx1-ubyte", np.zeros(n_labels), False)
+    with pytest.raises(ah.DatasetNotFoundError) as info:
+        ah.load_dataset("mnist", "test", root=offline)
+    assert (f"mnist/test: {raw / 't10k-images-idx3-ubyte'} holds 5 images of {images_shape[1:]} and "
+            f"{raw / 't10k-labels-idx1-ubyte'} {n_labels} labels; expected N images of (28, 28) and N labels. "
+            "Delete the files that do not belong together and run again") in str(info.value)
+
+
+def test_circles_may_use_half_the_memory_and_the_refusal_says_how_much_in_gb(monkeypatch):
+    needed = 3 * 2 * 28 * 28 * 4                               # the images and two temporaries, float32
+    monkeypatch.setattr(data, "_memory_bytes", lambda: 2 * needed)
+    assert ah.make_circles(2)[0].shape == (2, 1, 28, 28)      # exactly half of the memory: allowed
+    monkeypatch.setattr(data, "_memory_bytes", lambda: 2 * needed - 1)
+    with pytest.raises(MemoryError):
+        ah.make_circles(2)
+    monkeypatch.setattr(data, "_memory_bytes", lambda: 2_350_000_000)
+    with pytest.raises(MemoryError, match=r"^make_circles\(n=31,250, size=60\) needs about 1\.4 GB, more than half "
+                                          r"of this machine's 2\.4 GB of memory; ask for fewer images$"):
+        ah.make_circles(31_250, size=60)                       # 3 * 31,250 * 60 * 60 * 4 bytes = 1.35 GB
+
+
+def test_circles_default_seed_and_the_bounds_of_their_arguments():
+    images, radii = ah.make_circles(5)
+    same_images, same_radii = ah.make_circles(5, seed=0)
+    assert torch.equal(images, same_images) and torch.equal(radii, same_radii)      # the default seed is 0
+    assert ah.make_circles(2, r_max=0.5)[0].shape == (2, 1, 28, 28)                 # as wide as the image: allowed
+    for r_min, r_max in [(0.0, 0.3), (0.2, 0.2), (0.1, 0.6)]:
+        with pytest.raises(ValueError, match=rf"^need 0 < r_min < r_max <= 0.5 \(fractions of the image side\), "
+                                             rf"got r_min={r_min}, r_max={r_max}$"):
+            ah.make_circles(2, r_min=r_min, r_max=r_max)
+    with pytest.raises(ValueError, match="^size must be a positive int, got 0$"):
+        ah.make_circles(2, size=0)
+
+
+def test_circles_are_centred():
+    for filled in (True, False):
+        images, _ = ah.make_circles(20, seed=2, filled=filled)
+        assert torch.equal(images, images.flip(-1)) and torch.equal(images, images.flip(-2))
+        assert torch.equal(images, images.transpose(-1, -2))
+
+
+def test_load_dataset_defaults_print_one_line_and_name_the_set(offline, monkeypatch, capsys):
+    _idx_files(offline, "FashionMNIST", "train", 3)
+    _idx_files(offline, "MNIST", "test", 3)
+    monkeypatch.setenv("AUTOENC_DATA", str(offline))
+    train = ah.load_dataset()                                  # Fashion-MNIST, train split, every image, one line
+    assert (train.name, train.split, len(train), train.classes) == ("fashion_mnist", "train", 3, data.FASHION_CLASSES)
+    assert capsys.readouterr().out == ("fashion_mnist/train: 3 images, (1, 28, 28), values in [0, 1], on cpu "
+                                       "(data folder)\n")
+    digits = ah.load_dataset("mnist", "test", n=3, verbose=False)      # n equal to the number of images: allowed
+    assert (digits.name, digits.split, len(digits), digits.classes[7]) == ("mnist", "test", 3, "7")
+    circles = ah.load_dataset("circles", "test", n=4, verbose=False)
+    assert (circles.name, circles.split, circles.source, circles.classes) == ("circles", "test", "generated, seed 1",
+                                                                              None)
+
+
+def test_the_data_goes_to_the_device_asked_for(offline):
+    """The meta device (shapes, no numbers) stands in for a GPU on a machine that has none."""
+    _idx_files(offline, "MNIST", "test", 3)
+    for loaded in (ah.load_dataset("circles", "test", n=3, device="meta", verbose=False),
+                   ah.load_dataset("mnist", "test", root=offline, device="meta", verbose=False)):
+        assert loaded.images.device.type == "meta" and loaded.labels.device.type == "meta"
+    assert [b.device.type for b in data.batch_indices(10, 4, shuffle=True, device="meta")] == ["meta"] * 3
+
+
+def test_batches_come_in_order_unshuffled_and_bad_sizes_are_named():
+    assert [b.tolist() for b in data.batch_indices(5, 2, shuffle=False)] == [[0, 1], [2, 3], [4]]
+    with pytest.raises(ValueError, match="^n must be a positive int, got 0$"):
+        next(data.batch_indices(0, 2, shuffle=False))
+    with pytest.raises(ValueError, match="^batch_size must be a positive int, got 0$"):
+        next(data.batch_indices(5, 0, shuffle=False))
+
+
+def test_dataset_files_defaults_download_and_root(offline, monkeypatch):
+    monkeypatch.chdir(offline)
+
+    def download(name, split, root):                           # a stand-in for torchvision's download
+        _idx_files(Path(root), {"fashion_mnist": "FashionMNIST", "mnist": "MNIST"}[name], split, 2)
+
+    monkeypatch.setattr(data, "_download", download)
+    monkeypatch.setenv("AUTOENC_DATA", str(offline / "default"))
+    raw = (offline / "default" / "FashionMNIST" / "raw").resolve()
+    assert data.dataset_files() == (raw / "train-images-idx3-ubyte.gz", raw / "train-labels-idx1-ubyte.gz")
+    elsewhere = _idx_files(offline / "elsewhere", "MNIST", "test", 2).resolve()
+    images_file, _ = data.dataset_files("mnist", "test", root=offline / "elsewhere")
+    assert images_file == elsewhere / "t10k-images-idx3-ubyte.gz"
+    with pytest.raises(ValueError, match=r"^circles are generated in code \(make_circles\); they have no files$"):
+        data.dataset_files("circles", "test")
