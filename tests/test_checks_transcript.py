@@ -54,6 +54,12 @@ from torch import nn  # noqa: E402
 
 import autoenc_helpers as ah  # noqa: E402
 from autoenc_helpers import checks, losses, noise, vq  # noqa: E402
+# The right answers and slips the lesson tests already write, reused (tests/ is on the path, as for baselines.py)
+from test_checks import _kl, _kl_terms, _loo_right, _stub, _swapped as _swapped_kl  # noqa: E402
+from test_checks_lesson03 import _with as _objective_with, right as _objective  # noqa: E402
+from test_checks_lesson04 import OneLayerSplit, TwoHeads, bce as _bce_rows, kl as _kl_rows  # noqa: E402
+from test_checks_lesson08 import even_decoder  # noqa: E402
+from test_noise import refuse_unknown_kinds as _refuse_unknown  # noqa: E402
 
 TRANSCRIPTS = Path(__file__).parent / "transcripts" / "checks"
 SEED = 1234                      # the learner's global seed before each answer
@@ -75,10 +81,6 @@ class Answer:
 
     def function(self):
         return self.make() if self.make is not None else self.fn
-
-
-def _stub(*args):
-    raise NotImplementedError
 
 
 def _forever(*args):
@@ -278,12 +280,6 @@ PSNR = [
 ]
 
 
-def _refuse_unknown(max_levels):
-    unknown = [k for k in max_levels if k not in noise.NOISE_KINDS]
-    if unknown:
-        raise ValueError(f"unknown noise kind(s) {unknown}")
-
-
 def _corrupt_with(images, max_levels, generator, *, kinds_from=None, levels_from=None, level_scale=True,
                   clip=True, clip_below_only=False):
     """Draw a kind and a level per image and corrupt it; the keywords make the usual slips."""
@@ -405,22 +401,6 @@ RANDOM_CORRUPTION = [
 # Lesson 03: sparsity penalties and the sparse objective
 
 
-def _kl(h, rho, *, rate=lambda h: h.mean(0), eps=1e-6, log=torch.log, second_term=True):
-    """A KL sparsity penalty per unit, with knobs to make the usual mistakes on purpose."""
-    r = rate(h)
-    if eps:
-        r = r.clamp(eps, 1 - eps)
-    out = rho * log(rho / r)
-    if second_term:
-        out = out + (1 - rho) * log((1 - rho) / (1 - r))
-    return out
-
-
-def _swapped_kl(h, rho):
-    r = h.mean(0).clamp(1e-6, 1 - 1e-6)
-    return (r * torch.log(r / rho) + (1 - r) * torch.log((1 - r) / (1 - rho))).sum()
-
-
 L1_ACTIVATION_PENALTY = [
     Answer("right: h.abs().sum(1).mean()", lambda h: h.abs().sum(1).mean()),
     Answer("right: losses.l1_activation_penalty", losses.l1_activation_penalty),
@@ -458,26 +438,6 @@ KL_SPARSITY_PENALTY = [
     Answer("a Python number", lambda h, rho: _kl(h, rho).sum().item()),
     Answer("twice the KL", lambda h, rho: 2 * _kl(h, rho).sum()),
 ]
-
-
-def _objective(model, inputs, targets, weight, rho):
-    h = model.encode(inputs)
-    mse = ((model.decode(h) - targets) ** 2).mean()
-    kl = losses.kl_sparsity_penalty(h, rho)
-    return {"total_loss": mse + weight * kl, "mse_per_pixel": mse, "kl_sparsity_nats": kl}
-
-
-def _objective_with(**changes):
-    """The right objective with some entries replaced, each computed from (h, mse, kl, weight, ...)."""
-    def answer(model, inputs, targets, weight, rho):
-        terms = _objective(model, inputs, targets, weight, rho)
-        h = model.encode(inputs)
-        env = dict(h=h, mse=terms["mse_per_pixel"], kl=terms["kl_sparsity_nats"], weight=weight, rho=rho,
-                   model=model, inputs=inputs, targets=targets)
-        for key, fn in changes.items():
-            terms[key] = fn(env)
-        return terms
-    return answer
 
 
 def _summed_mse(e):
@@ -519,14 +479,6 @@ SPARSE_KL_OBJECTIVE = [
 # Lesson 04: the VAE's loss and the encoder head
 
 
-def _kl_rows(mu, logvar):
-    return 0.5 * (mu ** 2 + logvar.exp() - logvar - 1).sum(1)
-
-
-def _bce_rows(logits, x):
-    return F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
-
-
 VAE_LOSS = [
     Answer("right: (BCE summed over pixels + KL).mean()",
            lambda lg, x, mu, lv: (_bce_rows(lg, x) + _kl_rows(mu, lv)).mean()),
@@ -546,30 +498,6 @@ VAE_LOSS = [
     Answer("three times the KL", lambda lg, x, mu, lv: (_bce_rows(lg, x) + 3 * _kl_rows(mu, lv)).mean()),
     Answer("one loss per image", lambda lg, x, mu, lv: _bce_rows(lg, x) + _kl_rows(mu, lv)),
 ]
-
-
-class TwoHeads(nn.Module):
-    """The reference answer: two linear heads, then z = mu + sigma * eps."""
-
-    def __init__(self, hidden, latent_dim):
-        super().__init__()
-        self.mu, self.logvar = nn.Linear(hidden, latent_dim), nn.Linear(hidden, latent_dim)
-
-    def forward(self, h):
-        mu, logvar = self.mu(h), self.logvar(h)
-        return mu, logvar, mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-
-
-class OneLayerSplit(nn.Module):
-    """Also right: one layer with 2k outputs split in two, and Normal(...).rsample() for the draw."""
-
-    def __init__(self, hidden, latent_dim):
-        super().__init__()
-        self.both = nn.Linear(hidden, 2 * latent_dim)
-
-    def forward(self, h):
-        mu, logvar = self.both(h).chunk(2, dim=1)
-        return mu, logvar, torch.distributions.Normal(mu, torch.exp(0.5 * logvar)).rsample()
 
 
 def head(forward):
@@ -734,15 +662,6 @@ REPARAMETERIZE = [
 ]
 
 
-def _loo_right(f, mu, sigma, eps):
-    if eps.shape[1] < 2:
-        raise ValueError(f"S must be at least 2 for a leave-one-out baseline, got S = {eps.shape[1]}")
-    z = mu + sigma * eps
-    fz = f(z)
-    baseline = (fz.sum(1, keepdim=True) - fz) / (eps.shape[1] - 1)
-    return ((fz - baseline) * (z - mu) / sigma ** 2).mean(1)
-
-
 def _loo_with(**changes):
     def answer(f, mu, sigma, eps):
         s = eps.shape[1]
@@ -778,10 +697,6 @@ LEAVE_ONE_OUT_SCORE = [
 
 # =============================================================================================
 # Lesson 06: the closed-form KL; lesson 07: free bits
-
-
-def _kl_terms(mu, logvar):
-    return 0.5 * (mu ** 2 + logvar.exp() - 1 - logvar)                      # (B, k) nats
 
 
 def _kl_divergence_rows(mu, logvar):
@@ -891,17 +806,6 @@ def good_decoder(k, channels, *, output_padding=1, sigmoid=False, features=None,
     if flatten:
         layers.append(nn.Flatten(1, 2))                          # (B, 1, 28, 28) -> (B, 28, 28)
     return nn.Sequential(*layers)
-
-
-def even_decoder(k, channels, *, padding=1, kernel=4):
-    """Kernel 4 with stride 2: every output pixel away from the border gets the same number of stamps."""
-    c1, c2, c3, c4 = channels
-    return nn.Sequential(
-        nn.Linear(k, c4 * 49), nn.LeakyReLU(), nn.Unflatten(1, (c4, 7, 7)),
-        nn.ConvTranspose2d(c4, c3, 3, stride=1, padding=1), nn.LeakyReLU(),
-        nn.ConvTranspose2d(c3, c2, kernel, stride=2, padding=padding), nn.LeakyReLU(),
-        nn.ConvTranspose2d(c2, c1, kernel, stride=2, padding=padding), nn.LeakyReLU(),
-        nn.ConvTranspose2d(c1, 1, 3, stride=1, padding=1))
 
 
 class SpareDecoder(nn.Module):
