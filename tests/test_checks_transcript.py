@@ -60,6 +60,7 @@ from test_checks_lesson03 import _with as _objective_with, right as _objective  
 from test_checks_lesson04 import OneLayerSplit, TwoHeads, bce as _bce_rows, kl as _kl_rows  # noqa: E402
 from test_checks_lesson08 import even_decoder  # noqa: E402
 from test_noise import refuse_unknown_kinds as _refuse_unknown  # noqa: E402
+from test_noise import right_pipeline_one_image_at_a_time as _corruption_one_at_a_time  # noqa: E402
 
 TRANSCRIPTS = Path(__file__).parent / "transcripts" / "checks"
 SEED = 1234                      # the learner's global seed before each answer
@@ -304,17 +305,6 @@ def _corrupt_with(images, max_levels, generator, *, kinds_from=None, levels_from
 def _right_corruption(images, max_levels, generator):
     _refuse_unknown(max_levels)
     return _corrupt_with(images, max_levels, generator)
-
-
-def _corruption_one_at_a_time(images, max_levels, generator):
-    _refuse_unknown(max_levels)
-    kinds = list(max_levels)
-    rows = []
-    for image in images:
-        kind = kinds[int(torch.randint(len(kinds), (1,), generator=generator))]
-        level = float(torch.rand(1, generator=generator)) * max_levels[kind]
-        rows.append(ah.corrupt(image[None], kind, level, generator=generator))
-    return torch.cat(rows)
 
 
 def _global_state_corruption(images, max_levels, generator):
