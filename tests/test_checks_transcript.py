@@ -1284,6 +1284,8 @@ def _message_pieces() -> list[str]:
 
 
 def test_every_message_of_the_checks_appears_in_a_transcript():
+    if any("__mutmut_" in name for name in vars(checks)):           # tools/mutation.py: mutmut's copy of checks.py
+        pytest.skip("checks.py is mutmut's copy, which holds the text of every mutant")
     shown = "\n".join(p.read_text(encoding="utf-8") for p in TRANSCRIPTS.glob("*.txt"))
     pieces = _message_pieces()
     assert not [p for p in UNREACHED if p not in pieces], "UNREACHED lists text that checks.py no longer has"
