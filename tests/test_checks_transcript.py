@@ -59,6 +59,7 @@ from test_checks import _kl, _kl_terms, _loo_right, _stub, _swapped as _swapped_
 from test_checks_lesson03 import _with as _objective_with, right as _objective  # noqa: E402
 from test_checks_lesson04 import OneLayerSplit, TwoHeads, bce as _bce_rows, kl as _kl_rows  # noqa: E402
 from test_checks_lesson08 import even_decoder  # noqa: E402
+from test_models_completion import _loss as _completion  # noqa: E402
 from test_noise import refuse_unknown_kinds as _refuse_unknown  # noqa: E402
 from test_noise import right_pipeline_one_image_at_a_time as _corruption_one_at_a_time  # noqa: E402
 
@@ -944,32 +945,6 @@ FALSE_ALARM_THRESHOLD = [
 
 # =============================================================================================
 # Lesson 10: the completion loss
-
-
-def _completion(model, images, eps, *, swap=False, standard_kl=False, reversed_kl=False, from_prior=False,
-                sigma_full=False, pixels_mean=False, batch_sum=False, no_kl=False, per_image=False, twice=False,
-                scale=1.0):
-    top, bottom = images[:, :, :14], images[:, :, 14:]
-    if swap:
-        top, bottom = bottom, top
-    mu, logvar = model.encode(top, bottom)
-    prior_mu, prior_logvar = model.prior(top)
-    m, lv = (prior_mu, prior_logvar) if from_prior else (mu, logvar)
-    z = m + (lv.exp() if sigma_full else (0.5 * lv).exp()) * eps
-    logits = model.decode(z, top, logits=True)
-    logits = torch.sigmoid(logits) if twice else logits
-    bce = F.binary_cross_entropy_with_logits(logits, bottom, reduction="none").flatten(1)
-    recon = bce.mean(1) if pixels_mean else bce.sum(1)
-    if no_kl:
-        kl = 0
-    elif standard_kl:
-        kl = ah.gaussian_kl(mu, logvar, batch="none")
-    elif reversed_kl:
-        kl = losses.gaussian_kl_between(prior_mu, prior_logvar, mu, logvar, batch="none")
-    else:
-        kl = losses.gaussian_kl_between(mu, logvar, prior_mu, prior_logvar, batch="none")
-    loss = scale * (recon + kl)
-    return loss if per_image else (loss.sum() if batch_sum else loss.mean())
 
 
 def _completion_with(**slip):

@@ -238,8 +238,9 @@ def test_trained_samples_differ_with_z(trained):
 
 # -- the exercise check -------------------------------------------------------------------------------------
 
-def _loss(model, images, eps, *, swap=False, standard_kl=False, from_prior=False, sigma_full=False,
-          pixels_mean=False, batch_sum=False, no_kl=False, per_image=False, twice=False):
+def _loss(model, images, eps, *, swap=False, standard_kl=False, reversed_kl=False, from_prior=False,
+          sigma_full=False, pixels_mean=False, batch_sum=False, no_kl=False, per_image=False, twice=False, scale=1.0):
+    """The completion loss, with knobs that make the usual slips on purpose (tests/test_checks_transcript.py too)."""
     top, bottom = images[:, :, :14], images[:, :, 14:]
     if swap:
         top, bottom = bottom, top
@@ -255,9 +256,11 @@ def _loss(model, images, eps, *, swap=False, standard_kl=False, from_prior=False
         kl = 0
     elif standard_kl:
         kl = ah.gaussian_kl(mu, logvar, batch="none")
+    elif reversed_kl:
+        kl = gaussian_kl_between(prior_mu, prior_logvar, mu, logvar, batch="none")
     else:
         kl = gaussian_kl_between(mu, logvar, prior_mu, prior_logvar, batch="none")
-    loss = recon + kl
+    loss = scale * (recon + kl)
     return loss if per_image else (loss.sum() if batch_sum else loss.mean())
 
 
