@@ -291,7 +291,7 @@ def _loo_with(**changes):
     def answer(f, mu, sigma, eps):
         s = eps.shape[1]
         if s < 2 and not changes.get("no_error"):
-            raise ValueError("S must be at least 2")
+            raise ValueError(changes.get("error", "S must be at least 2"))
         z = mu + sigma * eps
         fz = z ** 2 if changes.get("square") else f(z)
         if changes.get("own"):
@@ -300,7 +300,7 @@ def _loo_with(**changes):
             baseline = 0
         else:
             baseline = (fz.sum(1, keepdim=True) - fz) / (s if changes.get("by_s") else s - 1)
-        return ((fz - baseline) * (z - mu) / sigma ** changes.get("power", 2)).mean(1)
+        return changes.get("scale", 1) * ((fz - baseline) * (z - mu) / sigma ** changes.get("power", 2)).mean(1)
     return answer
 
 

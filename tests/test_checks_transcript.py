@@ -55,7 +55,7 @@ from torch import nn  # noqa: E402
 import autoenc_helpers as ah  # noqa: E402
 from autoenc_helpers import checks, losses, noise, vq  # noqa: E402
 # The right answers and slips the lesson tests already write, reused (tests/ is on the path, as for baselines.py)
-from test_checks import _kl, _kl_terms, _loo_right, _stub, _swapped as _swapped_kl  # noqa: E402
+from test_checks import _kl, _kl_terms, _loo_right, _loo_with, _stub, _swapped as _swapped_kl  # noqa: E402
 from test_checks_lesson03 import _with as _objective_with, right as _objective  # noqa: E402
 from test_checks_lesson04 import OneLayerSplit, TwoHeads, bce as _bce_rows, kl as _kl_rows  # noqa: E402
 from test_checks_lesson08 import even_decoder  # noqa: E402
@@ -651,23 +651,6 @@ REPARAMETERIZE = [
     Answer("right for four calls, then raise NotImplementedError (the statistics test)",
            make=counting(4, _reparam, _stub)),
 ]
-
-
-def _loo_with(**changes):
-    def answer(f, mu, sigma, eps):
-        s = eps.shape[1]
-        if s < 2 and not changes.get("no_error"):
-            raise ValueError(changes.get("error", "S must be at least 2"))
-        z = mu + sigma * eps
-        fz = z ** 2 if changes.get("square") else f(z)
-        if changes.get("own"):
-            baseline = fz.mean(1, keepdim=True)
-        elif changes.get("none"):
-            baseline = 0
-        else:
-            baseline = (fz.sum(1, keepdim=True) - fz) / (s if changes.get("by_s") else s - 1)
-        return changes.get("scale", 1) * ((fz - baseline) * (z - mu) / sigma ** changes.get("power", 2)).mean(1)
-    return answer
 
 
 LEAVE_ONE_OUT_SCORE = [
