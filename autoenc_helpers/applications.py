@@ -134,7 +134,9 @@ def few_labels(labels: torch.Tensor, per_class: int, *, seed: int = 0) -> torch.
     raises an error that names it.
     """
     if not torch.is_tensor(labels) or labels.dim() != 1 or labels.is_floating_point():
-        raise ValueError("few_labels expects a 1-D tensor of class indices")
+        got = (f"a {labels.dim()}-D {labels.dtype} tensor of shape {tuple(labels.shape)}" if torch.is_tensor(labels)
+               else type(labels).__name__)
+        raise ValueError(f"few_labels expects a 1-D tensor of class indices (integers), got {got}")
     positive_int(per_class, "per_class")
     labels = labels.cpu()
     generator = torch.Generator().manual_seed(seed)
@@ -238,6 +240,10 @@ def tuned_linear_probe(train_features, train_labels, test_features, test_labels,
         raise ValueError(f"Cs must be one or more positive numbers, got {Cs!r}")
     present = np.unique(y_train)
     smallest = int(min((y_train == c).sum() for c in present)) if present.size else 0
+    if smallest < 2:
+        raise ValueError("tuned_linear_probe needs at least 2 labelled training images of each class to "
+                         "cross-validate, got " + (f"{smallest} in its smallest class" if present.size else
+                                                   "no training images"))
     integer(folds, "folds", low=2, high=smallest, why=f"the smallest class has {smallest} labelled images")
 
     correct = np.zeros(len(Cs))                                             # right answers on held-out parts

@@ -880,12 +880,14 @@ def check_vae_loss(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch
             (float(recon.mean()), "the KL term is missing"),
         ]
         slip = _first_slip(got, slips, lambda a, b: math.isclose(a, b, rel_tol=1e-4))
-        return (f"for a batch of {b} images with {k} latent dimensions the loss should be "
+        return (f"for a batch of {b} image{'s' * (b != 1)} with {k} latent dimensions the loss should be "
                 f"{expected:.2f} nats per image, you returned {got:.2f}" + _hint(slip))
 
-    return _run_cases(title, [(8, 2), (3, 20), (1, 5), (16, 1), (5, 64)], test,
-                      crash=lambda case, err: (f"for a batch of {case[0]} images with {case[1]} latent dimensions "
-                                               f"your function raised {_said(err)}"))
+    def crashed(case, err):
+        b, k = case
+        return f"for a batch of {b} image{'s' * (b != 1)} with {k} latent dimensions your function raised {_said(err)}"
+
+    return _run_cases(title, [(8, 2), (3, 20), (1, 5), (16, 1), (5, 64)], test, crash=crashed)
 
 
 _HEAD_SHAPES = [(256, 2, 8), (512, 20, 3), (16, 1, 5)]       # (hidden, latent_dim, batch)
@@ -1240,7 +1242,8 @@ def check_leave_one_out_score(fn: Callable) -> bool:
                                                                              dtype=torch.float64)))
              for shape in [(5, 4), (1, 2), (64, 16)]]
     eps = torch.randn(2000, 5, generator=gen, dtype=torch.float64)
-    functions = [(square, "z**2", 1.0, 1.0), (cube, "z**3", -0.5, 2.0), (bumpy, "sin(3z) + z", 0.3, 0.5)]
+    functions = [(square, "z**2", 1.0, 1.0), (cube, "z**3", -0.5, 1.5), (bumpy, "sin(3z) + z", 0.3, 0.5)]
+    # no sigma of 2: there a score divided by sigma and a doubled estimate are the same numbers
     for f, name, mu, sigma in functions:
         case = f"f(z) = {name}, mu = {mu}, sigma = {sigma}"
         cases.append((case, partial(values_case, case, f, mu, sigma, eps)))
@@ -1259,9 +1262,10 @@ def check_gaussian_kl(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) 
 
     Hidden tests: two cases worked by hand (the prior itself gives 0) and three random batches, each
     compared with ``torch.distributions.kl_divergence`` summed over the dimensions; the result must
-    carry a gradient. The messages name the usual slips: the sign flipped, the 1/2 forgotten, sigma
-    used where the variance is needed, logvar read as log sigma, the -1 or the square of mu missing, a
-    mean over the dimensions instead of the sum, one value per dimension, and a reduction over the batch.
+    carry the KL's gradient to mu and to logvar alike. The messages name the usual slips: the sign
+    flipped, the 1/2 forgotten, sigma used where the variance is needed, logvar read as log sigma, the
+    -1 or the square of mu missing, a mean over the dimensions instead of the sum, one value per
+    dimension, a reduction over the batch, and an input detached.
     The exercise of notebook 06; ``ah.gaussian_kl(mu, logvar, batch="none")`` is the reference answer.
     """
     from torch.distributions import Normal, kl_divergence
@@ -1285,7 +1289,8 @@ def check_gaussian_kl(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) 
         b, k = mu.shape
         per_dim = kl_divergence(Normal(mu, torch.exp(0.5 * logvar)), Normal(0.0, 1.0))       # (b, k) nats
         expected = per_dim.sum(1)                                                            # (b,)
-        got = _learner(fn, (mu.clone().requires_grad_(True), logvar.clone().requires_grad_(True)), title)
+        mu_in, logvar_in = mu.clone().requires_grad_(True), logvar.clone().requires_grad_(True)
+        got = _learner(fn, (mu_in, logvar_in), title)
         if not torch.is_tensor(got):
             return f"{name}: return a tensor, one KL per image, not {type(got).__name__}"
         if tuple(got.shape) != (b,):
@@ -1315,6 +1320,16 @@ def check_gaussian_kl(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) 
                 return (f"{name}: the values are right but carry no gradient, so training could not "
                         "follow them: compute them with torch operations on mu and logvar, without "
                         ".detach(), .item(), .numpy() or torch.no_grad()")
+            # d KL / d mu = mu and d KL / d logvar = (exp(logvar) - 1) / 2: both inputs must be followed
+            grads = torch.autograd.grad(got.sum(), (mu_in, logvar_in), allow_unused=True)
+            for what, grad, right in (("mu", grads[0], mu), ("logvar", grads[1], 0.5 * (logvar.exp() - 1))):
+                if grad is None:
+                    return (f"{name}: the values are right but no gradient reaches {what}, so training could "
+                            f"not move {what} by this term: use {what} itself, not a detached copy or a "
+                            "number made from it")
+                if not torch.allclose(grad.float(), right, rtol=1e-4, atol=1e-5):
+                    return (f"{name}: the values are right at this point, but the gradient with respect to "
+                            f"{what} is not the KL's: your formula agrees with the KL here, not around it")
             return None
         if torch.isnan(value).any():
             return (f"{name}: your result contains NaN. logvar can be negative: the variance is "
@@ -1748,7 +1763,12 @@ def check_false_alarm_threshold(fn: Callable[[torch.Tensor, float], float]) -> b
 
 
 def _completion_case(seed: int, latent_dim: int, batch: int, images: str):
-    """A small HalfImageCVAE whose prior is far from N(0, I), a batch of images and the noise eps."""
+    """A small HalfImageCVAE whose prior is far from N(0, I), a batch of images and the noise eps.
+
+    The recognition network's sigma is well above 1 and the decoder's weights on z are ten times their
+    initial size, so that where z comes from and how wide it is move the loss by tenths of a nat or more:
+    in an untrained decoder z barely matters, and a slip in sigma would pass.
+    """
     from .models import HalfImageCVAE
 
     g = torch.Generator().manual_seed(seed)
@@ -1757,7 +1777,9 @@ def _completion_case(seed: int, latent_dim: int, batch: int, images: str):
     with torch.no_grad():                                    # a prior network whose Gaussians are not N(0, I)
         model.prior_mu_head.bias.copy_(torch.randn(latent_dim, generator=g) + 1.0)
         model.prior_logvar_head.bias.copy_(torch.rand(latent_dim, generator=g) - 1.0)
-        model.logvar_head.bias.copy_(torch.rand(latent_dim, generator=g) - 0.3)
+        model.logvar_head.bias.copy_(torch.rand(latent_dim, generator=g) + 0.5)
+        first = next(layer for layer in model.generation.modules() if isinstance(layer, nn.Linear))
+        first.weight[:, :latent_dim] *= 10                   # its inputs are [z, top half]
     x = torch.rand(batch, 1, 28, 28, generator=g)
     if images == "binary":
         x = x.round()

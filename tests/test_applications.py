@@ -368,8 +368,10 @@ def test_few_labels_checks_its_input_seeds_with_zero_and_takes_a_class_that_has_
     idx = app.few_labels(labels, 2)
     assert torch.equal(idx, app.few_labels(labels, 2, seed=0)) and {0, 6} <= set(idx.tolist())
     assert torch.bincount(labels[idx]).tolist() == [2, 2, 2]
-    for bad in (labels.float(), labels.view(2, 5), labels.tolist()):
-        with pytest.raises(ValueError, match=r"^few_labels expects a 1-D tensor of class indices$"):
+    for bad, got in ((labels.float(), r"a 1-D torch.float32 tensor of shape \(10,\)"),
+                     (labels.view(2, 5), r"a 2-D torch.int64 tensor of shape \(2, 5\)"), (labels.tolist(), "list")):
+        expected = rf"^few_labels expects a 1-D tensor of class indices \(integers\), got {got}$"
+        with pytest.raises(ValueError, match=expected):
             app.few_labels(bad, 2)
     with pytest.raises(ValueError, match=r"^per_class must be a positive int, got 0$"):
         app.few_labels(labels, 0)
@@ -464,9 +466,12 @@ def test_tuned_probe_refuses_a_zero_penalty_and_an_empty_training_set():
     features, labels = torch.randn(30, 3), torch.arange(30) % 3
     with pytest.raises(ValueError, match=r"^Cs must be one or more positive numbers, got \[0.0, 1.0\]$"):
         app.tuned_linear_probe(features, labels, features, labels, Cs=[1.0, 0.0])
-    with pytest.raises(ValueError, match=r"^folds must be an int from 2 to 0 \(the smallest class has 0 labelled "
-                                         r"images\), got 3$"):
+    with pytest.raises(ValueError, match=r"^tuned_linear_probe needs at least 2 labelled training images of each "
+                                         r"class to cross-validate, got no training images$"):
         app.tuned_linear_probe(features[:0], labels[:0], features, labels)
+    with pytest.raises(ValueError, match=r"^tuned_linear_probe needs at least 2 labelled training images of each "
+                                         r"class to cross-validate, got 1 in its smallest class$"):
+        app.tuned_linear_probe(features[:4], labels[:4], features, labels)          # labels 0, 1, 2, 0
 
 
 def test_tuned_probe_picks_a_weak_penalty_when_only_a_weak_penalty_separates_the_classes():

@@ -212,6 +212,8 @@ _WRONG_KLS = {
     "over the images": (lambda mu, logvar: _kl_terms(mu, logvar).sum(0), "you reduced over the images"),
     "square root of logvar": (lambda mu, logvar: 0.5 * (mu ** 2 + logvar.sqrt() - 1 - logvar).sum(1), "NaN"),
     "detached": (lambda mu, logvar: _kl_terms(mu, logvar).sum(1).detach(), "carry no gradient"),
+    "mu detached": (lambda mu, logvar: _kl_terms(mu.detach(), logvar).sum(1), "no gradient reaches mu"),
+    "logvar detached": (lambda mu, logvar: _kl_terms(mu, logvar.detach()).sum(1), "no gradient reaches logvar"),
     "a list": (lambda mu, logvar: _kl_terms(mu, logvar).sum(1).tolist(), "return a tensor"),
 }
 

@@ -294,6 +294,13 @@ def test_completion_loss_check_names_each_slip(slip, words, capsys):
     assert words in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("slip", [dict(from_prior=True), dict(sigma_full=True)], ids=["z from the prior", "sigma"])
+def test_where_z_comes_from_and_how_wide_it_is_fail_every_hidden_case(slip, capsys):
+    # the hidden models' decoders must depend on z: in an untrained one these slips moved the loss by hundredths
+    assert not checks.check_completion_loss(lambda m, x, e: _loss(m, x, e, **slip))
+    assert "5 of 5 hidden tests failed" in capsys.readouterr().out
+
+
 def test_completion_loss_check_handles_stubs_crashes_and_changed_inputs(capsys):
     def stub(model, images, eps):
         raise NotImplementedError
