@@ -8,7 +8,8 @@ from autoenc_helpers import checks
 
 
 def make_epoch(*, train_mode=True, shuffle=True, use_generator=True, zero_grad=True, step=True,
-               loss=F.mse_loss, result="weighted", drop_last=False, in_place=False):
+               loss=F.mse_loss, result="weighted", drop_last=False, in_place=False, input_scale=1.0,
+               batch_scale=1, extra_batch=False):
     """A train_epoch written right, or with one chosen mistake."""
 
     def train_epoch(model, optimizer, images, batch_size, generator):
@@ -19,30 +20,27 @@ def make_epoch(*, train_mode=True, shuffle=True, use_generator=True, zero_grad=T
             order = torch.randperm(n, generator=generator) if use_generator else torch.randperm(n)
         else:
             order = torch.arange(n)
-        total, losses = 0.0, []
-        stop = n - n % batch_size if drop_last else n
-        for start in range(0, stop, batch_size):
-            batch = images[order[start:start + batch_size]]
+        size = batch_size * batch_scale
+        stop = n - n % size if drop_last else n
+        starts = list(range(0, stop, size)) + ([0] if extra_batch else [])
+        total, weighted, values = 0.0, 0.0, []
+        for start in starts:
+            batch = images[order[start:start + size]]
             if in_place:
-                images.mul_(1.0)
                 images.add_(0.001)
-            value = loss(model(batch), batch)
+            value = loss(model(batch * input_scale), batch)
             if zero_grad:
                 optimizer.zero_grad()
             value.backward()
             if step:
                 optimizer.step()
-            total += value.item() * len(batch)
-            losses.append(value)
-        if result == "weighted":
-            return total / n
-        if result == "plain mean":
-            return sum(v.item() for v in losses) / len(losses)
-        if result == "last":
-            return losses[-1].item()
-        if result == "tensor":
-            return losses[-1]
-        raise AssertionError(result)
+            weighted += value.item() * len(batch)
+            total += value.item()
+            values.append(value)
+        return {"weighted": lambda: weighted / n, "plain mean": lambda: total / len(values),
+                "last": lambda: values[-1].item(), "tensor": lambda: values[-1], "sum": lambda: total,
+                "weighted sum": lambda: weighted, "times 784": lambda: 784 * weighted / n,
+                "twice": lambda: 2 * weighted / n, "None": lambda: None}[result]()
 
     return train_epoch
 

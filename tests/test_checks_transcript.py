@@ -56,6 +56,7 @@ import autoenc_helpers as ah  # noqa: E402
 from autoenc_helpers import checks, losses, noise, vq  # noqa: E402
 # The right answers and slips the lesson tests already write, reused (tests/ is on the path, as for baselines.py)
 from test_checks import _kl, _kl_terms, _loo_right, _loo_with, _stub, _swapped as _swapped_kl  # noqa: E402
+from test_checks_lesson01 import make_epoch  # noqa: E402
 from test_checks_lesson03 import _with as _objective_with, right as _objective  # noqa: E402
 from test_checks_lesson04 import OneLayerSplit, TwoHeads, bce as _bce_rows, kl as _kl_rows  # noqa: E402
 from test_checks_lesson08 import even_decoder  # noqa: E402
@@ -151,44 +152,6 @@ PER_IMAGE_SQUARED_ERROR = [
     Answer("subtracts x from x_hat in place", _edits_x_hat),
     Answer(f"never returns (time limit {LOOP_LIMIT_S} s)", _forever, time_limit=LOOP_LIMIT_S),
 ]
-
-
-def make_epoch(*, train_mode=True, shuffle=True, use_generator=True, zero_grad=True, step=True,
-               loss=F.mse_loss, result="weighted", drop_last=False, in_place=False, input_scale=1.0,
-               batch_scale=1, extra_batch=False):
-    """A train_epoch written right, or with one chosen mistake."""
-
-    def train_epoch(model, optimizer, images, batch_size, generator):
-        if train_mode:
-            model.train()
-        n = len(images)
-        if shuffle:
-            order = torch.randperm(n, generator=generator) if use_generator else torch.randperm(n)
-        else:
-            order = torch.arange(n)
-        size = batch_size * batch_scale
-        stop = n - n % size if drop_last else n
-        starts = list(range(0, stop, size)) + ([0] if extra_batch else [])
-        total, weighted, values = 0.0, 0.0, []
-        for start in starts:
-            batch = images[order[start:start + size]]
-            if in_place:
-                images.add_(0.001)
-            value = loss(model(batch * input_scale), batch)
-            if zero_grad:
-                optimizer.zero_grad()
-            value.backward()
-            if step:
-                optimizer.step()
-            weighted += value.item() * len(batch)
-            total += value.item()
-            values.append(value)
-        return {"weighted": lambda: weighted / n, "plain mean": lambda: total / len(values),
-                "last": lambda: values[-1].item(), "tensor": lambda: values[-1], "sum": lambda: total,
-                "weighted sum": lambda: weighted, "times 784": lambda: 784 * weighted / n,
-                "twice": lambda: 2 * weighted / n, "None": lambda: None}[result]()
-
-    return train_epoch
 
 
 def _lesson_style_epoch(model, optimizer, images, batch_size, generator):
