@@ -5,6 +5,7 @@
     python3 tools/mutation.py losses noise       # only these
     python3 tools/mutation.py --jobs 1 models    # one module at a time
     python3 tools/mutation.py --survivors checks # after new tests: only what the last run left alive
+    python3 tools/mutation.py --changed checks   # after a code change: only the changed functions' mutants
     python3 tools/mutation.py --list             # the modules and the test files that cover each
 
 For each module it builds a scratch copy of the package and the tests in ``.mutmut/<module>/``
@@ -193,7 +194,7 @@ def interval(killed: int, counted: int) -> tuple[float, float]:
     return (100 * max(0.0, centre - half), 100 * min(1.0, centre + half))
 
 
-def run(module: str, survivors: bool = False, sample: int | None = None) -> dict:
+def run(module: str, survivors: bool = False, sample: int | None = None, changed: bool = False) -> dict:
     """Run mutmut on ``module``; with ``survivors``, only what the module's last run left alive.
 
     A survivors run keeps the last run's verdicts, copies the current package and tests, collects afresh
@@ -203,24 +204,27 @@ def run(module: str, survivors: bool = False, sample: int | None = None) -> dict
 
     sample: run only this many of the module's mutants, drawn at random (all of them if it has no more);
     None runs every mutant.
+
+    changed: like ``survivors`` but without running the earlier survivors again: only the mutants of the
+    functions whose code changed since the last census (for a change of code whose tests changed with it).
     """
-    if survivors:
+    if survivors or changed:
         before = WORK / module / "survivors.txt"
         if not before.exists():
             raise SystemExit(f"{module}: no earlier census in {before.parent.relative_to(ROOT)}: --survivors builds on "
                              f"a run of every mutant; run `python3 tools/mutation.py --all {module}` first")
         alive = [line.strip().rsplit(": ", 1)[0] for line in before.read_text().splitlines()
                  if line.strip().endswith(UNKILLED)]
-    work = prepare(module, keep_results=survivors, sampled=sample is not None)
+    work = prepare(module, keep_results=survivors or changed, sampled=sample is not None)
     start = time.monotonic()
     log_path = work / "mutmut.log"
-    with open(log_path, "a" if survivors else "w") as log:
-        if survivors:
+    with open(log_path, "a" if survivors or changed else "w") as log:
+        if survivors or changed:
             (work / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)   # which tests reach what: afresh
             code = _mutmut(work, ["run", "--max-children", "1"], log)          # the changed functions' mutants
             verdicts = _listing(work)
             again = [name for name in alive if verdicts.get(name) in UNKILLED]
-            if code == 0 and again:
+            if code == 0 and again and survivors:
                 code = _mutmut(work, ["run", "--max-children", "1", *again], log)
         elif sample is not None:
             _mutmut(work, ["run", "--max-children", "1", NO_SUCH_MUTANT], log)          # generate, map the tests
@@ -233,9 +237,9 @@ def run(module: str, survivors: bool = False, sample: int | None = None) -> dict
     if code != 0:
         print(f"{module}: mutmut exited with {code}; see {log_path.relative_to(ROOT)}", file=sys.stderr)
     verdicts = _listing(work)
-    names = chosen if sample is not None and not survivors else list(verdicts)
+    names = chosen if sample is not None else list(verdicts)
     stats = count(verdicts, names)
-    if sample is not None and not survivors:
+    if sample is not None:
         stats["sampled_from"] = len(verdicts)
     (work / "survivors.txt").write_text("".join(f"    {name}: {verdicts.get(name, 'not checked')}\n"
                                                 for name in names if verdicts.get(name) != "killed"))
@@ -260,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="print the modules and their test files")
     parser.add_argument("--survivors", action="store_true",
                         help="run again only what each module's last run left alive (and the mutants of changed code)")
+    parser.add_argument("--changed", action="store_true",
+                        help="run again only the mutants of functions whose code changed since the last census")
     parser.add_argument("--jobs", type=int, default=2, metavar="N",
                         help="modules to run at once, each on one core (default 2)")
     parser.add_argument("--sample", type=int, default=SAMPLE, metavar="N",
@@ -274,7 +280,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--jobs must be a positive int, got {args.jobs}")
     if args.sample < 1:
         parser.error(f"--sample must be a positive int, got {args.sample}")
-    sample = None if args.all or args.survivors else args.sample
+    if args.survivors and args.changed:
+        parser.error("--survivors already runs the changed functions' mutants: give one of --survivors, --changed")
+    sample = None if args.all or args.survivors or args.changed else args.sample
     unknown = [m for m in args.modules if m not in MODULES]
     if unknown:
         parser.error(f"unknown module(s) {unknown}; expected some of {list(MODULES)}")
@@ -292,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         if (WORK / "stop").exists():                 # touch .mutmut/stop: no module starts after that
             print(f"{module}: not run (.mutmut/stop exists)", flush=True)
             return False
-        stats = run(module, survivors=args.survivors, sample=sample)
+        stats = run(module, survivors=args.survivors, sample=sample, changed=args.changed)
         s = score(stats)
         line = (f"{module}: killed {stats.get('killed')}, timeout {stats.get('timeout')}, "
                 f"survived {stats.get('survived')}, no tests {stats.get('no_tests')}, "
