@@ -42,7 +42,7 @@ def test_the_controls_column_has_a_fixed_width_so_the_figure_does_not_jump():
     controls, output = explorer.widget.children
     parts = [controls, output, *controls.children]
     assert explorer.readout in parts and explorer.reset_button in parts and explorer.picker in parts
-    assert all(isinstance(p.layout.width, str) and p.layout.width.endswith("px") for p in parts), \
+    assert all(isinstance(p.layout.width, str) and p.layout.width.lower().endswith("px") for p in parts), \
         [(type(p).__name__, p.layout.width) for p in parts]
 
 
