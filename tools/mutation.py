@@ -73,7 +73,9 @@ MODULES: dict[str, list[str]] = {
     # Not the widget tests of test_vq.py and test_models_conditional.py: they train a model in a module fixture,
     # seconds that mutmut does not count in a test's time, so a surviving mutant ran past its CPU limit and was
     # counted as a timeout (killed). test_widgets*.py test the same widgets with untrained stand-in models.
-    "widgets": ["tests/test_widgets.py", "tests/test_widgets_display.py", "tests/test_noise.py",
+    "widgets": ["tests/test_widgets.py", "tests/test_widgets_display.py", "tests/test_widgets_latent.py",
+                "tests/test_widgets_parts.py", "tests/test_widgets_code_grid.py", "tests/test_widgets_conditional.py",
+                "tests/test_widgets_noise.py", "tests/test_widgets_loss_factor.py", "tests/test_noise.py",
                 "tests/test_vq.py::test_picking_another_image_changes_the_picture_even_when_two_grids_are_the_same",
                 "tests/test_colab.py::test_the_course_widgets_are_core_ipywidgets_models"],   # its widget test only
 }
