@@ -568,6 +568,11 @@ def check_random_corruption(fn: Callable[[torch.Tensor, dict, torch.Generator], 
             elif not all(0.2 <= v <= 0.47 for v in shares.values()):
                 yield ("each of the three kinds should hit about a third of the images; yours: "
                        + ", ".join(f"{k} {v:.0%}" for k, v in shares.items()))
+            clean = float((flat == 0.5).all(1).float().mean())      # a right answer leaves about 0.2% clean
+            if clean > 0.05:
+                yield (f"{clean:.0%} of the mid-grey images came back unchanged, where levels uniform in "
+                       "[0, maximum] leave almost none: give every image one of the kinds (an index from 0 to "
+                       "len(kinds) - 1) at its own level")
             std = (flat[other_values] - 0.5).std(1) if other_values.any() else torch.zeros(1)
             if float(std.max()) > 0.6 * 1.15:
                 yield (f"a Gaussian image has noise of standard deviation {float(std.max()):.2f}, "

@@ -168,6 +168,43 @@ def _lesson_style_epoch(model, optimizer, images, batch_size, generator):
     return total / len(images)
 
 
+def _smoke_test_then_global_shuffle(model, optimizer, images, batch_size, generator):
+    model(torch.zeros(1, 1, 28, 28))                         # "does the model run?" before training: a stray input
+    return make_epoch(use_generator=False)(model, optimizer, images, batch_size, generator)
+
+
+def _batches_one_too_long(model, optimizer, images, batch_size, generator):
+    model.train()
+    order = torch.randperm(len(images), generator=generator)
+    total = 0.0
+    for start in range(0, len(images), batch_size):
+        batch = images[order[start:start + batch_size + 1]]     # off by one: each batch overlaps the next
+        loss = F.mse_loss(model(batch), batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(batch)
+    return total / len(images)
+
+
+def _batch_losses_as_a_list(model, optimizer, images, batch_size, generator):
+    model.train()
+    order = torch.randperm(len(images))                             # and the global generator
+    values = []
+    for start in range(0, len(images), batch_size):
+        batch = images[order[start:start + batch_size]]
+        loss = F.mse_loss(model(batch), batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        values.append(loss.item())
+    return values
+
+
+def _divided_by_the_number_of_images(model, optimizer, images, batch_size, generator):
+    return make_epoch(loss=lambda a, b: F.mse_loss(a, b) / len(images))(model, optimizer, images, batch_size, generator)
+
+
 TRAIN_EPOCH = [
     Answer("right", make_epoch()),
     Answer("right, zero_grad(set_to_none=True) and nn.MSELoss", _lesson_style_epoch),
@@ -194,6 +231,12 @@ TRAIN_EPOCH = [
     Answer("returns twice the mean", make_epoch(result="twice")),
     Answer("returns None after training", make_epoch(result="None")),
     Answer("changes the images in place", make_epoch(in_place=True)),
+    Answer("runs the model on a zero image first, then shuffles with the global generator",
+           _smoke_test_then_global_shuffle),
+    Answer("batches one image too long: order[start:start + batch_size + 1]", _batches_one_too_long),
+    Answer("returns the list of the batch losses, shuffled with the global generator", _batch_losses_as_a_list),
+    Answer("the loss divided by the number of images", _divided_by_the_number_of_images),
+    Answer("no optimizer.step(), returns the last batch's loss", make_epoch(step=False, result="last")),
 ]
 
 
@@ -228,6 +271,8 @@ GAUSSIAN_NOISE = [
     Answer("adds in place, only when sigma = 0.5", _noise_in_place_at_half),
     Answer("ignores the generator", lambda x, s, g: (x + s * torch.randn(x.shape)).clamp(0, 1)),
     Answer("crops the images", lambda x, s, g: _noise(x, s, g)[:, :, :14]),
+    Answer("right, on flattened images reshaped to (B, 1, 28, 28)",
+           lambda x, s, g: _noise(x.flatten(1), s, g).view(-1, 1, 28, 28)),
 ]
 
 
@@ -310,6 +355,56 @@ def _silent_on_unknown(images, max_levels, generator):
     return _corrupt_with(images, known, generator) if known else images.clone()
 
 
+def _global_state_full_levels(images, max_levels, generator):
+    _refuse_unknown(max_levels)
+    kinds = list(max_levels)
+    which = torch.randint(len(kinds), (images.shape[0],))
+    fraction = torch.rand(images.shape[0])
+    out = images.clone()
+    for k, kind in enumerate(kinds):
+        rows = which == k
+        if rows.any():
+            out[rows] = ah.corrupt(images[rows], kind, fraction[rows])             # not times the maximum
+    return out
+
+
+def _noise_clipped_before_adding(images, max_levels, generator):
+    _refuse_unknown(max_levels)
+    g = generator
+    kinds = list(max_levels)
+    which = torch.randint(len(kinds), (images.shape[0],), generator=g)
+    fraction = torch.rand(images.shape[0], generator=g)
+    out = images.clone()
+    for k, kind in enumerate(kinds):
+        rows = which == k
+        if not rows.any():
+            continue
+        levels = fraction[rows] * max_levels[kind]
+        if kind == "gaussian":
+            noise_ = levels.view(-1, 1, 1, 1) * torch.randn(images[rows].shape, generator=g)
+            out[rows] = images[rows] + noise_.clamp(0, 1)
+        else:
+            out[rows] = ah.corrupt(images[rows], kind, levels, generator=g)
+    return out
+
+
+def _kinds_with(draw):
+    """An answer that draws each image's kind index as ``draw(uniform numbers, number of kinds)``."""
+    def fn(images, max_levels, generator):
+        _refuse_unknown(max_levels)
+        g = generator
+        return _corrupt_with(images, max_levels, g, kinds_from=lambda b, k: draw(torch.rand(b, generator=g), k))
+    return fn
+
+
+def _levels_with(draw):
+    """An answer that draws each image's level, as a fraction of the maximum, with ``draw(B, generator)``."""
+    def fn(images, max_levels, generator):
+        _refuse_unknown(max_levels)
+        return _corrupt_with(images, max_levels, generator, levels_from=lambda b: draw(b, generator))
+    return fn
+
+
 def _in_place_corruption(images, max_levels, generator):
     images.copy_(_right_corruption(images, max_levels, generator))
     return images
@@ -348,6 +443,18 @@ RANDOM_CORRUPTION = [
            make=counting(1, _right_corruption, lambda x, m, g: x[:, :, :14])),
     Answer("right on the first two calls, cropped from the third on",
            make=counting(2, _right_corruption, lambda x, m, g: x[:, :, :14])),
+    Answer("draws from the global random state, levels up to 1 whatever the maximum", _global_state_full_levels),
+    Answer("the Gaussian noise clipped to [0, 1] before it is added", _noise_clipped_before_adding),
+    Answer("levels between 0.2 times the maximum and the maximum",
+           _levels_with(lambda b, g: 0.2 + 0.8 * torch.rand(b, generator=g))),
+    Answer("levels 0 or the maximum: torch.randint(2, (B,)) times the maximum",
+           _levels_with(lambda b, g: torch.randint(2, (b,), generator=g).float())),
+    Answer("kinds (rand * (len(kinds) - 1)).long(): the last kind never drawn",
+           _kinds_with(lambda u, k: (u * (k - 1)).long())),
+    Answer("kinds (rand * (len(kinds) - 1)).round(): the middle kind twice as often",
+           _kinds_with(lambda u, k: (u * (k - 1)).round().long())),
+    Answer("kinds (rand * (len(kinds) + 1)).long(): an index past the last kind leaves the image clean",
+           _kinds_with(lambda u, k: (u * (k + 1)).long())),
 ]
 
 
