@@ -637,6 +637,8 @@ REPARAMETERIZE = [
     Answer("summed over the last axis", lambda mu, lv: _reparam(mu, lv).sum(1)),
     Answer("right for four calls, then raise NotImplementedError (the statistics test)",
            make=counting(4, _reparam, _stub)),
+    Answer("right for three calls, then raise NotImplementedError (the gradient test)",
+           make=counting(3, _reparam, _stub)),
 ]
 
 
