@@ -641,6 +641,21 @@ def _randn(mu):
     return torch.randn_like(mu)
 
 
+def logvar_shifted(shift):
+    """TwoHeads whose log-variance head starts ``shift`` higher: right, with sigma far from 1."""
+    def make(hidden, latent_dim):
+        module = TwoHeads(hidden, latent_dim)
+        with torch.no_grad():
+            module.logvar.bias.add_(shift)
+        return module
+    return make
+
+
+def _exponential(mu):
+    """Noise with the spread of N(0, 1) but mean 1: an exponential draw."""
+    return torch.empty_like(mu).exponential_()
+
+
 ENCODER_HEAD = [
     Answer("right: two nn.Linear heads, z = mu + exp(0.5 * logvar) * randn_like", TwoHeads),
     Answer("right: one layer split in two, Normal(...).rsample()", OneLayerSplit),
@@ -677,6 +692,12 @@ ENCODER_HEAD = [
     Answer("forward raises NotImplementedError", make=forward_raises_from(1)),
     Answer("forward raises NotImplementedError from its 4th call (the gradient test)", make=forward_raises_from(4)),
     Answer("forward raises NotImplementedError from its 5th call (the statistics test)", make=forward_raises_from(5)),
+    Answer("right, with a small sigma: the logvar head's bias 8 lower (sigma about 0.02)", logvar_shifted(-8.0)),
+    Answer("right, with a large sigma: the logvar head's bias 2 higher", logvar_shifted(2.0)),
+    Answer("half-normal eps, randn_like(mu).abs()",
+           head_draw(lambda mu, lv: mu + torch.exp(0.5 * lv) * _randn(mu).abs())),
+    Answer("exponential eps: the spread of N(0, 1), mean 1",
+           head_draw(lambda mu, lv: mu + torch.exp(0.5 * lv) * _exponential(mu))),
     Answer("a module without parameters", NoParameters),
     Answer("every parameter frozen", _frozen),
     Answer("crashes in forward", head(lambda self, h: self.mu(h.T))),
@@ -717,9 +738,14 @@ REPARAMETERIZE = [
     Answer("mu detached", lambda mu, lv: mu.detach() + torch.exp(0.5 * lv) * torch.randn_like(mu)),
     Answer("2 * mu", lambda mu, lv: 2 * mu + torch.exp(0.5 * lv) * torch.randn_like(mu)),
     Answer("mu + 1", lambda mu, lv: mu + 1 + torch.exp(0.5 * lv) * torch.randn_like(mu)),
+    Answer("half-normal eps, randn_like(mu).abs()", lambda mu, lv: mu + torch.exp(0.5 * lv) * _randn(mu).abs()),
+    Answer("exponential eps: the spread of N(0, 1), mean 1",
+           lambda mu, lv: mu + torch.exp(0.5 * lv) * _exponential(mu)),
     Answer("summed over the last axis", lambda mu, lv: _reparam(mu, lv).sum(1)),
     Answer("right for four calls, then raise NotImplementedError (the statistics test)",
            make=counting(4, _reparam, _stub)),
+    Answer("right for three calls, then raise NotImplementedError (the gradient test)",
+           make=counting(3, _reparam, _stub)),
 ]
 
 
@@ -888,6 +914,29 @@ class ViewDecoder(nn.Module):
         return self.rest(self.first(z).view(z.shape[0], self.c4, 7, 7))
 
 
+class LogitsAndProbabilities(nn.Module):
+    """Right layers, but forward returns two tensors, (logits, sigmoid(logits))."""
+
+    def __init__(self, k, channels):
+        super().__init__()
+        self.net = even_decoder(k, channels)
+
+    def forward(self, z):
+        logits = self.net(z)
+        return logits, torch.sigmoid(logits)
+
+
+class ClampInForward(nn.Module):
+    """Right layers, then the output clamped to [0, 1] in forward: exact 0s and 1s, no sigmoid module."""
+
+    def __init__(self, k, channels):
+        super().__init__()
+        self.net = even_decoder(k, channels)
+
+    def forward(self, z):
+        return self.net(z).clamp(0, 1)
+
+
 def stride2_decoder(k, channels, *, kernel=3, padding=0, layers=2, stride=2, first=True):
     """A decoder whose stride-2 (or stride-4) layers use the given kernel and padding."""
     c1, c2, c3, c4 = channels
@@ -934,6 +983,9 @@ def _decoder_answers(even: bool) -> list[Answer]:
         Answer(f"a final ReLU{tag}",
                lambda k, ch: nn.Sequential(even_decoder(k, ch), nn.ReLU()), kwargs=kw),
         Answer(f"reshapes with .view from the wrong number of features{tag}", ViewDecoder, kwargs=kw),
+        Answer(f"returns (logits, probabilities), a tuple{tag}", LogitsAndProbabilities, kwargs=kw),
+        Answer(f"output_padding=2 with stride 2{tag}", lambda k, ch: good_decoder(k, ch, output_padding=2), kwargs=kw),
+        Answer(f"clamps the output to [0, 1] in forward{tag}", ClampInForward, kwargs=kw),
     ]
     return answers
 
@@ -1105,6 +1157,11 @@ def _perplexity_in_bits(indices, k):
     return float(2 ** -(p * p.log2()).sum())
 
 
+def _entropy_eps(indices, k):
+    p = torch.bincount(indices.flatten(), minlength=k).float() / indices.numel()
+    return float(-(p * torch.log(p + 1e-6)).sum())
+
+
 def _perplexity_over_k(indices, k):
     _, counts = _shares(indices, k)
     q = (counts / k)[counts > 0]
@@ -1123,6 +1180,7 @@ PERPLEXITY = [
     Answer("counts divided by K", _perplexity_over_k),
     Answer("one more than the perplexity", lambda i, k: math.exp(_entropy(i, k)) + 1),
     Answer("one value per code", lambda i, k: torch.ones(k)),
+    Answer("the entropy in nats, float32, log(p + 1e-6) against NaN", _entropy_eps),
 ]
 
 
@@ -1165,6 +1223,7 @@ SHARD_INDICES = [
     Answer("a string of positions", lambda *a: "0, 1"),
     Answer("six positions, 0 to 5", lambda *a: list(range(6))),
     Answer("seven positions, 0 to 6", lambda *a: list(range(7))),
+    Answer("right positions, as a column: shape (k, 1)", lambda *a: _shard(*a).unsqueeze(1)),
 ]
 
 
