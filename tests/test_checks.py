@@ -1,3 +1,5 @@
+import collections
+
 import pytest
 import torch
 
@@ -265,6 +267,36 @@ def test_an_in_place_edit_of_the_input_is_reported(capsys):
 
     assert not ah.checks.check_per_image_squared_error(edits_its_input)
     assert "changed its input number 1 in place" in capsys.readouterr().out
+
+
+def test_a_tuple_or_named_tuple_of_float64_tensors_comes_back_in_float32():
+    # what _learner does to a result such as quantize's (codes, quantized), or a named tuple of them
+    Pair = collections.namedtuple("Pair", "quantized codes")
+    plain = checks._as_float32((torch.ones(2, dtype=torch.float64), 3))
+    assert type(plain) is tuple and plain[0].dtype == torch.float32 and plain[1] == 3
+    named = checks._as_float32(Pair(torch.ones(2, dtype=torch.float64), torch.zeros(2, dtype=torch.int64)))
+    assert type(named) is Pair
+    assert named.quantized.dtype == torch.float32 and named.codes.dtype == torch.int64
+
+
+def test_exactly_shown_findings_are_printed_without_an_and_more_line(capsys):
+    assert checks.SHOWN == 3
+    assert not checks.check_per_image_squared_error(lambda x_hat, x: (x_hat - x).abs().flatten(1).sum(1))
+    out = capsys.readouterr().out
+    assert "3 of 3 hidden tests failed" in out and out.count("\n   - ") == 3
+    assert "more" not in out
+
+
+def test_a_stub_left_in_the_refusal_of_unknown_kinds_is_named_by_its_check(capsys):
+    from test_noise import _draw_and_corrupt
+
+    def refusal_not_written(images, max_levels, generator):
+        if any(kind not in ah.noise.NOISE_KINDS for kind in max_levels):
+            raise NotImplementedError                       # the one branch the learner has not written yet
+        return _draw_and_corrupt(images, max_levels, generator)
+
+    assert checks.check_random_corruption(refusal_not_written) is False
+    assert "⏳ random_corruption: not written yet" in capsys.readouterr().out
 
 # -- lesson 05: the leave-one-out baseline ----------------------------------------------------------
 

@@ -40,6 +40,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import NormalDist
 from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -480,6 +481,11 @@ L1_ACTIVATION_PENALTY = [
 ]
 
 
+def _kl_log_differences(h, rho):
+    r = h.mean(0).clamp(1e-6, 1 - 1e-6)
+    return (rho * (math.log(rho) - torch.log(r)) + (1 - rho) * (math.log(1 - rho) - torch.log(1 - r))).sum()
+
+
 KL_SPARSITY_PENALTY = [
     Answer("right: the sum over units of KL(rho || h.mean(0)), clamped", lambda h, rho: _kl(h, rho).sum()),
     Answer("right: losses.kl_sparsity_penalty", losses.kl_sparsity_penalty),
@@ -498,6 +504,9 @@ KL_SPARSITY_PENALTY = [
     Answer("one value per unit", lambda h, rho: _kl(h, rho)),
     Answer("a Python number", lambda h, rho: _kl(h, rho).sum().item()),
     Answer("twice the KL", lambda h, rho: 2 * _kl(h, rho).sum()),
+    Answer("not clamped, an infinite penalty replaced by 0 (torch.nan_to_num)",
+           lambda h, rho: torch.nan_to_num(_kl(h, rho, eps=0).sum(), posinf=0.0)),
+    Answer("right: written with differences of logs, log(rho) - log(rho_hat)", _kl_log_differences),
 ]
 
 
@@ -835,6 +844,10 @@ FREE_BITS_KL = [
     Answer("the gradient goes through the floor",
            lambda mu, lv, lam: (lambda d: (d + (d.clamp(min=lam) - d).detach()).sum())(_kl_terms(mu, lv).mean(0))),
     Answer("three times the term", lambda mu, lv, lam: 3 * _free_bits(mu, lv, lam)),
+    Answer("the right value with 1.5 times its gradient",
+           lambda mu, lv, lam: (lambda v: v + 0.5 * (v - v.detach()))(_free_bits(mu, lv, lam))),
+    Answer("summed over the batch, then floored, in float64",
+           lambda mu, lv, lam: _kl_terms(mu.double(), lv.double()).sum(0).clamp(min=lam).sum()),
 ]
 
 
@@ -1037,6 +1050,8 @@ FALSE_ALARM_THRESHOLD = [
     Answer("the rate quantile", lambda s, r: torch.quantile(s, r)),
     Answer("np.percentile given a fraction", lambda s, r: np.percentile(s.numpy(), 1 - r)),
     Answer("mean + z * std", lambda s, r: s.mean() + 1.6448536 * s.std()),
+    Answer("mean + z * std, z = NormalDist().inv_cdf(1 - rate)",
+           lambda s, r: s.mean() + NormalDist().inv_cdf(1 - r) * s.std()),
     Answer("the largest score", lambda s, r: s.max()),
     Answer("the median", lambda s, r: s.median()),
     Answer("a threshold that flags one image more than rate * N (within one image: right)",
@@ -1056,6 +1071,17 @@ def _completion_with(**slip):
     return lambda m, x, e: _completion(m, x, e, **slip)
 
 
+def _completion_summed_in_float64(model, images, eps):
+    top, bottom = images[:, :, :14], images[:, :, 14:]
+    mu, logvar = model.encode(top, bottom)
+    prior_mu, prior_logvar = model.prior(top)
+    logits = model.decode(mu + (0.5 * logvar).exp() * eps, top, logits=True).double()
+    bce = F.binary_cross_entropy_with_logits(logits, bottom.double(), reduction="none").flatten(1).sum(1)
+    kl = losses.gaussian_kl_between(mu.double(), logvar.double(), prior_mu.double(), prior_logvar.double(),
+                                    batch="none")
+    return (bce + kl).sum()                                       # the slip: summed over the batch
+
+
 def _completion_in_place(model, images, eps):
     eps.mul_(2)
     return _completion(model, images, eps / 2)
@@ -1072,6 +1098,7 @@ COMPLETION_LOSS = [
     Answer("sigma = exp(logvar)", _completion_with(sigma_full=True)),
     Answer("the BCE averaged over pixels", _completion_with(pixels_mean=True)),
     Answer("summed over the batch", _completion_with(batch_sum=True)),
+    Answer("summed over the batch, the BCE and the KL in float64", _completion_summed_in_float64),
     Answer("no KL", _completion_with(no_kl=True)),
     Answer("one loss per image", _completion_with(per_image=True)),
     Answer("a second sigmoid", _completion_with(twice=True)),
