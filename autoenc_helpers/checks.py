@@ -1333,8 +1333,9 @@ def check_gaussian_kl(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) 
                             f"not move {what} by this term: use {what} itself, not a detached copy or a "
                             "number made from it")
                 if not torch.allclose(grad.float(), right, rtol=1e-4, atol=1e-5):
-                    return (f"{name}: the values are right at this point, but the gradient with respect to "
-                            f"{what} is not the KL's: your formula agrees with the KL here, not around it")
+                    return (f"{name}: the values are right here, but the gradient with respect to {what} is not "
+                            "the KL's: a formula that agrees with the KL only at these values, or a detached part, "
+                            "gives another gradient")
             return None
         if torch.isnan(value).any():
             return (f"{name}: your result contains NaN. logvar can be negative: the variance is "

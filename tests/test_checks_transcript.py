@@ -812,6 +812,8 @@ GAUSSIAN_KL = [
            lambda mu, lv: _kl_terms(mu, lv.detach()).sum(1)),
     Answer("a list", lambda mu, lv: _kl_terms(mu, lv).sum(1).tolist()),
     Answer("three times the KL", lambda mu, lv: 3 * _kl_terms(mu, lv).sum(1)),
+    Answer("the right values with 1.5 times their gradient",
+           lambda mu, lv: (lambda k: k + 0.5 * (k - k.detach()))(_kl_terms(mu, lv).sum(1))),
 ]
 
 
