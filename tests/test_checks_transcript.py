@@ -317,7 +317,7 @@ def _right_corruption(images, max_levels, generator):
     return _corrupt_with(images, max_levels, generator)
 
 
-def _global_state_corruption(images, max_levels, generator):
+def _global_state_corruption(images, max_levels, generator, *, times_maximum=True):
     _refuse_unknown(max_levels)
     kinds = list(max_levels)
     which = torch.randint(len(kinds), (images.shape[0],))
@@ -326,7 +326,7 @@ def _global_state_corruption(images, max_levels, generator):
     for k, kind in enumerate(kinds):
         rows = which == k
         if rows.any():
-            out[rows] = ah.corrupt(images[rows], kind, fraction[rows] * max_levels[kind])
+            out[rows] = ah.corrupt(images[rows], kind, fraction[rows] * (max_levels[kind] if times_maximum else 1.0))
     return out
 
 
@@ -357,16 +357,7 @@ def _silent_on_unknown(images, max_levels, generator):
 
 
 def _global_state_full_levels(images, max_levels, generator):
-    _refuse_unknown(max_levels)
-    kinds = list(max_levels)
-    which = torch.randint(len(kinds), (images.shape[0],))
-    fraction = torch.rand(images.shape[0])
-    out = images.clone()
-    for k, kind in enumerate(kinds):
-        rows = which == k
-        if rows.any():
-            out[rows] = ah.corrupt(images[rows], kind, fraction[rows])             # not times the maximum
-    return out
+    return _global_state_corruption(images, max_levels, generator, times_maximum=False)   # levels not times the maximum
 
 
 def _noise_clipped_before_adding(images, max_levels, generator):
