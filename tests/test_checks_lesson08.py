@@ -7,7 +7,7 @@ import autoenc_helpers as ah
 from autoenc_helpers import checks
 
 
-def good_decoder(k, channels, *, output_padding=1, sigmoid=False, features=None):
+def good_decoder(k, channels, *, output_padding=1, sigmoid=False, features=None, flatten=False):
     """The mirror of the encoder: kernel 3 everywhere, output_padding=1 where the stride is 2."""
     c1, c2, c3, c4 = channels
     layers = [nn.Linear(k, features or c4 * 49), nn.LeakyReLU(), nn.Unflatten(1, (c4, 7, 7)),
@@ -17,6 +17,8 @@ def good_decoder(k, channels, *, output_padding=1, sigmoid=False, features=None)
               nn.ConvTranspose2d(c1, 1, 3, stride=1, padding=1)]
     if sigmoid:
         layers.append(nn.Sigmoid())
+    if flatten:
+        layers.append(nn.Flatten(1, 2))                          # (B, 1, 28, 28) -> (B, 28, 28)
     return nn.Sequential(*layers)
 
 

@@ -60,7 +60,7 @@ from test_checks import _kl, _kl_terms, _loo_right, _loo_with, _stub, _swapped a
 from test_checks_lesson01 import make_epoch  # noqa: E402
 from test_checks_lesson03 import _with as _objective_with, right as _objective  # noqa: E402
 from test_checks_lesson04 import OneLayerSplit, TwoHeads, bce as _bce_rows, kl as _kl_rows  # noqa: E402
-from test_checks_lesson08 import even_decoder  # noqa: E402
+from test_checks_lesson08 import even_decoder, good_decoder  # noqa: E402
 from test_models_completion import _loss as _completion  # noqa: E402
 from test_noise import refuse_unknown_kinds as _refuse_unknown  # noqa: E402
 from test_noise import right_pipeline_one_image_at_a_time as _corruption_one_at_a_time  # noqa: E402
@@ -292,7 +292,7 @@ PSNR = [
 
 
 def _corrupt_with(images, max_levels, generator, *, kinds_from=None, levels_from=None, level_scale=True,
-                  clip=True, clip_below_only=False):
+                  clip=True, clip_below_only=False, clip_noise=False):
     """Draw a kind and a level per image and corrupt it; the keywords make the usual slips."""
     kinds = list(max_levels)
     b = images.shape[0]
@@ -305,7 +305,8 @@ def _corrupt_with(images, max_levels, generator, *, kinds_from=None, levels_from
             continue
         levels = fraction[rows] * (max_levels[kind] if level_scale else 1.0)
         if kind == "gaussian" and not clip:
-            noisy = images[rows] + levels.view(-1, 1, 1, 1) * torch.randn(images[rows].shape, generator=generator)
+            noise_ = levels.view(-1, 1, 1, 1) * torch.randn(images[rows].shape, generator=generator)
+            noisy = images[rows] + (noise_.clamp(0, 1) if clip_noise else noise_)
             out[rows] = noisy.clamp(min=0) if clip_below_only else noisy
         else:
             out[rows] = ah.corrupt(images[rows], kind, levels, generator=generator)
@@ -362,22 +363,7 @@ def _global_state_full_levels(images, max_levels, generator):
 
 def _noise_clipped_before_adding(images, max_levels, generator):
     _refuse_unknown(max_levels)
-    g = generator
-    kinds = list(max_levels)
-    which = torch.randint(len(kinds), (images.shape[0],), generator=g)
-    fraction = torch.rand(images.shape[0], generator=g)
-    out = images.clone()
-    for k, kind in enumerate(kinds):
-        rows = which == k
-        if not rows.any():
-            continue
-        levels = fraction[rows] * max_levels[kind]
-        if kind == "gaussian":
-            noise_ = levels.view(-1, 1, 1, 1) * torch.randn(images[rows].shape, generator=g)
-            out[rows] = images[rows] + noise_.clamp(0, 1)
-        else:
-            out[rows] = ah.corrupt(images[rows], kind, levels, generator=g)
-    return out
+    return _corrupt_with(images, max_levels, generator, clip=False, clip_noise=True)
 
 
 def _kinds_with(draw):
@@ -867,21 +853,6 @@ CONV_TRANSPOSE_OUTPUT_SIZE = [
     Answer("size * stride - 2 * padding", lambda n, k, s, p: n * s - 2 * p),
     Answer("returns 0", lambda n, k, s, p: 0),
 ]
-
-
-def good_decoder(k, channels, *, output_padding=1, sigmoid=False, features=None, flatten=False):
-    """The mirror of the encoder: kernel 3 everywhere, output_padding=1 where the stride is 2."""
-    c1, c2, c3, c4 = channels
-    layers = [nn.Linear(k, features or c4 * 49), nn.LeakyReLU(), nn.Unflatten(1, (c4, 7, 7)),
-              nn.ConvTranspose2d(c4, c3, 3, stride=1, padding=1), nn.LeakyReLU(),
-              nn.ConvTranspose2d(c3, c2, 3, stride=2, padding=1, output_padding=output_padding), nn.LeakyReLU(),
-              nn.ConvTranspose2d(c2, c1, 3, stride=2, padding=1, output_padding=output_padding), nn.LeakyReLU(),
-              nn.ConvTranspose2d(c1, 1, 3, stride=1, padding=1)]
-    if sigmoid:
-        layers.append(nn.Sigmoid())
-    if flatten:
-        layers.append(nn.Flatten(1, 2))                          # (B, 1, 28, 28) -> (B, 28, 28)
-    return nn.Sequential(*layers)
 
 
 class SpareDecoder(nn.Module):
