@@ -46,6 +46,45 @@ def test_every_panel_is_titled_from_the_first_picture_on(images):  # noqa: F811
     assert [ax.get_title() for ax in explorer.figure.axes] == [
         "code grid of image 0 (1 edited)", "decoded from its own code", f"edited: (3, 3) = {(code + 1) % 8}",
         f"change (largest {largest:.2f})"]
+    # a redraw sets each title again: at the same small size, not matplotlib's default title size
+    assert [ax.title.get_fontsize() for ax in explorer.figure.axes] == [8] * 4
+
+
+def test_the_four_panels_fill_the_figure(images):  # noqa: F811
+    """The pictures are as large as the 7.4-inch figure allows: the layout leaves only a thin margin (about 0.1
+    of an inch each side; a wider padding shrinks every picture by a tenth)."""
+    explorer = widgets.CodeGridExplorer(_vq(), images.images[:2])
+    boxes = [ax.get_position() for ax in explorer.figure.axes]
+    assert boxes[-1].x1 - boxes[0].x0 > 0.97, [b.bounds for b in boxes]
+
+
+def test_the_readout_names_the_code_before_and_after_the_edit(images):  # noqa: F811
+    explorer = widgets.CodeGridExplorer(_vq(), images.images[:2])
+    was = int(explorer.grid[2, 5])
+    explorer.set_code(2, 5, was)                                     # the position's own code: no edit
+    assert explorer.readout.value == f"position (2, 5): code <b>{was}</b> in the image's own grid; 0 position(s) edited"
+    now = (was + 3) % 8
+    explorer.set_code(2, 5, now)
+    assert explorer.readout.value == (f"position (2, 5): code <b>{was}</b> in the image's own grid, <b>{now}</b> now; "
+                                      "1 position(s) edited")
+
+
+def test_set_code_takes_every_codebook_entry_and_refuses_the_others(images):  # noqa: F811
+    explorer = widgets.CodeGridExplorer(_vq(), images.images[:2])
+    for entry in (0, 7):                                             # the first and the last of 8 codes
+        explorer.set_code(1, 1, entry)
+        assert int(explorer.edited[1, 1]) == entry == explorer.entry.value
+    for entry in (-1, 8):
+        with pytest.raises(ValueError, match=re.escape(f"entry must be in 0..7, got {entry}")):
+            explorer.set_code(1, 1, entry)
+
+
+def test_set_code_draws_once_however_many_controls_it_moves(images):  # noqa: F811
+    """set_code moves the row, the column and the code slider: one picture, not one per control."""
+    explorer = widgets.CodeGridExplorer(_vq(), images.images[:2])
+    before = explorer.renders
+    explorer.set_code(6, 0, (int(explorer.grid[6, 0]) + 1) % 8)     # row 3 -> 6, column 3 -> 0, a new code
+    assert explorer.renders == before + 1
 
 
 def test_the_grid_panel_shows_each_code_as_its_number_and_one_fixed_colour(images, monkeypatch):  # noqa: F811

@@ -77,3 +77,8 @@ def test_every_width_in_the_layout_is_valid_css():
     for box in boxes:
         width = box.layout.width
         assert width is None or re.fullmatch(r"\d+(\.\d+)?(px|%|em|rem|vw)", width, re.IGNORECASE), (box, width)
+
+
+def test_a_code_of_the_wrong_length_is_named():
+    with pytest.raises(ValueError, match=re.escape("a code of 3 numbers for a 2-D code space")):
+        widgets.ConditionalExplorer(_cvae(), ah.data.FASHION_CLASSES, code=[0.0, 1.0, 2.0])

@@ -54,3 +54,13 @@ def test_bad_labels_are_named_with_what_was_expected(labels, message):
     with pytest.raises(ValueError) as error:
         widgets.LatentExplorer(_ae().decode, torch.randn(3, 2), labels=labels, classes=["a", "b", "c"])
     assert str(error.value) == message
+
+
+def test_a_picture_is_drawn_on_the_fixed_grey_scale_of_0_to_1():
+    """0 is black and 1 white in every picture: a faint image (values 0.2 to 0.6) stays faint, not stretched to
+    full contrast, so two pictures side by side can be compared by their greys."""
+    fig = Figure()
+    ax = fig.subplots()
+    widgets._picture(ax, np.linspace(0.2, 0.6, 28 * 28).reshape(28, 28), "faint")
+    assert ax.images[0].get_clim() == (0, 1) and ax.images[0].get_cmap().name == "gray"
+    assert ax.get_title() == "faint" and ax.title.get_fontsize() == 8
