@@ -474,6 +474,16 @@ def test_tuned_probe_refuses_a_zero_penalty_and_an_empty_training_set():
         app.tuned_linear_probe(features[:4], labels[:4], features, labels)          # labels 0, 1, 2, 0
 
 
+def test_tuned_probe_cross_validates_two_labelled_images_per_class_in_two_folds():
+    """2 images per class is the least that can be cross-validated (each fold fits on one, scores the other):
+    taken, not refused."""
+    g = torch.Generator().manual_seed(2)
+    labels = torch.arange(6) % 3
+    features = torch.randn(3, 4, generator=g)[labels] * 5 + torch.randn(6, 4, generator=g)
+    tuned = app.tuned_linear_probe(features, labels, features, labels, folds=2)
+    assert tuned["C"] in app.PROBE_CS and tuned["cv_accuracy"] * 6 == round(tuned["cv_accuracy"] * 6)
+
+
 def test_tuned_probe_picks_a_weak_penalty_when_only_a_weak_penalty_separates_the_classes():
     """The class is in the difference of two strongly correlated features. A strong L2 penalty keeps the weights
     near the class means' direction (the first feature alone, swamped by the shared noise); a weak one finds the

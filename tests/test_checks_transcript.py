@@ -383,6 +383,14 @@ def _levels_with(draw):
     return fn
 
 
+def _levels_checked_first(images, max_levels, generator):
+    """Refuses a level above 1 for any kind before drawing, but an unknown kind only when an image draws it."""
+    for kind, top in max_levels.items():
+        if kind != "gaussian" and top > 1:
+            raise ValueError(f"the level of {kind!r} must be at most 1, got {top}")
+    return _corrupt_with(images, max_levels, generator)
+
+
 def _in_place_corruption(images, max_levels, generator):
     images.copy_(_right_corruption(images, max_levels, generator))
     return images
@@ -433,6 +441,7 @@ RANDOM_CORRUPTION = [
            _kinds_with(lambda u, k: (u * (k - 1)).round().long())),
     Answer("kinds (rand * (len(kinds) + 1)).long(): an index past the last kind leaves the image clean",
            _kinds_with(lambda u, k: (u * (k + 1)).long())),
+    Answer("refuses a level above 1 first, an unknown kind only when an image draws it", _levels_checked_first),
 ]
 
 

@@ -1,7 +1,13 @@
-"""tools/mutation.py's own arithmetic: the random draw of mutants, the counts and the score's interval.
+"""tools/mutation.py's own arithmetic (the random draw of mutants, the counts and the score's interval), and the
+lines it adds to the scratch copy's conftest.py.
 
 The mutation runs themselves take minutes to hours and need mutmut, so they are not run here.
 """
+
+import os
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
@@ -43,3 +49,44 @@ def test_the_interval_is_wilsons_and_narrows_with_the_sample():
     assert wide[0] < low < narrow[0] < 95.0 < narrow[1] < high < wide[1]
     assert mutation.interval(400, 400)[1] == pytest.approx(100.0) and mutation.interval(400, 400)[0] > 99.0
     assert mutation.interval(0, 0) == (0.0, 100.0)
+
+
+# A process forked from the runner dies holding tqdm's lock (a mutant stopped for its time while a bar redrew);
+# then another forked process makes a bar, as every fit() does (even with progress=False).
+_DEAD_HOLDER = textwrap.dedent("""
+    import os, time
+    from tqdm.auto import tqdm
+    tqdm.get_lock()                                  # the runner's clean run has made bars: the lock exists
+    pid = os.fork()
+    if pid == 0:
+        tqdm.get_lock().acquire()
+        os._exit(0)
+    os.waitpid(pid, 0)
+    pid = os.fork()
+    if pid == 0:
+        tqdm(total=3, disable=True).close()
+        os._exit(0)
+    deadline = time.monotonic() + 4
+    while time.monotonic() < deadline:
+        if os.waitpid(pid, os.WNOHANG)[0]:
+            print("made a bar")
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, 9)
+        print("blocked")
+""")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="mutmut forks its mutants; this needs os.fork")
+def test_a_mutant_that_dies_holding_tqdms_lock_does_not_block_the_next_mutants_bars():
+    """mutmut forks every mutant from one runner. tqdm's default lock is a multiprocessing semaphore all those
+    processes share, so one mutant stopped while a bar held it blocked every later fit() until its time ran out
+    (a false kill). The scratch conftest gives tqdm a lock of each process's own."""
+    script = mutation.CONFTEST_EXTRA + _DEAD_HOLDER
+    env = dict(os.environ, AUTOENC_SMOKE="1")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
+    assert out.stdout.strip() == "made a bar", out.stdout + out.stderr
+    # and without those lines the next bar is blocked: what the test guards against
+    bare = subprocess.run([sys.executable, "-c", _DEAD_HOLDER], capture_output=True, text=True, timeout=120, env=env)
+    assert bare.stdout.strip() == "blocked", bare.stdout + bare.stderr

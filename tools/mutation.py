@@ -85,14 +85,26 @@ SIZE = {"checks": 5941, "widgets": 1937, "models": 1440, "losses": 782, "cache":
         "training": 462}
 
 
-# Appended to the scratch copy's conftest.py: under mutmut every call of the package goes through a trampoline,
-# and several runs may share the machine, so the exercise checks' time limit per hidden test (5 s, for a
-# learner's loop that never ends) gets room; the test of the limit itself sets its own.
+# Appended to the scratch copy's conftest.py.
+# - Under mutmut every call of the package goes through a trampoline, and several runs may share the machine, so
+#   the exercise checks' time limit per hidden test (5 s, for a learner's loop that never ends) gets room; the
+#   test of the limit itself sets its own.
+# - tqdm's bars share one lock, by default a multiprocessing lock: a semaphore in memory that every process forked
+#   from mutmut's runner shares. A mutant stopped for its time while a bar held that lock (a bar takes it to
+#   redraw) left it taken for good, and from then on every later mutant's fit() waited for it until its own time
+#   ran out: counted as a timeout, that is as killed, survivors included (seen on 2026-11-30: 28 of training's
+#   mutants in a row). A thread lock lives in each process's own memory, so a stopped mutant takes it along;
+#   without tqdm's monitor thread, no thread of the runner can hold it at the moment of a fork.
 CONFTEST_EXTRA = """
 
-import autoenc_helpers.checks as _checks  # noqa: E402  (added by tools/mutation.py)
+import threading as _threading  # noqa: E402  (added by tools/mutation.py)
+
+import autoenc_helpers.checks as _checks  # noqa: E402
+from tqdm import tqdm as _tqdm  # noqa: E402
 
 _checks.TIME_LIMIT_S = 60
+_tqdm.monitor_interval = 0
+_tqdm.set_lock(_threading.RLock())
 """
 
 
