@@ -384,10 +384,11 @@ def _levels_with(draw):
 
 
 def _levels_checked_first(images, max_levels, generator):
-    """Refuses a level above 1 for any kind before drawing, but an unknown kind only when an image draws it."""
+    """Refuses a level above 1 for any kind before drawing (without naming the kind), but an unknown kind only
+    when an image draws it."""
     for kind, top in max_levels.items():
         if kind != "gaussian" and top > 1:
-            raise ValueError(f"the level of {kind!r} must be at most 1, got {top}")
+            raise ValueError(f"a level must be at most 1, got {top}")
     return _corrupt_with(images, max_levels, generator)
 
 
