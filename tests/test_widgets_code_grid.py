@@ -16,6 +16,7 @@ from matplotlib.colors import to_rgba
 import autoenc_helpers as ah
 from autoenc_helpers import widgets
 from test_widgets_display import images  # noqa: F401  (the fixture: 30 Fashion-MNIST test images)
+from test_widgets_parts import assert_every_width_is_css
 
 
 def _vq(n_codes=8):
@@ -152,11 +153,7 @@ def test_a_model_that_is_not_a_vq_vae_is_named(images):  # noqa: F811
 
 
 def test_every_width_in_the_layout_is_valid_css(images):  # noqa: F811
-    """The browser silently drops a width that is not a CSS length (the control then takes its default size):
-    every width the widget sets must be one (or unset, the default)."""
     explorer = widgets.CodeGridExplorer(_vq(), images.images)
     boxes = [explorer.widget, *explorer.widget.children, *explorer.widget.children[0].children]
     assert {explorer.output, explorer.picker, explorer.reset_button, explorer.readout} <= set(boxes)
-    for box in boxes:
-        width = box.layout.width
-        assert width is None or re.fullmatch(r"\d+(\.\d+)?(px|%|em|rem|vw)", width, re.IGNORECASE), (box, width)
+    assert_every_width_is_css(boxes)

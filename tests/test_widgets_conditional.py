@@ -9,6 +9,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from test_widgets_parts import assert_every_width_is_css
 
 import autoenc_helpers as ah
 from autoenc_helpers import widgets
@@ -69,14 +70,10 @@ def test_limits_must_leave_the_sliders_a_range(limits):
 
 
 def test_every_width_in_the_layout_is_valid_css():
-    """The browser silently drops a width that is not a CSS length (the control then takes its default size):
-    every width the widget sets must be one (or unset, the default)."""
     explorer = widgets.ConditionalExplorer(_cvae(), ah.data.FASHION_CLASSES)
     boxes = [explorer.widget, *explorer.widget.children, *explorer.widget.children[0].children]
     assert explorer.output in boxes and all(s in boxes for s in explorer.sliders) and explorer.selector in boxes
-    for box in boxes:
-        width = box.layout.width
-        assert width is None or re.fullmatch(r"\d+(\.\d+)?(px|%|em|rem|vw)", width, re.IGNORECASE), (box, width)
+    assert_every_width_is_css(boxes)
 
 
 def test_a_code_of_the_wrong_length_is_named():

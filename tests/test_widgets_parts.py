@@ -1,5 +1,7 @@
 """The parts every widget shares: the PNG it sends, the distances of its readout, its checks of the arguments."""
 
+import re
+
 import matplotlib
 import numpy as np
 import pytest
@@ -9,6 +11,14 @@ from test_widgets import _ae
 
 import autoenc_helpers as ah
 from autoenc_helpers import widgets
+
+
+def assert_every_width_is_css(boxes):
+    """The browser silently drops a width that is not a CSS length (the control then takes its default size):
+    every width a widget sets must be one (or unset, the default)."""
+    for box in boxes:
+        width = box.layout.width
+        assert width is None or re.fullmatch(r"\d+(\.\d+)?(px|%|em|rem|vw)", width, re.IGNORECASE), (box, width)
 
 
 def test_the_picture_sent_is_a_png_whatever_the_users_savefig_format():
